@@ -1,0 +1,609 @@
+//! Category-wise Fine-Tuning: re-fit each category's `(w_c, b_c)` on its known labels only.
+//!
+//! For every category independently (and in parallel):
+//! 1. take the training and validation samples whose label is known (positive or negative);
+//!    skip the category, keeping its weights, when either side lacks a positive or a negative;
+//! 2. score the original head on validation: that is "epoch −1", the best so far;
+//! 3. each epoch, take one optimizer step ([`Method::Bp`]: one full-batch Adam step on a loss;
+//!    [`Method::Ga`]: one generation of the genetic algorithm), then score the head on
+//!    validation; keep the weights of the first epoch with a strictly higher score;
+//! 4. stop after `patience` epochs without improvement, or at `max_epochs`.
+//!
+//! The GA evolves `d + 1` genes per individual: the weights and the bias. Fitness (AP or AUC)
+//! ignores the bias, so it only drifts by mutation; the head takes the best individual's
+//! weights *and* bias (the reference writes back only the weights, a harmless slip since the
+//! metric is shift-invariant).
+
+use crate::adam::{Adam, AdamConfig};
+use crate::head::LinearHead;
+use crate::labels::SparseLabels;
+use crate::linalg::{gemm_nt, gemv, gemv_t, Matrix};
+use crate::loss::Loss;
+use crate::metrics::{Metric, RankScorer};
+use crate::rng::Pcg64;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::time::Instant;
+
+/// Genetic-algorithm settings (the reference's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GaConfig {
+    /// Individuals per generation (50).
+    pub population: usize,
+    /// Probability that a gene comes from the first parent (0.2).
+    pub crossover: f64,
+    /// Probability that an offspring is mutated (0.5).
+    pub mutation_prob: f64,
+    /// Mutations are U(−range, range) added to every gene (0.001).
+    pub mutation_range: f64,
+    /// Best individuals copied unchanged into the next generation (1).
+    pub elitism: usize,
+}
+
+impl Default for GaConfig {
+    fn default() -> Self {
+        Self { population: 50, crossover: 0.2, mutation_prob: 0.5, mutation_range: 0.001, elitism: 1 }
+    }
+}
+
+/// How a category's head is re-fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Method {
+    /// Gradient descent: one full-batch Adam step per epoch on `loss`.
+    Bp {
+        /// The training loss (ASL or BCE, summed).
+        loss: Loss,
+        /// Adam settings.
+        adam: AdamConfig,
+    },
+    /// The genetic algorithm maximising the metric on the training known labels.
+    Ga(GaConfig),
+}
+
+impl Method {
+    /// The short name used in tables (`bp-asl`, `bp-bce`, `ga`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Bp { loss: Loss::Asl { .. }, .. } => "bp-asl",
+            Method::Bp { loss: Loss::Bce, .. } => "bp-bce",
+            Method::Ga(_) => "ga",
+        }
+    }
+}
+
+/// Everything that controls a CFT run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FineTuneConfig {
+    /// The optimizer.
+    pub method: Method,
+    /// The validation (and GA fitness) metric.
+    pub metric: Metric,
+    /// At most this many epochs (reference: 5000).
+    pub max_epochs: usize,
+    /// Stop after this many epochs without improvement (reference: 300).
+    pub patience: usize,
+    /// Seed of the GA's per-category random streams.
+    pub seed: u64,
+    /// Keep the per-epoch history of every category.
+    pub keep_history: bool,
+    /// Fine-tune only these categories (all when `None`); the rest keep their weights.
+    pub categories: Option<Vec<usize>>,
+}
+
+impl FineTuneConfig {
+    /// The reference's defaults for a method: 5000 epochs, patience 300, metric AP.
+    pub fn reference(method: Method) -> Self {
+        Self {
+            method,
+            metric: Metric::Ap,
+            max_epochs: 5000,
+            patience: 300,
+            seed: 0,
+            keep_history: false,
+            categories: None,
+        }
+    }
+}
+
+/// Why a category was not fine-tuned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// No known positive among the training samples.
+    NoTrainPositive,
+    /// No known negative among the training samples.
+    NoTrainNegative,
+    /// No known positive among the validation samples.
+    NoValidPositive,
+    /// No known negative among the validation samples.
+    NoValidNegative,
+    /// Not among the categories requested.
+    NotRequested,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::NoTrainPositive => "no known positive in training",
+            SkipReason::NoTrainNegative => "no known negative in training",
+            SkipReason::NoValidPositive => "no known positive in validation",
+            SkipReason::NoValidNegative => "no known negative in validation",
+            SkipReason::NotRequested => "not requested",
+        })
+    }
+}
+
+/// One epoch of one category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch index from 0.
+    pub epoch: usize,
+    /// BP: the training loss before this epoch's step.
+    pub loss: Option<f64>,
+    /// GA: the best training fitness of the generation evaluated this epoch.
+    pub best_fitness: Option<f64>,
+    /// GA: the mean training fitness of that generation.
+    pub mean_fitness: Option<f64>,
+    /// Validation score of the head after this epoch.
+    pub valid_score: f64,
+}
+
+/// The result for one category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryOutcome {
+    /// Category index.
+    pub category: usize,
+    /// Why it was skipped, if it was.
+    pub skipped: Option<SkipReason>,
+    /// Known training samples used.
+    pub train_known: usize,
+    /// Known validation samples used.
+    pub valid_known: usize,
+    /// Validation score of the original head (epoch −1).
+    pub original_score: Option<f64>,
+    /// Best validation score (equals the original when no epoch improved).
+    pub best_score: Option<f64>,
+    /// Epoch whose weights were kept (−1: the original).
+    pub best_epoch: i64,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Wall time for this category.
+    pub seconds: f64,
+    /// Per-epoch history (empty unless requested).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<EpochRecord>,
+    /// The kept weights (`d` values) and bias.
+    #[serde(skip)]
+    pub weight: Vec<f32>,
+    /// The kept bias.
+    #[serde(skip)]
+    pub bias: f32,
+}
+
+/// A fine-tuned head and what happened to each category.
+#[derive(Debug, Clone)]
+pub struct FineTuneRun {
+    /// The fine-tuned head (skipped categories keep their original weights).
+    pub head: LinearHead,
+    /// One outcome per category, in category order.
+    pub categories: Vec<CategoryOutcome>,
+}
+
+/// Features and sparse partial labels of one split.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitRef<'a> {
+    /// `n × d` features.
+    pub features: &'a Matrix,
+    /// Known samples per category (uncertain entries are ignored: resolve them first).
+    pub labels: &'a SparseLabels,
+}
+
+/// One category's known samples of a split: their features (borrowed when all are known) and
+/// targets.
+#[derive(Debug, Clone)]
+pub struct CategorySamples<'a> {
+    /// Features of the known samples.
+    pub x: Cow<'a, Matrix>,
+    /// Targets, `true` = positive.
+    pub y: Vec<bool>,
+}
+
+impl<'a> CategorySamples<'a> {
+    /// Gathers category `c`'s known samples.
+    pub fn gather(split: SplitRef<'a>, c: usize) -> Self {
+        let (idx, y) = split.labels.per_category[c].known_sorted();
+        let x = if idx.len() == split.features.rows() {
+            Cow::Borrowed(split.features)
+        } else {
+            Cow::Owned(split.features.gather_rows(&idx))
+        };
+        Self { x, y }
+    }
+
+    fn class_counts(&self) -> (usize, usize) {
+        let pos = self.y.iter().filter(|&&t| t).count();
+        (pos, self.y.len() - pos)
+    }
+}
+
+/// Fine-tunes every category of `head` (in parallel) and returns the new head.
+///
+/// `on_done` is called once per category as it finishes (progress bars, checkpoints); it may be
+/// called from several threads.
+pub fn finetune(
+    head: &LinearHead,
+    train: SplitRef<'_>,
+    valid: SplitRef<'_>,
+    cfg: &FineTuneConfig,
+    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+) -> FineTuneRun {
+    let c = head.categories();
+    let outcomes: Vec<CategoryOutcome> = (0..c)
+        .into_par_iter()
+        .map(|cat| {
+            let requested = cfg.categories.as_ref().is_none_or(|only| only.contains(&cat));
+            let out = if requested {
+                let tr = CategorySamples::gather(train, cat);
+                let va = CategorySamples::gather(valid, cat);
+                finetune_category(cat, head.weight.row(cat), head.bias[cat], &tr, &va, cfg)
+            } else {
+                skipped(cat, head.weight.row(cat), head.bias[cat], SkipReason::NotRequested, 0, 0)
+            };
+            on_done(&out);
+            out
+        })
+        .collect();
+    let mut new_head = head.clone();
+    for o in &outcomes {
+        new_head.weight.row_mut(o.category).copy_from_slice(&o.weight);
+        new_head.bias[o.category] = o.bias;
+    }
+    FineTuneRun { head: new_head, categories: outcomes }
+}
+
+fn skipped(cat: usize, w: &[f32], b: f32, reason: SkipReason, nt: usize, nv: usize) -> CategoryOutcome {
+    CategoryOutcome {
+        category: cat,
+        skipped: Some(reason),
+        train_known: nt,
+        valid_known: nv,
+        original_score: None,
+        best_score: None,
+        best_epoch: -1,
+        epochs_run: 0,
+        seconds: 0.0,
+        history: Vec::new(),
+        weight: w.to_vec(),
+        bias: b,
+    }
+}
+
+/// Scores one head on a category's validation samples.
+struct Validator<'a> {
+    samples: &'a CategorySamples<'a>,
+    scores: Vec<f32>,
+    scorer: RankScorer,
+    metric: Metric,
+}
+
+impl<'a> Validator<'a> {
+    fn new(samples: &'a CategorySamples<'a>, metric: Metric) -> Self {
+        Self { samples, scores: vec![0.0; samples.y.len()], scorer: RankScorer::new(), metric }
+    }
+
+    fn score(&mut self, w: &[f32], b: f32) -> f64 {
+        gemv(&self.samples.x, w, b, &mut self.scores);
+        let mut out = [0.0];
+        self.scorer.score_rows(self.metric, &self.scores, &self.samples.y, &mut out);
+        out[0]
+    }
+}
+
+/// Tracks the best epoch and decides when to stop.
+struct Selection {
+    best_score: f64,
+    best_epoch: i64,
+    best_params: Vec<f32>,
+    patience: usize,
+}
+
+impl Selection {
+    /// Records an epoch's score; returns `true` when training should stop.
+    fn observe(&mut self, epoch: usize, score: f64, params: &[f32]) -> bool {
+        if score > self.best_score {
+            self.best_score = score;
+            self.best_epoch = epoch as i64;
+            self.best_params.copy_from_slice(params);
+        }
+        epoch as i64 - self.best_epoch >= self.patience as i64
+    }
+}
+
+/// Fine-tunes one category given its gathered known samples.
+pub fn finetune_category(
+    cat: usize,
+    w0: &[f32],
+    b0: f32,
+    train: &CategorySamples<'_>,
+    valid: &CategorySamples<'_>,
+    cfg: &FineTuneConfig,
+) -> CategoryOutcome {
+    let start = Instant::now();
+    let (tp, tn) = train.class_counts();
+    let (vp, vn) = valid.class_counts();
+    let reason = if tp == 0 {
+        Some(SkipReason::NoTrainPositive)
+    } else if tn == 0 {
+        Some(SkipReason::NoTrainNegative)
+    } else if vp == 0 {
+        Some(SkipReason::NoValidPositive)
+    } else if vn == 0 {
+        Some(SkipReason::NoValidNegative)
+    } else {
+        None
+    };
+    if let Some(r) = reason {
+        return skipped(cat, w0, b0, r, train.y.len(), valid.y.len());
+    }
+    let d = w0.len();
+    let mut params: Vec<f32> = w0.iter().copied().chain([b0]).collect();
+    let mut validator = Validator::new(valid, cfg.metric);
+    let original = validator.score(&params[..d], params[d]);
+    let mut sel = Selection {
+        best_score: original,
+        best_epoch: -1,
+        best_params: params.clone(),
+        patience: cfg.patience,
+    };
+    let mut history = Vec::new();
+    let mut epochs_run = 0;
+    match cfg.method {
+        Method::Bp { loss, adam } => {
+            let n = train.y.len();
+            let (mut logits, mut grad) = (vec![0.0f32; n], vec![0.0f32; n]);
+            let mut grad_params = vec![0.0f32; d + 1];
+            let mut opt = Adam::new(adam, d + 1);
+            for epoch in 0..cfg.max_epochs {
+                gemv(&train.x, &params[..d], params[d], &mut logits);
+                let l = loss.value_and_grad(&logits, &train.y, &mut grad);
+                gemv_t(&train.x, &grad, &mut grad_params[..d]);
+                grad_params[d] = grad.iter().map(|&g| f64::from(g)).sum::<f64>() as f32;
+                opt.step(&mut params, &grad_params);
+                let score = validator.score(&params[..d], params[d]);
+                epochs_run = epoch + 1;
+                if cfg.keep_history {
+                    history.push(EpochRecord {
+                        epoch,
+                        loss: Some(l),
+                        best_fitness: None,
+                        mean_fitness: None,
+                        valid_score: score,
+                    });
+                }
+                if sel.observe(epoch, score, &params) {
+                    break;
+                }
+            }
+        }
+        Method::Ga(ga) => {
+            let mut engine = GaState::new(&params, ga, Pcg64::for_stream(cfg.seed, cat as u64));
+            let mut scores = vec![0.0f32; ga.population * train.y.len()];
+            let mut scorer = RankScorer::new();
+            // The head is unchanged when the best individual is the elite at index 0; its
+            // validation score is then reused (bit-identical weights, identical score).
+            let mut elite_valid = Some(original);
+            for epoch in 0..cfg.max_epochs {
+                gemm_nt(&train.x, &engine.weights, &engine.biases, &mut scores);
+                scorer.score_rows(cfg.metric, &scores, &train.y, &mut engine.fitness);
+                let best = engine.best_index();
+                let (bf, mf) = (engine.fitness[best], engine.mean_fitness());
+                params[..d].copy_from_slice(engine.weights.row(best));
+                params[d] = engine.biases[best];
+                let score = match (best, elite_valid) {
+                    (0, Some(s)) => s,
+                    _ => validator.score(&params[..d], params[d]),
+                };
+                engine.breed();
+                // The next generation's index 0 is this generation's best (elitism ≥ 1).
+                elite_valid = (ga.elitism >= 1).then_some(score);
+                epochs_run = epoch + 1;
+                if cfg.keep_history {
+                    history.push(EpochRecord {
+                        epoch,
+                        loss: None,
+                        best_fitness: Some(bf),
+                        mean_fitness: Some(mf),
+                        valid_score: score,
+                    });
+                }
+                if sel.observe(epoch, score, &params) {
+                    break;
+                }
+            }
+        }
+    }
+    CategoryOutcome {
+        category: cat,
+        skipped: None,
+        train_known: train.y.len(),
+        valid_known: valid.y.len(),
+        original_score: Some(original),
+        best_score: Some(sel.best_score),
+        best_epoch: sel.best_epoch,
+        epochs_run,
+        seconds: start.elapsed().as_secs_f64(),
+        history,
+        weight: sel.best_params[..d].to_vec(),
+        bias: sel.best_params[d],
+    }
+}
+
+/// A GA population: weights `P × d`, biases `P`, and the fitness of the last evaluation.
+struct GaState {
+    cfg: GaConfig,
+    weights: Matrix,
+    biases: Vec<f32>,
+    fitness: Vec<f64>,
+    next_weights: Matrix,
+    next_biases: Vec<f32>,
+    rng: Pcg64,
+}
+
+impl GaState {
+    fn new(params: &[f32], cfg: GaConfig, rng: Pcg64) -> Self {
+        let d = params.len() - 1;
+        let p = cfg.population.max(1);
+        let mut weights = Matrix::zeros(p, d);
+        for i in 0..p {
+            weights.row_mut(i).copy_from_slice(&params[..d]);
+        }
+        Self {
+            cfg,
+            next_weights: weights.clone(),
+            weights,
+            biases: vec![params[d]; p],
+            next_biases: vec![params[d]; p],
+            fitness: vec![0.0; p],
+            rng,
+        }
+    }
+
+    /// The first individual with the highest fitness.
+    fn best_index(&self) -> usize {
+        let mut best = 0;
+        for (i, &f) in self.fitness.iter().enumerate() {
+            if f > self.fitness[best] {
+                best = i;
+            }
+        }
+        best
+    }
+
+    fn mean_fitness(&self) -> f64 {
+        self.fitness.iter().sum::<f64>() / self.fitness.len() as f64
+    }
+
+    /// Roulette selection, uniform crossover, mutation, elitism.
+    fn breed(&mut self) {
+        let p = self.fitness.len();
+        let d = self.weights.cols();
+        let mut cumulative = Vec::with_capacity(p);
+        let mut total = 0.0;
+        for &f in &self.fitness {
+            total += f.max(0.0);
+            cumulative.push(total);
+        }
+        let rng = &mut self.rng;
+        let draw = |rng: &mut Pcg64| -> usize {
+            if total > 0.0 {
+                let u = rng.random() * total;
+                cumulative.partition_point(|&c| c <= u).min(p - 1)
+            } else {
+                ((rng.random() * p as f64) as usize).min(p - 1)
+            }
+        };
+        let parents1: Vec<usize> = (0..p).map(|_| draw(rng)).collect();
+        let parents2: Vec<usize> = (0..p).map(|_| draw(rng)).collect();
+        let range = self.cfg.mutation_range;
+        for i in 0..p {
+            let (a, b) = (parents1[i], parents2[i]);
+            let child = self.next_weights.row_mut(i);
+            let (wa, wb) = (self.weights.row(a), self.weights.row(b));
+            for j in 0..d {
+                child[j] = if rng.random() < self.cfg.crossover { wa[j] } else { wb[j] };
+            }
+            let mut bias =
+                if rng.random() < self.cfg.crossover { self.biases[a] } else { self.biases[b] };
+            if rng.random() < self.cfg.mutation_prob {
+                for g in child.iter_mut() {
+                    *g += rng.uniform(-range, range) as f32;
+                }
+                bias += rng.uniform(-range, range) as f32;
+            }
+            self.next_biases[i] = bias;
+        }
+        // Elitism: the best individuals (stable order on ties) replace the first offspring.
+        let mut order: Vec<usize> = (0..p).collect();
+        order.sort_by(|&x, &y| self.fitness[y].total_cmp(&self.fitness[x]));
+        for (slot, &src) in order.iter().take(self.cfg.elitism.min(p)).enumerate() {
+            self.next_weights.row_mut(slot).copy_from_slice(self.weights.row(src));
+            self.next_biases[slot] = self.biases[src];
+        }
+        std::mem::swap(&mut self.weights, &mut self.next_weights);
+        std::mem::swap(&mut self.biases, &mut self.next_biases);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::{Label, PartialLabels};
+
+    /// A separable-ish toy problem: feature 0 carries the label, feature 1 is noise.
+    fn toy(n: usize, seed: u64) -> (Matrix, PartialLabels) {
+        let mut rng = Pcg64::new(seed);
+        let mut x = Vec::new();
+        let mut labels = Vec::new();
+        for _ in 0..n {
+            let y = rng.random() < 0.3;
+            x.push(if y { 1.0 } else { 0.0 } + rng.uniform(-0.8, 0.8) as f32);
+            x.push(rng.uniform(-1.0, 1.0) as f32);
+            labels.push(if rng.random() < 0.5 { Label::Unknown } else if y { Label::Positive } else { Label::Negative });
+            labels.push(Label::Negative);
+        }
+        (Matrix::new(n, 2, x).unwrap(), PartialLabels::new(n, 2, labels).unwrap())
+    }
+
+    fn run(method: Method, threads: usize) -> FineTuneRun {
+        let (xt, lt) = toy(200, 1);
+        let (xv, lv) = toy(150, 2);
+        let (st, sv) = (lt.to_sparse(), lv.to_sparse());
+        // A poor start: the informative weight is negative.
+        let head = LinearHead::new(Matrix::new(2, 2, vec![-0.5, 0.3, 0.1, 0.1]).unwrap(), vec![0.0, 0.0]).unwrap();
+        let mut cfg = FineTuneConfig::reference(method);
+        cfg.max_epochs = 300;
+        cfg.patience = 50;
+        cfg.seed = 7;
+        cfg.keep_history = true;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            finetune(
+                &head,
+                SplitRef { features: &xt, labels: &st },
+                SplitRef { features: &xv, labels: &sv },
+                &cfg,
+                &|_| {},
+            )
+        })
+    }
+
+    #[test]
+    fn bp_improves_and_never_returns_a_worse_head() {
+        let method = Method::Bp { loss: Loss::ASL_REFERENCE, adam: AdamConfig { lr: 1e-2, ..Default::default() } };
+        let r = run(method, 2);
+        let c0 = &r.categories[0];
+        assert!(c0.best_score.unwrap() > c0.original_score.unwrap());
+        assert!(c0.best_epoch >= 0);
+        assert_eq!(r.categories[1].skipped, Some(SkipReason::NoTrainPositive));
+        assert_eq!(r.head.weight.row(1), &[0.1, 0.1]);
+        // Stopped by patience: the last epoch is exactly `patience` after the best.
+        if c0.epochs_run < 300 {
+            assert_eq!(c0.epochs_run as i64 - 1 - c0.best_epoch, 50);
+        }
+    }
+
+    #[test]
+    fn ga_is_identical_whatever_the_thread_count() {
+        let a = run(Method::Ga(GaConfig::default()), 1);
+        let b = run(Method::Ga(GaConfig::default()), 2);
+        assert_eq!(a.head, b.head);
+        assert_eq!(a.categories[0].history, b.categories[0].history);
+        let c0 = &a.categories[0];
+        assert!(c0.best_score.unwrap() >= c0.original_score.unwrap());
+        // The GA's best training fitness never decreases (elitism).
+        let h = &c0.history;
+        assert!(h.windows(2).all(|w| w[1].best_fitness >= w[0].best_fitness));
+    }
+}

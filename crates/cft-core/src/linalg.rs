@@ -1,0 +1,299 @@
+//! Dense row-major f32 matrices and the three products CFT needs.
+//!
+//! * [`gemv`]: scores of one head on every sample (`X w + b`);
+//! * [`gemv_t`]: the gradient of a loss with respect to the weights (`Xᵀ g`);
+//! * [`gemm_nt`]: scores of a whole GA population (`W Xᵀ`), through the `gemm` crate.
+//!
+//! Every reduction runs over fixed-size row blocks combined in a fixed order, so results do not
+//! depend on the number of threads.
+
+use rayon::prelude::*;
+
+/// A dense row-major `rows × cols` f32 matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// Wraps row-major data; `None` if `data.len() != rows × cols`.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Option<Self> {
+        (data.len() == rows * cols).then_some(Self { rows, cols, data })
+    }
+
+    /// A zero matrix.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Self { rows, cols, data: vec![0.0; rows * cols] }
+    }
+
+    /// Number of rows (samples).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (feature dimension).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// Row `i`, mutable.
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        &mut self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The row-major data.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The row-major data, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// Consumes the matrix, returning its data.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// A new matrix made of the given rows, in order.
+    pub fn gather_rows(&self, rows: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(rows.len() * self.cols);
+        for &r in rows {
+            data.extend_from_slice(self.row(r));
+        }
+        Matrix { rows: rows.len(), cols: self.cols, data }
+    }
+
+    /// Position and value of the first non-finite entry, if any.
+    pub fn first_non_finite(&self) -> Option<(usize, usize, f32)> {
+        self.data
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| (i / self.cols.max(1), i % self.cols.max(1), self.data[i]))
+    }
+}
+
+/// Dot product with 16 independent accumulators (vectorises without `unsafe`).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0.0f32; L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..L {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for k in 0..width {
+            acc[k] += acc[k + width];
+        }
+    }
+    acc[0] + tail
+}
+
+const ROW_BLOCK: usize = 256;
+
+/// `out[i] = x.row(i) · w + b`.
+pub fn gemv(x: &Matrix, w: &[f32], b: f32, out: &mut [f32]) {
+    assert_eq!(w.len(), x.cols, "weight length must equal the feature dimension");
+    assert_eq!(out.len(), x.rows, "output length must equal the number of rows");
+    let d = x.cols.max(1);
+    out.par_chunks_mut(ROW_BLOCK)
+        .zip(x.data.par_chunks(ROW_BLOCK * d))
+        .for_each(|(o, rows)| {
+            for (oi, row) in o.iter_mut().zip(rows.chunks_exact(d)) {
+                *oi = dot(row, w) + b;
+            }
+        });
+}
+
+/// `out = xᵀ g` (length `cols`): per fixed row block a partial sum, then the blocks in order.
+pub fn gemv_t(x: &Matrix, g: &[f32], out: &mut [f32]) {
+    assert_eq!(g.len(), x.rows, "gradient length must equal the number of rows");
+    assert_eq!(out.len(), x.cols, "output length must equal the feature dimension");
+    let d = x.cols.max(1);
+    const BLOCK: usize = 1024;
+    let partials: Vec<Vec<f32>> = x
+        .data
+        .par_chunks(BLOCK * d)
+        .zip(g.par_chunks(BLOCK))
+        .map(|(rows, gs)| {
+            let mut acc = vec![0.0f32; x.cols];
+            for (row, &gi) in rows.chunks_exact(d).zip(gs) {
+                if gi != 0.0 {
+                    for (a, &v) in acc.iter_mut().zip(row) {
+                        *a += gi * v;
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    out.fill(0.0);
+    for p in partials {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+}
+
+/// `out[p × n + i] = w.row(p) · x.row(i) + bias[p]`: every individual's scores, one row each.
+pub fn gemm_nt(x: &Matrix, w: &Matrix, bias: &[f32], out: &mut [f32]) {
+    let (n, k, p) = (x.rows, x.cols, w.rows);
+    assert_eq!(w.cols, k, "population genes must equal the feature dimension");
+    assert_eq!(bias.len(), p);
+    assert_eq!(out.len(), n * p);
+    if n == 0 || p == 0 {
+        return;
+    }
+    if k == 0 {
+        for (row, &b) in out.chunks_mut(n).zip(bias) {
+            row.fill(b);
+        }
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let parallelism =
+        if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the pointers come from live slices whose lengths were checked above: `out` holds
+    // n × p values addressed as (i, q) ↦ q·n + i; `x` holds n × k as (i, j) ↦ i·k + j; `w`
+    // holds p × k, read as the k × p right operand (j, q) ↦ q·k + j. No operand aliases `out`.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm::gemm(
+            n,
+            p,
+            k,
+            out.as_mut_ptr(),
+            n as isize,
+            1,
+            false,
+            x.data.as_ptr(),
+            1,
+            k as isize,
+            w.data.as_ptr(),
+            k as isize,
+            1,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    for (row, &b) in out.chunks_mut(n).zip(bias) {
+        if b != 0.0 {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+}
+
+/// `out = a · x` where `a` is `m × n` row-major and `x` is `n × k`: `out` is `m × k` row-major.
+/// Used for the gradient of all heads at once (`G X`).
+pub fn gemm_nn(a: &[f32], m: usize, x: &Matrix, out: &mut [f32]) {
+    let (n, k) = (x.rows, x.cols);
+    assert_eq!(a.len(), m * n);
+    assert_eq!(out.len(), m * k);
+    if m == 0 || k == 0 {
+        return;
+    }
+    if n == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let parallelism =
+        if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: lengths checked above; `out` is (i, j) ↦ i·k + j, `a` is (i, l) ↦ i·n + l, `x` is
+    // (l, j) ↦ l·k + j; no operand aliases `out`.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm::gemm(
+            m,
+            k,
+            n,
+            out.as_mut_ptr(),
+            1,
+            k as isize,
+            false,
+            a.as_ptr(),
+            1,
+            n as isize,
+            x.data.as_ptr(),
+            1,
+            k as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &Matrix, w: &[f32]) -> Vec<f32> {
+        (0..x.rows()).map(|i| x.row(i).iter().zip(w).map(|(a, b)| a * b).sum()).collect()
+    }
+
+    fn sample(rows: usize, cols: usize) -> Matrix {
+        let data = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0).collect();
+        Matrix::new(rows, cols, data).unwrap()
+    }
+
+    #[test]
+    fn products_match_naive_loops() {
+        let x = sample(300, 37);
+        let w: Vec<f32> = (0..37).map(|j| (j as f32 - 18.0) / 10.0).collect();
+        let mut out = vec![0.0; 300];
+        gemv(&x, &w, 0.5, &mut out);
+        for (a, b) in out.iter().zip(naive(&x, &w)) {
+            assert!((a - (b + 0.5)).abs() < 1e-3, "{a} vs {b}");
+        }
+        let g: Vec<f32> = (0..300).map(|i| (i % 5) as f32 - 2.0).collect();
+        let mut gt = vec![0.0; 37];
+        gemv_t(&x, &g, &mut gt);
+        for j in 0..37 {
+            let want: f32 = (0..300).map(|i| x.row(i)[j] * g[i]).sum();
+            assert!((gt[j] - want).abs() < 1e-2, "{j}: {} vs {want}", gt[j]);
+        }
+        let pop = sample(5, 37);
+        let mut s = vec![0.0; 5 * 300];
+        gemm_nt(&x, &pop, &[0.0, 1.0, 2.0, 3.0, 4.0], &mut s);
+        for p in 0..5 {
+            let want = naive(&x, pop.row(p));
+            for i in 0..300 {
+                assert!((s[p * 300 + i] - want[i] - p as f32).abs() < 1e-3);
+            }
+        }
+        let a: Vec<f32> = (0..2 * 300).map(|i| (i % 3) as f32 - 1.0).collect();
+        let mut prod = vec![0.0; 2 * 37];
+        gemm_nn(&a, 2, &x, &mut prod);
+        for r in 0..2 {
+            for j in 0..37 {
+                let want: f32 = (0..300).map(|i| a[r * 300 + i] * x.row(i)[j]).sum();
+                assert!((prod[r * 37 + j] - want).abs() < 1e-2);
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Ranking metrics with scikit-learn semantics: average precision and ROC-AUC.
+//!
+//! * AP = `Σ (R_n − R_{n−1}) P_n` over distinct thresholds, tied scores entering together
+//!   (`sklearn.metrics.average_precision_score`, torchmetrics `binary_average_precision`).
+//! * ROC-AUC = Mann–Whitney U / (P·N), ties counting ½ (the trapezoidal ROC area).
+//!
+//! Both are undefined (`None`) when the labels lack a positive or a negative. Both ignore a
+//! constant shift of the scores, so a head's bias does not change them.
+//!
+//! Scores are sorted once as packed integer keys (order-preserving bits of the score, label in
+//! the low bits), which is several times faster than sorting index/score pairs and makes ties
+//! adjacent. [`RankScorer`] reuses its buffers to score many score vectors (a GA population)
+//! without allocating per call.
+
+use crate::labels::{Label, PartialLabels};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Which ranking metric to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Average precision (COCO, OpenImages, Mulan).
+    #[default]
+    Ap,
+    /// Area under the ROC curve (CheXpert).
+    Auc,
+}
+
+impl Metric {
+    /// The metric's short name (`ap` or `auc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Ap => "ap",
+            Metric::Auc => "auc",
+        }
+    }
+
+    /// Scores one binary problem; `None` when a class is missing or the lengths differ.
+    pub fn score<S: ScoreValue>(self, scores: &[S], labels: &[bool]) -> Option<f64> {
+        let mut keys = Vec::with_capacity(scores.len());
+        self.score_with_buffer(scores, labels, &mut keys)
+    }
+
+    /// As [`Metric::score`], reusing `buffer` for the sort keys.
+    pub fn score_with_buffer<S: ScoreValue>(
+        self,
+        scores: &[S],
+        labels: &[bool],
+        buffer: &mut Vec<u128>,
+    ) -> Option<f64> {
+        if scores.len() != labels.len() {
+            return None;
+        }
+        buffer.clear();
+        buffer.extend(scores.iter().zip(labels).map(|(&s, &y)| (s.sort_key() << 1) | u128::from(y)));
+        buffer.sort_unstable();
+        rank_metric(self, buffer)
+    }
+}
+
+/// A score type that maps to an order-preserving integer key.
+pub trait ScoreValue: Copy + Send + Sync {
+    /// Order-preserving key (−0.0 and 0.0 share a key; NaN sorts above +∞).
+    fn sort_key(self) -> u128;
+}
+
+impl ScoreValue for f32 {
+    fn sort_key(self) -> u128 {
+        u128::from(ordered_bits_f64(f64::from(self)))
+    }
+}
+
+impl ScoreValue for f64 {
+    fn sort_key(self) -> u128 {
+        u128::from(ordered_bits_f64(self))
+    }
+}
+
+fn ordered_bits_f64(x: f64) -> u64 {
+    let x = if x == 0.0 { 0.0 } else { x };
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+fn ordered_bits_f32(x: f32) -> u32 {
+    let x = if x == 0.0 { 0.0 } else { x };
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | (1 << 31)
+    }
+}
+
+/// Computes the metric from keys sorted ascending, label in bit 0, ties = equal `key >> 1`.
+fn rank_metric<K: Copy + Into<u128>>(metric: Metric, sorted: &[K]) -> Option<f64> {
+    let n_pos = sorted.iter().filter(|&&k| k.into() & 1 == 1).count();
+    let n_neg = sorted.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return None;
+    }
+    Some(match metric {
+        Metric::Ap => {
+            let (mut tp, mut fp) = (0usize, 0usize);
+            let (mut ap, mut prev_recall) = (0.0f64, 0.0f64);
+            let mut i = sorted.len();
+            while i > 0 {
+                let key = sorted[i - 1].into() >> 1;
+                let group_tp = tp;
+                while i > 0 && sorted[i - 1].into() >> 1 == key {
+                    if sorted[i - 1].into() & 1 == 1 {
+                        tp += 1;
+                    } else {
+                        fp += 1;
+                    }
+                    i -= 1;
+                }
+                if tp > group_tp {
+                    let recall = tp as f64 / n_pos as f64;
+                    let precision = tp as f64 / (tp + fp) as f64;
+                    ap += (recall - prev_recall) * precision;
+                    prev_recall = recall;
+                }
+            }
+            ap
+        }
+        Metric::Auc => {
+            let (mut neg_below, mut u) = (0usize, 0.0f64);
+            let mut i = 0;
+            while i < sorted.len() {
+                let key = sorted[i].into() >> 1;
+                let (mut gp, mut gn) = (0usize, 0usize);
+                while i < sorted.len() && sorted[i].into() >> 1 == key {
+                    if sorted[i].into() & 1 == 1 {
+                        gp += 1;
+                    } else {
+                        gn += 1;
+                    }
+                    i += 1;
+                }
+                u += gp as f64 * (neg_below as f64 + 0.5 * gn as f64);
+                neg_below += gn;
+            }
+            u / (n_pos as f64 * n_neg as f64)
+        }
+    })
+}
+
+/// Scores many f32 score vectors against one label vector, in parallel, reusing its buffers.
+///
+/// `scores` holds `rows` vectors of `labels.len()` scores each, row-major. This is the GA's
+/// fitness evaluation: one row per individual.
+#[derive(Debug, Default)]
+pub struct RankScorer {
+    buffers: Vec<Vec<u64>>,
+}
+
+impl RankScorer {
+    /// An empty scorer; buffers grow on first use and are then reused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes each row's metric to `out` (NaN where undefined).
+    pub fn score_rows(&mut self, metric: Metric, scores: &[f32], labels: &[bool], out: &mut [f64]) {
+        let n = labels.len();
+        let rows = out.len();
+        assert_eq!(scores.len(), rows * n, "scores must hold rows × labels.len() values");
+        if self.buffers.len() < rows {
+            self.buffers.resize_with(rows, Vec::new);
+        }
+        let work = |(row, (buf, o)): (&[f32], (&mut Vec<u64>, &mut f64))| {
+            buf.clear();
+            buf.extend(
+                row.iter()
+                    .zip(labels)
+                    .map(|(&s, &y)| (u64::from(ordered_bits_f32(s)) << 1) | u64::from(y)),
+            );
+            buf.sort_unstable();
+            *o = rank_metric(metric, buf).unwrap_or(f64::NAN);
+        };
+        if rows * n >= 1 << 14 {
+            scores
+                .par_chunks(n.max(1))
+                .zip(self.buffers[..rows].par_iter_mut().zip(out.par_iter_mut()))
+                .for_each(work);
+        } else {
+            scores.chunks(n.max(1)).zip(self.buffers[..rows].iter_mut().zip(out.iter_mut())).for_each(work);
+        }
+    }
+}
+
+/// Per-category scores under partial labels: unknown (and uncertain) entries are dropped per
+/// category; a category without a positive or a negative is `None` (undefined).
+///
+/// `scores` is `n × C` row-major, as the labels.
+pub fn partial_scores<S: ScoreValue>(
+    metric: Metric,
+    scores: &[S],
+    labels: &PartialLabels,
+) -> Vec<Option<f64>> {
+    let (n, c) = (labels.n_samples(), labels.n_categories());
+    assert_eq!(scores.len(), n * c, "scores must be n × C like the labels");
+    (0..c)
+        .into_par_iter()
+        .map(|cat| {
+            let (mut s, mut y) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                if let Some(t) = labels.get(i, cat).known() {
+                    s.push(scores[i * c + cat]);
+                    y.push(t);
+                }
+            }
+            metric.score(&s, &y)
+        })
+        .collect()
+}
+
+/// The mean over defined categories (`None` when none is defined).
+pub fn mean_defined(per_category: &[Option<f64>]) -> Option<f64> {
+    let defined: Vec<f64> = per_category.iter().flatten().copied().collect();
+    (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
+}
+
+/// Converts a label to the metric's binary target; helper for callers holding dense labels.
+pub fn binary_target(label: Label) -> Option<bool> {
+    label.known()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_example_matches_sklearn() {
+        let s = [0.1f64, 0.4, 0.35, 0.8];
+        let y = [false, false, true, true];
+        assert!((Metric::Ap.score(&s, &y).unwrap() - 0.8333333333333333).abs() < 1e-15);
+        assert!((Metric::Auc.score(&s, &y).unwrap() - 0.75).abs() < 1e-15);
+    }
+
+    #[test]
+    fn one_class_is_undefined() {
+        assert_eq!(Metric::Ap.score(&[0.1f32, 0.2], &[true, true]), None);
+        assert_eq!(Metric::Auc.score(&[0.1f32, 0.2], &[false, false]), None);
+    }
+
+    #[test]
+    fn negative_zero_ties_with_zero() {
+        let y = [true, false];
+        assert_eq!(Metric::Auc.score(&[0.0f32, -0.0], &y), Some(0.5));
+    }
+
+    #[test]
+    fn batched_rows_equal_single_calls() {
+        let labels = [true, false, false, true, false];
+        let scores = [0.1f32, 0.5, 0.5, 0.2, -1.0, 3.0, 2.0, 1.0, 0.0, 0.0];
+        let mut out = [0.0; 2];
+        let mut scorer = RankScorer::new();
+        for metric in [Metric::Ap, Metric::Auc] {
+            scorer.score_rows(metric, &scores, &labels, &mut out);
+            for r in 0..2 {
+                let single = metric.score(&scores[r * 5..(r + 1) * 5], &labels).unwrap();
+                assert_eq!(out[r], single);
+            }
+        }
+    }
+}
