@@ -1,1 +1,23 @@
-//! placeholder
+//! # cft-data: datasets in, feature sets and heads out
+//!
+//! Adapters turn each dataset's own files into the project's types, and the safetensors
+//! exchange formats carry features, labels and heads between stages (and to and from
+//! PyTorch):
+//! * [`arff`]: Mulan/MEKA ARFF feature datasets (the bundled `scene`, `flags`, `emotions`);
+//! * [`manifest`]: dataset manifests naming files, splits, categories and provenance;
+//! * [`tensors`]: feature sets (`features`, `labels`) and heads (`weight`, `bias`);
+//! * [`fsutil`]: atomic writes, so no stage ever leaves a partial file.
+//!
+//! Every error names the file, and parse errors the line and field ([`DataError`]).
+
+pub mod arff;
+pub mod error;
+pub mod fsutil;
+pub mod manifest;
+pub mod tensors;
+
+pub use arff::{read_arff, read_mulan_labels, ArffDataset, LabelLayout};
+pub use error::{DataError, Result};
+pub use fsutil::write_atomic;
+pub use manifest::{DatasetFormat, DatasetManifest};
+pub use tensors::{read_feature_set, read_head, write_feature_set, write_head, FeaturePrecision, FeatureSet};
