@@ -1,1 +1,15 @@
-fn main() {}
+//! The `cft` binary: parses the command line and reports errors with their whole chain.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cft_cli::Cli::parse();
+    match cft_cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -27,6 +27,7 @@ pub mod linalg;
 pub mod loss;
 pub mod metrics;
 pub mod rng;
+pub mod synthetic;
 
 pub use adam::{Adam, AdamConfig};
 pub use base_head::{train_base_head, BaseHeadConfig, BaseMode};

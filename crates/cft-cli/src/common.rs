@@ -1,0 +1,96 @@
+//! Helpers shared by the commands: loading checked inputs, progress bars, summary tables.
+
+use anyhow::{bail, Result};
+use cft_core::{CategoryOutcome, LinearHead, PartialLabels, UncertainPolicy};
+use cft_data::{read_feature_set, read_head, FeatureSet};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+
+/// A feature set that must carry labels.
+pub struct Labelled {
+    /// The features (and metadata).
+    pub set: FeatureSet,
+    /// Its labels, uncertain entries resolved.
+    pub labels: PartialLabels,
+}
+
+/// Reads a feature set that must have a `labels` tensor and resolves uncertain labels.
+pub fn load_labelled(path: &Path, policy: UncertainPolicy) -> Result<Labelled> {
+    let set = read_feature_set(path)?;
+    let Some(labels) = set.labels.clone() else {
+        bail!("{}: no `labels` tensor; this command needs labelled features", path.display());
+    };
+    Ok(Labelled { labels: labels.resolve_uncertain(&[policy]), set })
+}
+
+/// Reads a head and checks it against features of dimension `d` and `c` label columns.
+pub fn load_head_for(path: &Path, d: usize, c: Option<usize>, data_path: &Path) -> Result<LinearHead> {
+    let head = read_head(path)?;
+    if head.dim() != d {
+        bail!(
+            "{}: the head's weight is [{}, {}] but the features in {} have d = {d}: the head must be trained on these features",
+            path.display(),
+            head.categories(),
+            head.dim(),
+            data_path.display()
+        );
+    }
+    if let Some(c) = c {
+        if head.categories() != c {
+            bail!("{}: the head has {} categories but {} has {c} label columns", path.display(), head.categories(), data_path.display());
+        }
+    }
+    Ok(head)
+}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal).
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Category names: from the file, or `0..C` as strings.
+pub fn category_names(set: &FeatureSet, c: usize) -> Vec<String> {
+    set.categories.clone().unwrap_or_else(|| (0..c).map(|i| i.to_string()).collect())
+}
+
+fn fmt_score(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".into(), |x| format!("{x:.4}"))
+}
+
+/// The per-category summary printed by `cft finetune`.
+pub fn outcome_table(outcomes: &[CategoryOutcome], names: &[String]) -> String {
+    let w = names.iter().map(String::len).max().unwrap_or(8).clamp(8, 28);
+    let mut s = format!(
+        "{:>4}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  status\n",
+        "cat", "name", "train", "valid", "original", "best", "delta", "best@", "epochs", "seconds"
+    );
+    for o in outcomes {
+        let name: String = names.get(o.category).map_or("?", String::as_str).chars().take(w).collect();
+        let delta = match (o.original_score, o.best_score) {
+            (Some(a), Some(b)) => format!("{:+.4}", b - a),
+            _ => "—".into(),
+        };
+        let status = o.skipped.map_or_else(|| "fine-tuned".to_string(), |r| format!("skipped: {r}"));
+        s.push_str(&format!(
+            "{:>4}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7.2}  {status}\n",
+            o.category,
+            name,
+            o.train_known,
+            o.valid_known,
+            fmt_score(o.original_score),
+            fmt_score(o.best_score),
+            delta,
+            o.best_epoch,
+            o.epochs_run,
+            o.seconds
+        ));
+    }
+    s
+}

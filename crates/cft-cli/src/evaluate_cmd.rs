@@ -1,0 +1,121 @@
+//! `cft evaluate` and `cft train-head`: score a head on labelled features; train a base head.
+
+use crate::common::{category_names, load_head_for, load_labelled};
+use crate::finetune_cmd::{MetricArg, PolicyArg};
+use crate::manifest::{write_manifest, InputFile, RunClock};
+use anyhow::Result;
+use cft_core::{mean_defined, partial_scores, train_base_head, BaseHeadConfig, BaseMode, Metric};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Arguments of `cft evaluate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvaluateArgs {
+    /// The head to score.
+    #[arg(long)]
+    pub head: PathBuf,
+    /// A labelled feature set (unknown labels are left out per category).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Metric.
+    #[arg(long, value_enum, default_value_t = MetricArg::Ap)]
+    pub metric: MetricArg,
+    /// Uncertain (−1) labels: ignore, ones or zeros.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Ignore)]
+    pub uncertain: PolicyArg,
+    /// Also write the scores as JSON: {"metric", "categories", "per_category", "mean"}.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// The JSON written by `cft evaluate --json`.
+#[derive(Debug, Serialize)]
+pub struct Evaluation {
+    /// `ap` or `auc`.
+    pub metric: &'static str,
+    /// Category names.
+    pub categories: Vec<String>,
+    /// Per-category score, `null` where undefined.
+    pub per_category: Vec<Option<f64>>,
+    /// Mean over defined categories.
+    pub mean: Option<f64>,
+}
+
+/// Runs `cft evaluate`.
+pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
+    let data = load_labelled(&args.data, args.uncertain.into())?;
+    let c = data.labels.n_categories();
+    let head = load_head_for(&args.head, data.set.features.cols(), Some(c), &args.data)?;
+    let metric: Metric = args.metric.into();
+    let per = partial_scores(metric, &head.logits(&data.set.features), &data.labels);
+    let names = category_names(&data.set, c);
+    let ev = Evaluation { metric: metric.name(), mean: mean_defined(&per), per_category: per, categories: names };
+    let w = ev.categories.iter().map(String::len).max().unwrap_or(4).max(8);
+    println!("{:>4}  {:<w$}  {:>8}", "cat", "name", metric.name().to_uppercase());
+    for (k, (name, s)) in ev.categories.iter().zip(&ev.per_category).enumerate() {
+        let v = s.map_or_else(|| "undefined (a class is missing)".to_string(), |x| format!("{x:.6}"));
+        println!("{k:>4}  {name:<w$}  {v:>8}");
+    }
+    let defined = ev.per_category.iter().flatten().count();
+    match ev.mean {
+        Some(m) => println!("mean {} over {defined} of {c} categories: {m:.6}", metric.name().to_uppercase()),
+        None => println!("mean {}: undefined (no category has both classes)", metric.name().to_uppercase()),
+    }
+    if let Some(p) = &args.json {
+        cft_data::write_atomic(p, (serde_json::to_string_pretty(&ev)? + "\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Base-head mode on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum ModeArg {
+    /// Assume negative: unknown labels are trained as negatives.
+    An,
+    /// Ignore: only known labels enter the loss.
+    Ignore,
+}
+
+/// Arguments of `cft train-head`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainHeadArgs {
+    /// Labelled training features.
+    #[arg(long)]
+    pub train: PathBuf,
+    /// How unknown labels are treated.
+    #[arg(long, value_enum)]
+    pub mode: ModeArg,
+    /// Where to write the head.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Full-batch Adam epochs.
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-2)]
+    pub lr: f32,
+    /// L2 penalty on the weights.
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f32,
+}
+
+/// Runs `cft train-head`.
+pub fn train_head(args: &TrainHeadArgs) -> Result<()> {
+    let clock = RunClock::start();
+    let data = load_labelled(&args.train, cft_core::UncertainPolicy::Ignore)?;
+    let mode = match args.mode {
+        ModeArg::An => BaseMode::An,
+        ModeArg::Ignore => BaseMode::Ignore,
+    };
+    let cfg = BaseHeadConfig { mode, epochs: args.epochs, lr: args.lr, weight_decay: args.weight_decay };
+    let head = train_base_head(&data.set.features, &data.labels, &cfg);
+    let names = category_names(&data.set, data.labels.n_categories());
+    cft_data::write_head(&args.out, &head, Some(&names))?;
+    let mut mpath = args.out.as_os_str().to_owned();
+    mpath.push(".manifest.json");
+    let mpath = PathBuf::from(mpath);
+    let m = clock.manifest("train-head", cfg, vec![InputFile::of(&args.train)?], vec![args.out.clone(), mpath.clone()]);
+    write_manifest(&mpath, &m)?;
+    eprintln!("wrote {} ({} mode, {} categories, d = {}) in {:.1} s", args.out.display(), mode.label(), head.categories(), head.dim(), clock.seconds());
+    Ok(())
+}

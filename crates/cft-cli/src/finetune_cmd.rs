@@ -1,0 +1,251 @@
+//! `cft finetune`: CFT on a feature set, with a per-category summary, history CSV, run
+//! manifest, and a checkpoint file that lets an interrupted run resume where it stopped.
+
+use crate::common::{category_names, load_head_for, load_labelled, outcome_table, progress};
+use crate::manifest::{write_manifest, InputFile, RunClock};
+use anyhow::{Context, Result};
+use cft_core::{
+    finetune, AdamConfig, CategoryOutcome, FineTuneConfig, GaConfig, Loss, Method, Metric, SplitRef, UncertainPolicy,
+};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The optimizer choices on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum MethodArg {
+    /// Adam on the asymmetric loss (γ−=4, γ+=0, clip 0.05), as the paper.
+    BpAsl,
+    /// Adam on binary cross-entropy.
+    BpBce,
+    /// The genetic algorithm maximising the metric on training known labels.
+    Ga,
+}
+
+impl MethodArg {
+    /// The core method with the given learning rate (ignored by the GA).
+    pub fn method(self, lr: f32) -> Method {
+        let adam = AdamConfig { lr, ..AdamConfig::default() };
+        match self {
+            MethodArg::BpAsl => Method::Bp { loss: Loss::ASL_REFERENCE, adam },
+            MethodArg::BpBce => Method::Bp { loss: Loss::Bce, adam },
+            MethodArg::Ga => Method::Ga(GaConfig::default()),
+        }
+    }
+}
+
+/// Arguments of `cft finetune`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FinetuneArgs {
+    /// Training feature set (safetensors with `features` and `labels`): CFT fits on its known labels.
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Validation feature set: the epoch with the best score on its known labels is kept.
+    #[arg(long)]
+    pub valid: PathBuf,
+    /// The trained head to repair (safetensors `weight` [C, d], `bias` [C]).
+    #[arg(long)]
+    pub head: PathBuf,
+    /// Optimizer.
+    #[arg(long, value_enum)]
+    pub method: MethodArg,
+    /// Where to write the fine-tuned head (a `.manifest.json` is written beside it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Adam learning rate for bp-asl / bp-bce.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f32,
+    /// Maximum epochs (GA: generations) per category.
+    #[arg(long, default_value_t = 5000)]
+    pub epochs: usize,
+    /// Stop a category after this many epochs without improvement.
+    #[arg(long, default_value_t = 300)]
+    pub patience: usize,
+    /// Seed of the GA's per-category random streams.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Validation (and GA fitness) metric.
+    #[arg(long, value_enum, default_value_t = MetricArg::Ap)]
+    pub metric: MetricArg,
+    /// Uncertain (−1) labels: ignore (treat as unknown), ones or zeros.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Ignore)]
+    pub uncertain: PolicyArg,
+    /// Write the per-epoch history of every category to this CSV file.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Fine-tune only these categories (comma-separated indices); others keep their weights.
+    #[arg(long, value_delimiter = ',')]
+    pub categories: Option<Vec<usize>>,
+    /// Continue an interrupted run from `<out>.progress.jsonl`.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Metric choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum MetricArg {
+    /// Average precision.
+    Ap,
+    /// ROC-AUC.
+    Auc,
+}
+
+impl From<MetricArg> for Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::Ap => Metric::Ap,
+            MetricArg::Auc => Metric::Auc,
+        }
+    }
+}
+
+/// Uncertain-label policy choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum PolicyArg {
+    /// Uncertain → unknown.
+    Ignore,
+    /// Uncertain → positive.
+    Ones,
+    /// Uncertain → negative.
+    Zeros,
+}
+
+impl From<PolicyArg> for UncertainPolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Ignore => UncertainPolicy::Ignore,
+            PolicyArg::Ones => UncertainPolicy::Ones,
+            PolicyArg::Zeros => UncertainPolicy::Zeros,
+        }
+    }
+}
+
+/// One finished category as stored in the checkpoint file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    outcome: CategoryOutcome,
+    weight: Vec<f32>,
+    bias: f32,
+}
+
+fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Runs `cft finetune`.
+pub fn run(args: &FinetuneArgs) -> Result<()> {
+    let clock = RunClock::start();
+    let train = load_labelled(&args.train, args.uncertain.into())?;
+    let valid = load_labelled(&args.valid, args.uncertain.into())?;
+    let (d, c) = (train.set.features.cols(), train.labels.n_categories());
+    if valid.set.features.cols() != d || valid.labels.n_categories() != c {
+        anyhow::bail!(
+            "{}: features [{}, {}] with {} label columns do not match the training set {} ([{}, {d}], {c} label columns)",
+            args.valid.display(),
+            valid.set.features.rows(),
+            valid.set.features.cols(),
+            valid.labels.n_categories(),
+            args.train.display(),
+            train.set.features.rows()
+        );
+    }
+    let head = load_head_for(&args.head, d, Some(c), &args.train)?;
+    let names = category_names(&train.set, c);
+    let mut cfg = FineTuneConfig::reference(args.method.method(args.lr));
+    cfg.metric = args.metric.into();
+    cfg.max_epochs = args.epochs;
+    cfg.patience = args.patience;
+    cfg.seed = args.seed;
+    cfg.keep_history = args.history.is_some();
+    let progress_path = sibling(&args.out, ".progress.jsonl");
+    // Resume: categories already in the checkpoint keep their stored result.
+    let mut done: Vec<Checkpoint> = Vec::new();
+    if args.resume && progress_path.is_file() {
+        let text = std::fs::read_to_string(&progress_path).with_context(|| progress_path.display().to_string())?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            match serde_json::from_str::<Checkpoint>(line) {
+                Ok(cp) => done.push(cp),
+                // A line cut by the interruption is simply redone.
+                Err(e) => eprintln!("{}:{}: ignoring an incomplete checkpoint line ({e})", progress_path.display(), i + 1),
+            }
+        }
+        eprintln!("resuming: {} of {c} categories already done", done.len());
+    } else if progress_path.exists() {
+        std::fs::remove_file(&progress_path).with_context(|| progress_path.display().to_string())?;
+    }
+    let requested: Vec<usize> = args.categories.clone().unwrap_or_else(|| (0..c).collect());
+    if let Some(bad) = requested.iter().find(|&&k| k >= c) {
+        anyhow::bail!("--categories: {bad} is not a category index (the data has {c} categories)");
+    }
+    cfg.categories = Some(requested.iter().copied().filter(|k| !done.iter().any(|cp| cp.outcome.category == *k)).collect());
+    let sparse_t = train.labels.to_sparse();
+    let sparse_v = valid.labels.to_sparse();
+    let bar = progress(requested.len() as u64, &format!("CFT {}", cfg.method.name()));
+    bar.inc(done.len() as u64);
+    if let Some(parent) = progress_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    }
+    let checkpoint = Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(&progress_path).with_context(|| progress_path.display().to_string())?);
+    // Fault injection for the resume test: exit as if killed after N checkpointed categories.
+    let abort_after: Option<usize> = std::env::var("CFT_ABORT_AFTER_CATEGORIES").ok().and_then(|v| v.parse().ok());
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    let on_done = |o: &CategoryOutcome| {
+        if o.skipped != Some(cft_core::SkipReason::NotRequested) {
+            let line = serde_json::to_string(&Checkpoint { outcome: CategoryOutcome { history: Vec::new(), ..o.clone() }, weight: o.weight.clone(), bias: o.bias })
+                .expect("serialisable");
+            if let Ok(mut f) = checkpoint.lock() {
+                // Best effort: a failed checkpoint write only costs a redo on resume.
+                let _ = writeln!(f, "{line}");
+                let _ = f.flush();
+                let n = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                if abort_after == Some(n) {
+                    eprintln!("CFT_ABORT_AFTER_CATEGORIES={n}: stopping as if interrupted");
+                    std::process::exit(3);
+                }
+            }
+            bar.inc(1);
+        }
+    };
+    let mut run = finetune(&head, SplitRef { features: &train.set.features, labels: &sparse_t }, SplitRef { features: &valid.set.features, labels: &sparse_v }, &cfg, &on_done);
+    bar.finish_and_clear();
+    for cp in done {
+        let k = cp.outcome.category;
+        run.head.weight.row_mut(k).copy_from_slice(&cp.weight);
+        run.head.bias[k] = cp.bias;
+        run.categories[k] = cp.outcome;
+    }
+    let shown: Vec<CategoryOutcome> = run.categories.iter().filter(|o| requested.contains(&o.category)).cloned().collect();
+    print!("{}", outcome_table(&shown, &names));
+    let mut outputs = vec![args.out.clone()];
+    cft_data::write_head(&args.out, &run.head, Some(&names))?;
+    if let Some(h) = &args.history {
+        let mut csv = String::from("category,name,epoch,loss,best_fitness,mean_fitness,valid_score\n");
+        let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
+        for o in &run.categories {
+            for e in &o.history {
+                csv.push_str(&format!("{},{},{},{},{},{},{}\n", o.category, names[o.category].replace(',', ";"), e.epoch, opt(e.loss), opt(e.best_fitness), opt(e.mean_fitness), e.valid_score));
+            }
+        }
+        cft_data::write_atomic(h, csv.as_bytes())?;
+        outputs.push(h.clone());
+    }
+    #[derive(Serialize)]
+    struct Config<'a> {
+        finetune: &'a FineTuneConfig,
+        uncertain: PolicyArg,
+        categories: Vec<CategoryOutcome>,
+    }
+    let manifest_path = sibling(&args.out, ".manifest.json");
+    outputs.push(manifest_path.clone());
+    let inputs = vec![InputFile::of(&args.train)?, InputFile::of(&args.valid)?, InputFile::of(&args.head)?];
+    let cfg_for_manifest = FineTuneConfig { categories: Some(requested), ..cfg };
+    let m = clock.manifest("finetune", Config { finetune: &cfg_for_manifest, uncertain: args.uncertain, categories: run.categories.iter().map(|o| CategoryOutcome { history: Vec::new(), ..o.clone() }).collect() }, inputs, outputs);
+    write_manifest(&manifest_path, &m)?;
+    let _ = std::fs::remove_file(&progress_path);
+    let improved = run.categories.iter().filter(|o| o.best_epoch >= 0).count();
+    eprintln!("wrote {} ({improved} of {c} categories improved) in {:.1} s", args.out.display(), clock.seconds());
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The `cft` binary end to end: the commands on real data (the bundled `scene`), bad input,
+//! resume after an interruption, and the reduced `reproduce` grid.
+
+use cft_core::drop_labels;
+use cft_data::{write_feature_set, DatasetManifest, FeaturePrecision, FeatureSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn cft(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cft")).args(args).current_dir(dir).output().expect("runs cft")
+}
+
+fn ok(out: &Output) -> String {
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "cft failed: {}\nstdout:\n{so}\nstderr:\n{se}", out.status);
+    so.into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert!(!out.status.success(), "cft should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn datasets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets")
+}
+
+/// scene as feature sets: training labels 30% known (reference protocol), test fully labelled.
+fn scene_sets(dir: &Path) -> (PathBuf, PathBuf) {
+    let m = DatasetManifest::resolve("scene", &datasets()).unwrap();
+    let (train, test) = (m.load_split("train").unwrap(), m.load_split("test").unwrap());
+    let t = dir.join("train.safetensors");
+    let v = dir.join("test.safetensors");
+    let masked = drop_labels(&train.labels, 0.3, 526);
+    let set = |f: &cft_core::Matrix, l: cft_core::PartialLabels| FeatureSet { features: f.clone(), labels: Some(l), categories: Some(train.categories.clone()), paths: None };
+    write_feature_set(&t, &set(&train.features, masked), FeaturePrecision::F32).unwrap();
+    write_feature_set(&v, &set(&test.features, test.labels.clone()), FeaturePrecision::F32).unwrap();
+    (t, v)
+}
+
+#[test]
+fn train_head_finetune_and_evaluate_on_scene() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (t, _) = scene_sets(d);
+    ok(&cft(&["train-head", "--train", t.to_str().unwrap(), "--mode", "an", "--out", "an.safetensors"], d));
+    assert!(d.join("an.safetensors.manifest.json").is_file());
+    let stdout = ok(&cft(
+        &["finetune", "--train", "train.safetensors", "--valid", "test.safetensors", "--head", "an.safetensors", "--method", "bp-bce", "--lr", "1e-2", "--epochs", "60", "--patience", "20", "--history", "hist.csv", "--out", "cft.safetensors"],
+        d,
+    ));
+    assert!(stdout.contains("Beach") && stdout.contains("fine-tuned"), "{stdout}");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("cft.safetensors.manifest.json")).unwrap()).unwrap();
+    let cats = manifest["config"]["categories"].as_array().unwrap();
+    assert_eq!(cats.len(), 6);
+    for c in cats {
+        // CFT never returns a head that scores below the original on validation.
+        assert!(c["best_score"].as_f64().unwrap() >= c["original_score"].as_f64().unwrap());
+    }
+    assert!(manifest["versions"]["cft"].is_string() && manifest["seconds"].as_f64().unwrap() > 0.0);
+    let hist = std::fs::read_to_string(d.join("hist.csv")).unwrap();
+    assert!(hist.starts_with("category,name,epoch,loss,") && hist.lines().count() > 6 * 20);
+    for (head, json) in [("an.safetensors", "an.json"), ("cft.safetensors", "cft.json")] {
+        ok(&cft(&["evaluate", "--head", head, "--data", "test.safetensors", "--json", json], d));
+    }
+    let read = |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(d.join(p)).unwrap()).unwrap() };
+    let (an, ft) = (read("an.json"), read("cft.json"));
+    assert_eq!(an["metric"], "ap");
+    assert_eq!(an["categories"][0], "Beach");
+    let per: Vec<f64> = ft["per_category"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let mean = per.iter().sum::<f64>() / per.len() as f64;
+    assert!((mean - ft["mean"].as_f64().unwrap()).abs() < 1e-12);
+    assert!(per.iter().all(|x| (0.0..=1.0).contains(x)));
+    // Selected on this very split (paper protocol), the fine-tuned head cannot be worse.
+    assert!(ft["mean"].as_f64().unwrap() >= an["mean"].as_f64().unwrap());
+}
+
+fn raw_file(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((n, s, _), b)| (*n, safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    raw_file(&d.join("good.safetensors"), &[("features", vec![4, 2], vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.5, 2.0, 1.0]), ("labels", vec![4, 1], vec![1.0, 0.0, 1.0, 0.0])]);
+    raw_file(&d.join("rows.safetensors"), &[("features", vec![4, 2], vec![0.0; 8]), ("labels", vec![3, 1], vec![1.0, 0.0, 1.0])]);
+    raw_file(&d.join("nan.safetensors"), &[("features", vec![2, 2], vec![0.0, 1.0, f32::NAN, 0.0]), ("labels", vec![2, 1], vec![1.0, 0.0])]);
+    raw_file(&d.join("head3.safetensors"), &[("weight", vec![1, 3], vec![0.0; 3]), ("bias", vec![1], vec![0.0])]);
+    raw_file(&d.join("head2.safetensors"), &[("weight", vec![1, 2], vec![0.1, 0.2]), ("bias", vec![1], vec![0.0])]);
+    let finetune = |train: &str, head: &str, method: &str| {
+        cft(&["finetune", "--train", train, "--valid", "good.safetensors", "--head", head, "--method", method, "--out", "out.safetensors"], d)
+    };
+    let e = failed(&finetune("rows.safetensors", "head2.safetensors", "ga"));
+    assert!(e.contains("rows.safetensors") && e.contains("`labels` has 3 rows") && e.contains("has 4"), "{e}");
+    let e = failed(&finetune("nan.safetensors", "head2.safetensors", "ga"));
+    assert!(e.contains("nan.safetensors") && e.contains("row 1, column 0 is NaN"), "{e}");
+    let e = failed(&finetune("good.safetensors", "head3.safetensors", "ga"));
+    assert!(e.contains("head3.safetensors") && e.contains("[1, 3]") && e.contains("d = 2"), "{e}");
+    let out = finetune("good.safetensors", "head2.safetensors", "sgd");
+    let e = failed(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(e.contains("invalid value 'sgd'") && e.contains("bp-asl"), "{e}");
+    let e = failed(&cft(&["evaluate", "--head", "head3.safetensors", "--data", "good.safetensors"], d));
+    assert!(e.contains("head3.safetensors"), "{e}");
+    let e = failed(&cft(&["reproduce", "--dataset", "no-such-dataset", "--out", "r"], d));
+    assert!(e.contains("no-such-dataset"), "{e}");
+    // Nothing was written by any failed run.
+    assert!(!d.join("out.safetensors").exists() && !d.join("out.safetensors.manifest.json").exists());
+    assert!(!d.join("r").exists());
+    // The good inputs do work.
+    ok(&finetune("good.safetensors", "head2.safetensors", "ga"));
+}
+
+#[test]
+fn an_interrupted_finetune_resumes_to_the_same_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    scene_sets(d);
+    ok(&cft(&["train-head", "--train", "train.safetensors", "--mode", "an", "--out", "an.safetensors"], d));
+    let args = |out: &'static str| -> Vec<&'static str> {
+        vec!["--threads", "1", "finetune", "--train", "train.safetensors", "--valid", "test.safetensors", "--head", "an.safetensors", "--method", "ga", "--epochs", "40", "--patience", "40", "--out", out]
+    };
+    ok(&cft(&args("full.safetensors"), d));
+    let interrupted = Command::new(env!("CARGO_BIN_EXE_cft")).args(args("part.safetensors")).current_dir(d).env("CFT_ABORT_AFTER_CATEGORIES", "2").output().unwrap();
+    assert_eq!(interrupted.status.code(), Some(3));
+    assert!(!d.join("part.safetensors").exists());
+    let progress = std::fs::read_to_string(d.join("part.safetensors.progress.jsonl")).unwrap();
+    assert_eq!(progress.lines().count(), 2);
+    let mut resumed = args("part.safetensors");
+    resumed.push("--resume");
+    let out = Command::new(env!("CARGO_BIN_EXE_cft")).args(&resumed).current_dir(d).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 6 categories already done"));
+    ok(&out);
+    assert!(!d.join("part.safetensors.progress.jsonl").exists());
+    let a = cft_data::read_head(&d.join("full.safetensors")).unwrap();
+    let b = cft_data::read_head(&d.join("part.safetensors")).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn quick_reproduce_is_deterministic_and_reports_real_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ds = datasets();
+    let run = |out: &str| ok(&cft(&["reproduce", "--quick", "--dataset", "scene", "--out", out, "--datasets-dir", ds.to_str().unwrap()], d));
+    let table = run("a");
+    run("b");
+    let a = std::fs::read(d.join("a/scene/results.json")).unwrap();
+    assert_eq!(a, std::fs::read(d.join("b/scene/results.json")).unwrap(), "two runs must give identical numbers");
+    assert!(table.contains("| AN + CFT-GA | held-out |"), "{table}");
+    for f in ["table.md", "table.csv", "table.tex", "score_vs_known.png", "score_vs_known.svg", "delta_at_10.png", "README.md", "manifest.json"] {
+        assert!(d.join("a/scene").join(f).is_file(), "{f}");
+    }
+    let res: cft_report::ExperimentResults = serde_json::from_slice(&a).unwrap();
+    assert_eq!(res.proportions, [0.1, 0.5, 0.9]);
+    assert_eq!(res.rows.len(), 10);
+    for row in &res.rows {
+        for cell in &row.cells {
+            let m = cell.mean.unwrap();
+            assert!((0.0..=1.0).contains(&m), "{} {m}", row.method);
+            assert!(cell.per_category.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
+        }
+    }
+    // Masks follow the reference protocol: the paper unit's fit labels are exactly
+    // drop_labels(train, p, 526).
+    let m = DatasetManifest::resolve("scene", &ds).unwrap();
+    let train = m.load_split("train").unwrap();
+    for p in [0.1, 0.5, 0.9] {
+        let unit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join(format!("a/scene/runs/p{:02}-paper.json", (p * 100.0) as u32))).unwrap()).unwrap();
+        let want = drop_labels(&train.labels, p, 526).known_fraction();
+        assert_eq!(unit["fit_known_fraction"].as_f64().unwrap(), want);
+        assert!((want - p).abs() < 0.02);
+        for method in unit["methods"].as_array().unwrap() {
+            for o in method["outcomes"].as_array().unwrap() {
+                if o["skipped"].is_null() {
+                    assert!(o["best_score"].as_f64().unwrap() >= o["original_score"].as_f64().unwrap());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn skipped_categories_are_reported_as_skipped() {
+    // flags is tiny (129 training images): at 10% known labels the held-out selection split
+    // lacks positives for rare colours, so CFT must skip them and say so.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ds = datasets();
+    ok(&cft(&["reproduce", "--quick", "--dataset", "flags", "--out", "r", "--datasets-dir", ds.to_str().unwrap()], d));
+    let res: cft_report::ExperimentResults = serde_json::from_slice(&std::fs::read(d.join("r/flags/results.json")).unwrap()).unwrap();
+    let skipped: Vec<_> = res.rows.iter().flat_map(|r| r.cells.iter().flat_map(|c| c.skipped.clone())).collect();
+    assert!(!skipped.is_empty());
+    assert!(skipped.iter().all(|(_, why)| why.starts_with("no known")));
+    let readme = std::fs::read_to_string(d.join("r/flags/README.md")).unwrap();
+    assert!(readme.contains("skipped: no known"), "{readme}");
+}

@@ -1,0 +1,87 @@
+//! What an experiment writes to disk and the report reads back: one `results.json` per
+//! dataset, holding every (method, protocol, known-label proportion) cell with its
+//! per-category scores and a link to the run that produced it.
+
+use serde::{Deserialize, Serialize};
+
+/// How a CFT epoch (and base model) was selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// As the reference does: base trained on the whole training split, CFT epochs selected on
+    /// the evaluation (test) split. Optimistic by construction.
+    Paper,
+    /// Honest: base and CFT trained on 80% of the training images, CFT epochs selected on the
+    /// known labels of the other 20%; the test split is only used to report.
+    HeldOut,
+}
+
+impl Protocol {
+    /// Display name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Paper => "paper",
+            Protocol::HeldOut => "held-out",
+        }
+    }
+}
+
+/// One table cell: a method under a protocol at one known-label proportion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultCell {
+    /// Known-label proportion in (0, 1].
+    pub proportion: f64,
+    /// Mean over defined categories (`None` if no category is defined).
+    pub mean: Option<f64>,
+    /// Per-category score on the evaluation split (`None` where undefined).
+    pub per_category: Vec<Option<f64>>,
+    /// Categories CFT skipped, with the reason.
+    #[serde(default)]
+    pub skipped: Vec<(usize, String)>,
+    /// Path of the run manifest that produced this cell, relative to the results file.
+    #[serde(default)]
+    pub run: Option<String>,
+}
+
+/// One row: a method under one protocol, across proportions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodRow {
+    /// Method name as shown (`AN`, `Ignore`, `AN + CFT-GA`, …).
+    pub method: String,
+    /// Selection protocol.
+    pub protocol: Protocol,
+    /// Whether this row is a base model (no CFT).
+    pub is_base: bool,
+    /// One cell per proportion, in the experiment's order.
+    pub cells: Vec<ResultCell>,
+}
+
+/// Every result of one dataset's partial-label experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentResults {
+    /// Dataset name (`scene`).
+    pub dataset: String,
+    /// The reported metric (`mAP`).
+    pub metric: String,
+    /// Category names.
+    pub categories: Vec<String>,
+    /// The known-label proportions, in column order.
+    pub proportions: Vec<f64>,
+    /// The rows.
+    pub rows: Vec<MethodRow>,
+}
+
+impl ExperimentResults {
+    /// The row of `method` under `protocol`.
+    pub fn row(&self, method: &str, protocol: Protocol) -> Option<&MethodRow> {
+        self.rows.iter().find(|r| r.method == method && r.protocol == protocol)
+    }
+}
+
+impl MethodRow {
+    /// Mean of the defined cell means (the table's "Avg" column).
+    pub fn average(&self) -> Option<f64> {
+        let v: Vec<f64> = self.cells.iter().filter_map(|c| c.mean).collect();
+        (!v.is_empty() && v.len() == self.cells.len()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+}
