@@ -5,7 +5,10 @@
 //! Run: `cargo bench -p cft-benches` (add `-- --quick` for a short run).
 
 use cft_core::synthetic::{synthetic_head, synthetic_split};
-use cft_core::{finetune_category, AdamConfig, CategorySamples, FineTuneConfig, GaConfig, Loss, Method, Metric, RankScorer, SplitRef};
+use cft_core::{
+    finetune_category, AdamConfig, CategorySamples, FineTuneConfig, GaConfig, Loss, Method, Metric, RankScorer,
+    SplitRef,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 

@@ -4,7 +4,7 @@
 use crate::manifest::Versions;
 use anyhow::Result;
 use cft_core::synthetic::{synthetic_head, synthetic_split};
-use cft_core::{finetune_category, CategorySamples, FineTuneConfig, GaConfig, Loss, Method, AdamConfig, SplitRef};
+use cft_core::{finetune_category, AdamConfig, CategorySamples, FineTuneConfig, GaConfig, Loss, Method, SplitRef};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -53,7 +53,10 @@ pub struct BenchResult {
 
 /// Runs `cft bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    eprintln!("building synthetic data: {} train, {} valid, d = {} …", args.train_samples, args.valid_samples, args.dim);
+    eprintln!(
+        "building synthetic data: {} train, {} valid, d = {} …",
+        args.train_samples, args.valid_samples, args.dim
+    );
     let train = synthetic_split(args.train_samples, args.dim, 1, 1.0, 0.05, 1);
     let valid = synthetic_split(args.valid_samples, args.dim, 1, 1.0, 0.05, 2);
     let head = synthetic_head(1, args.dim, 3);
@@ -81,7 +84,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     println!("CFT-BP (ASL): {bp:.2} ms per category-epoch");
     println!("CFT-GA:       {ga:.2} ms per category-generation");
-    println!("({} known training samples, {} validation samples, d = {}, {} epochs timed, {} threads, {})", r.train_samples, r.valid_samples, r.dim, r.epochs, r.threads, r.build);
+    println!(
+        "({} known training samples, {} validation samples, d = {}, {} epochs timed, {} threads, {})",
+        r.train_samples, r.valid_samples, r.dim, r.epochs, r.threads, r.build
+    );
     if let Some(p) = &args.json {
         cft_data::write_atomic(p, (serde_json::to_string_pretty(&r)? + "\n").as_bytes())?;
     }

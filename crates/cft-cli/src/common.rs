@@ -37,7 +37,12 @@ pub fn load_head_for(path: &Path, d: usize, c: Option<usize>, data_path: &Path) 
     }
     if let Some(c) = c {
         if head.categories() != c {
-            bail!("{}: the head has {} categories but {} has {c} label columns", path.display(), head.categories(), data_path.display());
+            bail!(
+                "{}: the head has {} categories but {} has {c} label columns",
+                path.display(),
+                head.categories(),
+                data_path.display()
+            );
         }
     }
     Ok(head)

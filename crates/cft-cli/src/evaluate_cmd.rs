@@ -116,6 +116,13 @@ pub fn train_head(args: &TrainHeadArgs) -> Result<()> {
     let mpath = PathBuf::from(mpath);
     let m = clock.manifest("train-head", cfg, vec![InputFile::of(&args.train)?], vec![args.out.clone(), mpath.clone()]);
     write_manifest(&mpath, &m)?;
-    eprintln!("wrote {} ({} mode, {} categories, d = {}) in {:.1} s", args.out.display(), mode.label(), head.categories(), head.dim(), clock.seconds());
+    eprintln!(
+        "wrote {} ({} mode, {} categories, d = {}) in {:.1} s",
+        args.out.display(),
+        mode.label(),
+        head.categories(),
+        head.dim(),
+        clock.seconds()
+    );
     Ok(())
 }

@@ -169,7 +169,9 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             match serde_json::from_str::<Checkpoint>(line) {
                 Ok(cp) => done.push(cp),
                 // A line cut by the interruption is simply redone.
-                Err(e) => eprintln!("{}:{}: ignoring an incomplete checkpoint line ({e})", progress_path.display(), i + 1),
+                Err(e) => {
+                    eprintln!("{}:{}: ignoring an incomplete checkpoint line ({e})", progress_path.display(), i + 1)
+                }
             }
         }
         eprintln!("resuming: {} of {c} categories already done", done.len());
@@ -180,7 +182,8 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     if let Some(bad) = requested.iter().find(|&&k| k >= c) {
         anyhow::bail!("--categories: {bad} is not a category index (the data has {c} categories)");
     }
-    cfg.categories = Some(requested.iter().copied().filter(|k| !done.iter().any(|cp| cp.outcome.category == *k)).collect());
+    cfg.categories =
+        Some(requested.iter().copied().filter(|k| !done.iter().any(|cp| cp.outcome.category == *k)).collect());
     let sparse_t = train.labels.to_sparse();
     let sparse_v = valid.labels.to_sparse();
     let bar = progress(requested.len() as u64, &format!("CFT {}", cfg.method.name()));
@@ -188,14 +191,24 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     if let Some(parent) = progress_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
     }
-    let checkpoint = Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(&progress_path).with_context(|| progress_path.display().to_string())?);
+    let checkpoint = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&progress_path)
+            .with_context(|| progress_path.display().to_string())?,
+    );
     // Fault injection for the resume test: exit as if killed after N checkpointed categories.
     let abort_after: Option<usize> = std::env::var("CFT_ABORT_AFTER_CATEGORIES").ok().and_then(|v| v.parse().ok());
     let finished = std::sync::atomic::AtomicUsize::new(0);
     let on_done = |o: &CategoryOutcome| {
         if o.skipped != Some(cft_core::SkipReason::NotRequested) {
-            let line = serde_json::to_string(&Checkpoint { outcome: CategoryOutcome { history: Vec::new(), ..o.clone() }, weight: o.weight.clone(), bias: o.bias })
-                .expect("serialisable");
+            let line = serde_json::to_string(&Checkpoint {
+                outcome: CategoryOutcome { history: Vec::new(), ..o.clone() },
+                weight: o.weight.clone(),
+                bias: o.bias,
+            })
+            .expect("serialisable");
             if let Ok(mut f) = checkpoint.lock() {
                 // Best effort: a failed checkpoint write only costs a redo on resume.
                 let _ = writeln!(f, "{line}");
@@ -209,7 +222,13 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             bar.inc(1);
         }
     };
-    let mut run = finetune(&head, SplitRef { features: &train.set.features, labels: &sparse_t }, SplitRef { features: &valid.set.features, labels: &sparse_v }, &cfg, &on_done);
+    let mut run = finetune(
+        &head,
+        SplitRef { features: &train.set.features, labels: &sparse_t },
+        SplitRef { features: &valid.set.features, labels: &sparse_v },
+        &cfg,
+        &on_done,
+    );
     bar.finish_and_clear();
     for cp in done {
         let k = cp.outcome.category;
@@ -217,7 +236,8 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         run.head.bias[k] = cp.bias;
         run.categories[k] = cp.outcome;
     }
-    let shown: Vec<CategoryOutcome> = run.categories.iter().filter(|o| requested.contains(&o.category)).cloned().collect();
+    let shown: Vec<CategoryOutcome> =
+        run.categories.iter().filter(|o| requested.contains(&o.category)).cloned().collect();
     print!("{}", outcome_table(&shown, &names));
     let mut outputs = vec![args.out.clone()];
     cft_data::write_head(&args.out, &run.head, Some(&names))?;
@@ -226,7 +246,16 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
         for o in &run.categories {
             for e in &o.history {
-                csv.push_str(&format!("{},{},{},{},{},{},{}\n", o.category, names[o.category].replace(',', ";"), e.epoch, opt(e.loss), opt(e.best_fitness), opt(e.mean_fitness), e.valid_score));
+                csv.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    o.category,
+                    names[o.category].replace(',', ";"),
+                    e.epoch,
+                    opt(e.loss),
+                    opt(e.best_fitness),
+                    opt(e.mean_fitness),
+                    e.valid_score
+                ));
             }
         }
         cft_data::write_atomic(h, csv.as_bytes())?;
@@ -242,7 +271,16 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     outputs.push(manifest_path.clone());
     let inputs = vec![InputFile::of(&args.train)?, InputFile::of(&args.valid)?, InputFile::of(&args.head)?];
     let cfg_for_manifest = FineTuneConfig { categories: Some(requested), ..cfg };
-    let m = clock.manifest("finetune", Config { finetune: &cfg_for_manifest, uncertain: args.uncertain, categories: run.categories.iter().map(|o| CategoryOutcome { history: Vec::new(), ..o.clone() }).collect() }, inputs, outputs);
+    let m = clock.manifest(
+        "finetune",
+        Config {
+            finetune: &cfg_for_manifest,
+            uncertain: args.uncertain,
+            categories: run.categories.iter().map(|o| CategoryOutcome { history: Vec::new(), ..o.clone() }).collect(),
+        },
+        inputs,
+        outputs,
+    );
     write_manifest(&manifest_path, &m)?;
     let _ = std::fs::remove_file(&progress_path);
     let improved = run.categories.iter().filter(|o| o.best_epoch >= 0).count();

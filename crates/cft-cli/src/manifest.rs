@@ -52,12 +52,19 @@ impl Versions {
     /// Collects the versions of this build.
     pub fn collect() -> Self {
         let commit = git(&["rev-parse", "HEAD"]);
-        let dirty = commit.as_ref().and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()));
+        let dirty = commit
+            .as_ref()
+            .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()));
         Self {
             cft: env!("CARGO_PKG_VERSION"),
             git_commit: commit,
             git_dirty: dirty,
-            build: format!("{}-{} {}", std::env::consts::ARCH, std::env::consts::OS, if cfg!(debug_assertions) { "debug" } else { "release" }),
+            build: format!(
+                "{}-{} {}",
+                std::env::consts::ARCH,
+                std::env::consts::OS,
+                if cfg!(debug_assertions) { "debug" } else { "release" }
+            ),
         }
     }
 }
@@ -110,7 +117,13 @@ impl RunClock {
     }
 
     /// The manifest of a finished run.
-    pub fn manifest<C: Serialize>(&self, command: &str, config: C, inputs: Vec<InputFile>, outputs: Vec<PathBuf>) -> RunManifest<C> {
+    pub fn manifest<C: Serialize>(
+        &self,
+        command: &str,
+        config: C,
+        inputs: Vec<InputFile>,
+        outputs: Vec<PathBuf>,
+    ) -> RunManifest<C> {
         RunManifest {
             command: command.to_string(),
             argv: std::env::args().collect(),

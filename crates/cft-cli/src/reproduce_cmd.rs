@@ -176,13 +176,25 @@ fn test_scores(head: &LinearHead, test: &ArffDataset) -> (Vec<Option<f64>>, Opti
 }
 
 /// Runs one unit.
-fn run_unit(cfg: &ReproduceConfig, train: &ArffDataset, test: &ArffDataset, p: f64, protocol: Protocol, on_step: &(dyn Fn() + Sync)) -> UnitResult {
+fn run_unit(
+    cfg: &ReproduceConfig,
+    train: &ArffDataset,
+    test: &ArffDataset,
+    p: f64,
+    protocol: Protocol,
+    on_step: &(dyn Fn() + Sync),
+) -> UnitResult {
     let masked = drop_labels(&train.labels, p, cfg.mask_seed);
     let (fit_x, fit_y, sel_x, sel_y) = match protocol {
         Protocol::Paper => (train.features.clone(), masked, test.features.clone(), test.labels.clone()),
         Protocol::HeldOut => {
             let (fit, sel) = holdout_split(train.features.rows(), cfg.holdout_fraction, cfg.split_seed);
-            (train.features.gather_rows(&fit), masked.select_rows(&fit), train.features.gather_rows(&sel), masked.select_rows(&sel))
+            (
+                train.features.gather_rows(&fit),
+                masked.select_rows(&fit),
+                train.features.gather_rows(&sel),
+                masked.select_rows(&sel),
+            )
         }
     };
     let mut methods = Vec::new();
@@ -190,7 +202,13 @@ fn run_unit(cfg: &ReproduceConfig, train: &ArffDataset, test: &ArffDataset, p: f
     for mode in [BaseMode::An, BaseMode::Ignore] {
         let head = train_base_head(&fit_x, &fit_y, &cfg.base(mode));
         let (per, mean) = test_scores(&head, test);
-        methods.push(UnitMethod { method: mode.label().to_string(), is_base: true, test_per_category: per, test_mean: mean, outcomes: Vec::new() });
+        methods.push(UnitMethod {
+            method: mode.label().to_string(),
+            is_base: true,
+            test_per_category: per,
+            test_mean: mean,
+            outcomes: Vec::new(),
+        });
         if mode == BaseMode::An {
             an_head = Some(head);
         }
@@ -203,11 +221,23 @@ fn run_unit(cfg: &ReproduceConfig, train: &ArffDataset, test: &ArffDataset, p: f
         fc.max_epochs = cfg.max_epochs;
         fc.patience = cfg.patience;
         fc.seed = cfg.ga_seed;
-        let run = finetune(&an_head, SplitRef { features: &fit_x, labels: &st }, SplitRef { features: &sel_x, labels: &sv }, &fc, &|_| {});
+        let run = finetune(
+            &an_head,
+            SplitRef { features: &fit_x, labels: &st },
+            SplitRef { features: &sel_x, labels: &sv },
+            &fc,
+            &|_| {},
+        );
         let (per, mean) = test_scores(&run.head, test);
         // Timings make reruns differ; the unit file keeps only what determines the numbers.
         let outcomes = run.categories.into_iter().map(|o| CategoryOutcome { seconds: 0.0, ..o }).collect();
-        methods.push(UnitMethod { method: name.to_string(), is_base: false, test_per_category: per, test_mean: mean, outcomes });
+        methods.push(UnitMethod {
+            method: name.to_string(),
+            is_base: false,
+            test_per_category: per,
+            test_mean: mean,
+            outcomes,
+        });
         on_step();
     }
     UnitResult {
@@ -241,7 +271,11 @@ pub fn aggregate(cfg: &ReproduceConfig, categories: &[String], units: &[UnitResu
                         proportion: p,
                         mean: m.test_mean,
                         per_category: m.test_per_category.clone(),
-                        skipped: m.outcomes.iter().filter_map(|o| o.skipped.map(|r| (o.category, r.to_string()))).collect(),
+                        skipped: m
+                            .outcomes
+                            .iter()
+                            .filter_map(|o| o.skipped.map(|r| (o.category, r.to_string())))
+                            .collect(),
                         run: Some(format!("runs/{}.json", unit_id(p, protocol))),
                     })
                 })
@@ -249,7 +283,13 @@ pub fn aggregate(cfg: &ReproduceConfig, categories: &[String], units: &[UnitResu
             rows.push(MethodRow { method: name, protocol, is_base, cells });
         }
     }
-    ExperimentResults { dataset: cfg.dataset.clone(), metric: "mAP".into(), categories: categories.to_vec(), proportions: cfg.proportions.clone(), rows }
+    ExperimentResults {
+        dataset: cfg.dataset.clone(),
+        metric: "mAP".into(),
+        categories: categories.to_vec(),
+        proportions: cfg.proportions.clone(),
+        rows,
+    }
 }
 
 /// Finds the bundled datasets folder: `./datasets`, else the source tree's.
@@ -273,7 +313,8 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     let dir = args.out.join(&manifest.name);
     let runs = dir.join("runs");
     std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;
-    let units: Vec<(f64, Protocol)> = cfg.proportions.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
+    let units: Vec<(f64, Protocol)> =
+        cfg.proportions.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
     let steps_per_unit = 2 + cfg.methods().len();
     let bar = progress((units.len() * steps_per_unit) as u64, &format!("reproduce {}", manifest.name));
     eprintln!(
@@ -322,7 +363,12 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
         dataset_manifest: &'a DatasetManifest,
         quick: bool,
     }
-    let m = clock.manifest("reproduce", Config { reproduce: &cfg, dataset_manifest: &manifest, quick: args.quick }, inputs, outputs);
+    let m = clock.manifest(
+        "reproduce",
+        Config { reproduce: &cfg, dataset_manifest: &manifest, quick: args.quick },
+        inputs,
+        outputs,
+    );
     write_manifest(&manifest_path, &m)?;
     print!("{}", cft_report::partial_label_table(&results).to_markdown());
     eprintln!("wrote {} in {:.1} s", dir.display(), clock.seconds());

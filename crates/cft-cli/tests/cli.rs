@@ -32,7 +32,12 @@ fn scene_sets(dir: &Path) -> (PathBuf, PathBuf) {
     let t = dir.join("train.safetensors");
     let v = dir.join("test.safetensors");
     let masked = drop_labels(&train.labels, 0.3, 526);
-    let set = |f: &cft_core::Matrix, l: cft_core::PartialLabels| FeatureSet { features: f.clone(), labels: Some(l), categories: Some(train.categories.clone()), paths: None };
+    let set = |f: &cft_core::Matrix, l: cft_core::PartialLabels| FeatureSet {
+        features: f.clone(),
+        labels: Some(l),
+        categories: Some(train.categories.clone()),
+        paths: None,
+    };
     write_feature_set(&t, &set(&train.features, masked), FeaturePrecision::F32).unwrap();
     write_feature_set(&v, &set(&test.features, test.labels.clone()), FeaturePrecision::F32).unwrap();
     (t, v)
@@ -46,11 +51,32 @@ fn train_head_finetune_and_evaluate_on_scene() {
     ok(&cft(&["train-head", "--train", t.to_str().unwrap(), "--mode", "an", "--out", "an.safetensors"], d));
     assert!(d.join("an.safetensors.manifest.json").is_file());
     let stdout = ok(&cft(
-        &["finetune", "--train", "train.safetensors", "--valid", "test.safetensors", "--head", "an.safetensors", "--method", "bp-bce", "--lr", "1e-2", "--epochs", "60", "--patience", "20", "--history", "hist.csv", "--out", "cft.safetensors"],
+        &[
+            "finetune",
+            "--train",
+            "train.safetensors",
+            "--valid",
+            "test.safetensors",
+            "--head",
+            "an.safetensors",
+            "--method",
+            "bp-bce",
+            "--lr",
+            "1e-2",
+            "--epochs",
+            "60",
+            "--patience",
+            "20",
+            "--history",
+            "hist.csv",
+            "--out",
+            "cft.safetensors",
+        ],
         d,
     ));
     assert!(stdout.contains("Beach") && stdout.contains("fine-tuned"), "{stdout}");
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("cft.safetensors.manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("cft.safetensors.manifest.json")).unwrap()).unwrap();
     let cats = manifest["config"]["categories"].as_array().unwrap();
     assert_eq!(cats.len(), 6);
     for c in cats {
@@ -63,7 +89,8 @@ fn train_head_finetune_and_evaluate_on_scene() {
     for (head, json) in [("an.safetensors", "an.json"), ("cft.safetensors", "cft.json")] {
         ok(&cft(&["evaluate", "--head", head, "--data", "test.safetensors", "--json", json], d));
     }
-    let read = |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(d.join(p)).unwrap()).unwrap() };
+    let read =
+        |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(d.join(p)).unwrap()).unwrap() };
     let (an, ft) = (read("an.json"), read("cft.json"));
     assert_eq!(an["metric"], "ap");
     assert_eq!(an["categories"][0], "Beach");
@@ -76,11 +103,14 @@ fn train_head_finetune_and_evaluate_on_scene() {
 }
 
 fn raw_file(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .zip(&bytes)
-        .map(|((n, s, _), b)| (*n, safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|((n, s, _), b)| {
+            (*n, safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, s.clone(), b).unwrap())
+        })
         .collect();
     std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
 }
@@ -89,13 +119,40 @@ fn raw_file(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
 fn bad_input_is_a_clear_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    raw_file(&d.join("good.safetensors"), &[("features", vec![4, 2], vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.5, 2.0, 1.0]), ("labels", vec![4, 1], vec![1.0, 0.0, 1.0, 0.0])]);
-    raw_file(&d.join("rows.safetensors"), &[("features", vec![4, 2], vec![0.0; 8]), ("labels", vec![3, 1], vec![1.0, 0.0, 1.0])]);
-    raw_file(&d.join("nan.safetensors"), &[("features", vec![2, 2], vec![0.0, 1.0, f32::NAN, 0.0]), ("labels", vec![2, 1], vec![1.0, 0.0])]);
+    raw_file(
+        &d.join("good.safetensors"),
+        &[
+            ("features", vec![4, 2], vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.5, 2.0, 1.0]),
+            ("labels", vec![4, 1], vec![1.0, 0.0, 1.0, 0.0]),
+        ],
+    );
+    raw_file(
+        &d.join("rows.safetensors"),
+        &[("features", vec![4, 2], vec![0.0; 8]), ("labels", vec![3, 1], vec![1.0, 0.0, 1.0])],
+    );
+    raw_file(
+        &d.join("nan.safetensors"),
+        &[("features", vec![2, 2], vec![0.0, 1.0, f32::NAN, 0.0]), ("labels", vec![2, 1], vec![1.0, 0.0])],
+    );
     raw_file(&d.join("head3.safetensors"), &[("weight", vec![1, 3], vec![0.0; 3]), ("bias", vec![1], vec![0.0])]);
     raw_file(&d.join("head2.safetensors"), &[("weight", vec![1, 2], vec![0.1, 0.2]), ("bias", vec![1], vec![0.0])]);
     let finetune = |train: &str, head: &str, method: &str| {
-        cft(&["finetune", "--train", train, "--valid", "good.safetensors", "--head", head, "--method", method, "--out", "out.safetensors"], d)
+        cft(
+            &[
+                "finetune",
+                "--train",
+                train,
+                "--valid",
+                "good.safetensors",
+                "--head",
+                head,
+                "--method",
+                method,
+                "--out",
+                "out.safetensors",
+            ],
+            d,
+        )
     };
     let e = failed(&finetune("rows.safetensors", "head2.safetensors", "ga"));
     assert!(e.contains("rows.safetensors") && e.contains("`labels` has 3 rows") && e.contains("has 4"), "{e}");
@@ -125,10 +182,33 @@ fn an_interrupted_finetune_resumes_to_the_same_head() {
     scene_sets(d);
     ok(&cft(&["train-head", "--train", "train.safetensors", "--mode", "an", "--out", "an.safetensors"], d));
     let args = |out: &'static str| -> Vec<&'static str> {
-        vec!["--threads", "1", "finetune", "--train", "train.safetensors", "--valid", "test.safetensors", "--head", "an.safetensors", "--method", "ga", "--epochs", "40", "--patience", "40", "--out", out]
+        vec![
+            "--threads",
+            "1",
+            "finetune",
+            "--train",
+            "train.safetensors",
+            "--valid",
+            "test.safetensors",
+            "--head",
+            "an.safetensors",
+            "--method",
+            "ga",
+            "--epochs",
+            "40",
+            "--patience",
+            "40",
+            "--out",
+            out,
+        ]
     };
     ok(&cft(&args("full.safetensors"), d));
-    let interrupted = Command::new(env!("CARGO_BIN_EXE_cft")).args(args("part.safetensors")).current_dir(d).env("CFT_ABORT_AFTER_CATEGORIES", "2").output().unwrap();
+    let interrupted = Command::new(env!("CARGO_BIN_EXE_cft"))
+        .args(args("part.safetensors"))
+        .current_dir(d)
+        .env("CFT_ABORT_AFTER_CATEGORIES", "2")
+        .output()
+        .unwrap();
     assert_eq!(interrupted.status.code(), Some(3));
     assert!(!d.join("part.safetensors").exists());
     let progress = std::fs::read_to_string(d.join("part.safetensors.progress.jsonl")).unwrap();
@@ -149,13 +229,27 @@ fn quick_reproduce_is_deterministic_and_reports_real_properties() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ds = datasets();
-    let run = |out: &str| ok(&cft(&["reproduce", "--quick", "--dataset", "scene", "--out", out, "--datasets-dir", ds.to_str().unwrap()], d));
+    let run = |out: &str| {
+        ok(&cft(
+            &["reproduce", "--quick", "--dataset", "scene", "--out", out, "--datasets-dir", ds.to_str().unwrap()],
+            d,
+        ))
+    };
     let table = run("a");
     run("b");
     let a = std::fs::read(d.join("a/scene/results.json")).unwrap();
     assert_eq!(a, std::fs::read(d.join("b/scene/results.json")).unwrap(), "two runs must give identical numbers");
     assert!(table.contains("| AN + CFT-GA | held-out |"), "{table}");
-    for f in ["table.md", "table.csv", "table.tex", "score_vs_known.png", "score_vs_known.svg", "delta_at_10.png", "README.md", "manifest.json"] {
+    for f in [
+        "table.md",
+        "table.csv",
+        "table.tex",
+        "score_vs_known.png",
+        "score_vs_known.svg",
+        "delta_at_10.png",
+        "README.md",
+        "manifest.json",
+    ] {
         assert!(d.join("a/scene").join(f).is_file(), "{f}");
     }
     let res: cft_report::ExperimentResults = serde_json::from_slice(&a).unwrap();
@@ -173,7 +267,10 @@ fn quick_reproduce_is_deterministic_and_reports_real_properties() {
     let m = DatasetManifest::resolve("scene", &ds).unwrap();
     let train = m.load_split("train").unwrap();
     for p in [0.1, 0.5, 0.9] {
-        let unit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join(format!("a/scene/runs/p{:02}-paper.json", (p * 100.0) as u32))).unwrap()).unwrap();
+        let unit: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join(format!("a/scene/runs/p{:02}-paper.json", (p * 100.0) as u32))).unwrap(),
+        )
+        .unwrap();
         let want = drop_labels(&train.labels, p, 526).known_fraction();
         assert_eq!(unit["fit_known_fraction"].as_f64().unwrap(), want);
         assert!((want - p).abs() < 0.02);
@@ -195,7 +292,8 @@ fn skipped_categories_are_reported_as_skipped() {
     let d = dir.path();
     let ds = datasets();
     ok(&cft(&["reproduce", "--quick", "--dataset", "flags", "--out", "r", "--datasets-dir", ds.to_str().unwrap()], d));
-    let res: cft_report::ExperimentResults = serde_json::from_slice(&std::fs::read(d.join("r/flags/results.json")).unwrap()).unwrap();
+    let res: cft_report::ExperimentResults =
+        serde_json::from_slice(&std::fs::read(d.join("r/flags/results.json")).unwrap()).unwrap();
     let skipped: Vec<_> = res.rows.iter().flat_map(|r| r.cells.iter().flat_map(|c| c.skipped.clone())).collect();
     assert!(!skipped.is_empty());
     assert!(skipped.iter().all(|(_, why)| why.starts_with("no known")));

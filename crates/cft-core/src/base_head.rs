@@ -128,7 +128,15 @@ mod tests {
         let x: Vec<f32> = (0..n).flat_map(|i| [i as f32 / n as f32 - 0.5, 1.0]).collect();
         let x = Matrix::new(n, 2, x).unwrap();
         let labels: Vec<Label> = (0..n)
-            .map(|i| if i % 3 == 0 { Label::Unknown } else if i >= 50 { Label::Positive } else { Label::Negative })
+            .map(|i| {
+                if i % 3 == 0 {
+                    Label::Unknown
+                } else if i >= 50 {
+                    Label::Positive
+                } else {
+                    Label::Negative
+                }
+            })
             .collect();
         let labels = PartialLabels::new(n, 1, labels).unwrap();
         for mode in [BaseMode::An, BaseMode::Ignore] {

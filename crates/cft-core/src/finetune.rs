@@ -351,12 +351,8 @@ pub fn finetune_category(
     let mut params: Vec<f32> = w0.iter().copied().chain([b0]).collect();
     let mut validator = Validator::new(valid, cfg.metric);
     let original = validator.score(&params[..d], params[d]);
-    let mut sel = Selection {
-        best_score: original,
-        best_epoch: -1,
-        best_params: params.clone(),
-        patience: cfg.patience,
-    };
+    let mut sel =
+        Selection { best_score: original, best_epoch: -1, best_params: params.clone(), patience: cfg.patience };
     let mut history = Vec::new();
     let mut epochs_run = 0;
     match cfg.method {
@@ -514,8 +510,7 @@ impl GaState {
             for j in 0..d {
                 child[j] = if rng.random() < self.cfg.crossover { wa[j] } else { wb[j] };
             }
-            let mut bias =
-                if rng.random() < self.cfg.crossover { self.biases[a] } else { self.biases[b] };
+            let mut bias = if rng.random() < self.cfg.crossover { self.biases[a] } else { self.biases[b] };
             if rng.random() < self.cfg.mutation_prob {
                 for g in child.iter_mut() {
                     *g += rng.uniform(-range, range) as f32;
@@ -550,7 +545,13 @@ mod tests {
             let y = rng.random() < 0.3;
             x.push(if y { 1.0 } else { 0.0 } + rng.uniform(-0.8, 0.8) as f32);
             x.push(rng.uniform(-1.0, 1.0) as f32);
-            labels.push(if rng.random() < 0.5 { Label::Unknown } else if y { Label::Positive } else { Label::Negative });
+            labels.push(if rng.random() < 0.5 {
+                Label::Unknown
+            } else if y {
+                Label::Positive
+            } else {
+                Label::Negative
+            });
             labels.push(Label::Negative);
         }
         (Matrix::new(n, 2, x).unwrap(), PartialLabels::new(n, 2, labels).unwrap())

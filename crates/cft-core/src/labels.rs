@@ -209,12 +209,8 @@ impl KnownSamples {
 
     /// Known (positive or negative) samples in ascending index order with their targets.
     pub fn known_sorted(&self) -> (Vec<usize>, Vec<bool>) {
-        let mut all: Vec<(u32, bool)> = self
-            .positives
-            .iter()
-            .map(|&s| (s, true))
-            .chain(self.negatives.iter().map(|&s| (s, false)))
-            .collect();
+        let mut all: Vec<(u32, bool)> =
+            self.positives.iter().map(|&s| (s, true)).chain(self.negatives.iter().map(|&s| (s, false))).collect();
         all.sort_unstable_by_key(|&(s, _)| s);
         all.into_iter().map(|(s, y)| (s as usize, y)).unzip()
     }
@@ -280,8 +276,7 @@ mod tests {
 
     fn small() -> PartialLabels {
         use Label::*;
-        PartialLabels::new(3, 2, vec![Positive, Unknown, Uncertain, Negative, Negative, Positive])
-            .unwrap()
+        PartialLabels::new(3, 2, vec![Positive, Unknown, Uncertain, Negative, Negative, Positive]).unwrap()
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub mod synthetic;
 pub use adam::{Adam, AdamConfig};
 pub use base_head::{train_base_head, BaseHeadConfig, BaseMode};
 pub use finetune::{
-    finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig,
-    FineTuneRun, GaConfig, Method, SkipReason, SplitRef,
+    finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, GaConfig,
+    Method, SkipReason, SplitRef,
 };
 pub use head::LinearHead;
 pub use labels::{drop_labels, KnownSamples, Label, PartialLabels, SparseLabels, UncertainPolicy};

@@ -113,13 +113,11 @@ pub fn gemv(x: &Matrix, w: &[f32], b: f32, out: &mut [f32]) {
     assert_eq!(w.len(), x.cols, "weight length must equal the feature dimension");
     assert_eq!(out.len(), x.rows, "output length must equal the number of rows");
     let d = x.cols.max(1);
-    out.par_chunks_mut(ROW_BLOCK)
-        .zip(x.data.par_chunks(ROW_BLOCK * d))
-        .for_each(|(o, rows)| {
-            for (oi, row) in o.iter_mut().zip(rows.chunks_exact(d)) {
-                *oi = dot(row, w) + b;
-            }
-        });
+    out.par_chunks_mut(ROW_BLOCK).zip(x.data.par_chunks(ROW_BLOCK * d)).for_each(|(o, rows)| {
+        for (oi, row) in o.iter_mut().zip(rows.chunks_exact(d)) {
+            *oi = dot(row, w) + b;
+        }
+    });
 }
 
 /// `out = xᵀ g` (length `cols`): per fixed row block a partial sum, then the blocks in order.
@@ -168,8 +166,7 @@ pub fn gemm_nt(x: &Matrix, w: &Matrix, bias: &[f32], out: &mut [f32]) {
         return;
     }
     let threads = rayon::current_num_threads();
-    let parallelism =
-        if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the pointers come from live slices whose lengths were checked above: `out` holds
     // n × p values addressed as (i, q) ↦ q·n + i; `x` holds n × k as (i, j) ↦ i·k + j; `w`
     // holds p × k, read as the k × p right operand (j, q) ↦ q·k + j. No operand aliases `out`.
@@ -218,8 +215,7 @@ pub fn gemm_nn(a: &[f32], m: usize, x: &Matrix, out: &mut [f32]) {
         return;
     }
     let threads = rayon::current_num_threads();
-    let parallelism =
-        if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: lengths checked above; `out` is (i, j) ↦ i·k + j, `a` is (i, l) ↦ i·n + l, `x` is
     // (l, j) ↦ l·k + j; no operand aliases `out`.
     #[allow(unsafe_code)]
@@ -273,9 +269,9 @@ mod tests {
         let g: Vec<f32> = (0..300).map(|i| (i % 5) as f32 - 2.0).collect();
         let mut gt = vec![0.0; 37];
         gemv_t(&x, &g, &mut gt);
-        for j in 0..37 {
+        for (j, &got) in gt.iter().enumerate() {
             let want: f32 = (0..300).map(|i| x.row(i)[j] * g[i]).sum();
-            assert!((gt[j] - want).abs() < 1e-2, "{j}: {} vs {want}", gt[j]);
+            assert!((got - want).abs() < 1e-2, "{j}: {got} vs {want}");
         }
         let pop = sample(5, 37);
         let mut s = vec![0.0; 5 * 300];

@@ -176,19 +176,12 @@ impl RankScorer {
         }
         let work = |(row, (buf, o)): (&[f32], (&mut Vec<u64>, &mut f64))| {
             buf.clear();
-            buf.extend(
-                row.iter()
-                    .zip(labels)
-                    .map(|(&s, &y)| (u64::from(ordered_bits_f32(s)) << 1) | u64::from(y)),
-            );
+            buf.extend(row.iter().zip(labels).map(|(&s, &y)| (u64::from(ordered_bits_f32(s)) << 1) | u64::from(y)));
             buf.sort_unstable();
             *o = rank_metric(metric, buf).unwrap_or(f64::NAN);
         };
         if rows * n >= 1 << 14 {
-            scores
-                .par_chunks(n.max(1))
-                .zip(self.buffers[..rows].par_iter_mut().zip(out.par_iter_mut()))
-                .for_each(work);
+            scores.par_chunks(n.max(1)).zip(self.buffers[..rows].par_iter_mut().zip(out.par_iter_mut())).for_each(work);
         } else {
             scores.chunks(n.max(1)).zip(self.buffers[..rows].iter_mut().zip(out.iter_mut())).for_each(work);
         }
@@ -199,11 +192,7 @@ impl RankScorer {
 /// category; a category without a positive or a negative is `None` (undefined).
 ///
 /// `scores` is `n × C` row-major, as the labels.
-pub fn partial_scores<S: ScoreValue>(
-    metric: Metric,
-    scores: &[S],
-    labels: &PartialLabels,
-) -> Vec<Option<f64>> {
+pub fn partial_scores<S: ScoreValue>(metric: Metric, scores: &[S], labels: &PartialLabels) -> Vec<Option<f64>> {
     let (n, c) = (labels.n_samples(), labels.n_categories());
     assert_eq!(scores.len(), n * c, "scores must be n × C like the labels");
     (0..c)

@@ -92,10 +92,7 @@ impl SeedSequence {
                 v ^ (v >> XSHIFT)
             })
             .collect();
-        words
-            .chunks_exact(2)
-            .map(|p| u64::from(p[0]) | (u64::from(p[1]) << 32))
-            .collect()
+        words.chunks_exact(2).map(|p| u64::from(p[0]) | (u64::from(p[1]) << 32)).collect()
     }
 }
 

@@ -35,8 +35,7 @@ fn pcg64_streams_are_bit_identical_to_numpy() {
     }
 }
 
-const KINDS: [(&str, Label); 3] =
-    [("pos", Label::Positive), ("neg", Label::Negative), ("unc", Label::Uncertain)];
+const KINDS: [(&str, Label); 3] = [("pos", Label::Positive), ("neg", Label::Negative), ("unc", Label::Uncertain)];
 
 #[test]
 fn label_dropping_matches_the_reference_protocol() {
@@ -72,10 +71,7 @@ fn close(got: Option<f64>, want: &Value, tol: f64, what: &str) {
     }
 }
 
-fn distinct<T: Copy, F: Fn(&T, &T) -> std::cmp::Ordering>(v: &[T], cmp: F) -> usize
-where
-    T: PartialEq,
-{
+fn distinct<T: Copy + PartialEq, F: Fn(&T, &T) -> std::cmp::Ordering>(v: &[T], cmp: F) -> usize {
     let mut v = v.to_vec();
     v.sort_by(cmp);
     v.dedup();
@@ -122,9 +118,7 @@ fn partial_label_scores_and_means_match_scikit_learn() {
         }
         scores.extend(f64s(&fx["scores"][i]));
     }
-    for (metric, key, mean_key) in
-        [(Metric::Ap, "per_category_ap", "map"), (Metric::Auc, "per_category_auc", "mauc")]
-    {
+    for (metric, key, mean_key) in [(Metric::Ap, "per_category_ap", "map"), (Metric::Auc, "per_category_auc", "mauc")] {
         let per = partial_scores(metric, &scores, &labels);
         for (cat, want) in fx[key].as_array().unwrap().iter().enumerate() {
             close(per[cat], want, 1e-12, &format!("{key}[{cat}]"));
@@ -196,6 +190,7 @@ fn bp_runs_follow_the_reference_epoch_by_epoch() {
             }
         }
         let (ww, wb) = (matrix(&run["finetuned_weight"]), f64s(&run["finetuned_bias"]));
+        #[allow(clippy::needless_range_loop)]
         for cat in 0..head.categories() {
             for (g, w) in out.head.weight.row(cat).iter().zip(ww.row(cat)) {
                 let ok = rel_close(f64::from(*g), f64::from(*w), 1e-4);

@@ -136,8 +136,14 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
         if lower.starts_with("@relation") {
             relation = Some(unquote(&line[9..]).to_string());
         } else if lower.starts_with("@attribute") {
-            let (name, t) = attribute_parts(&line[10..])
-                .ok_or_else(|| DataError::parse(path, i + 1, "@attribute", format!("cannot read `{line}`: expected `@attribute NAME TYPE`")))?;
+            let (name, t) = attribute_parts(&line[10..]).ok_or_else(|| {
+                DataError::parse(
+                    path,
+                    i + 1,
+                    "@attribute",
+                    format!("cannot read `{line}`: expected `@attribute NAME TYPE`"),
+                )
+            })?;
             let kind = parse_kind(t)
                 .ok_or_else(|| DataError::parse(path, i + 1, name, format!("unknown attribute type `{t}`")))?;
             attributes.push(Attribute { name: name.to_string(), kind });
@@ -164,7 +170,10 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
             AttributeKind::Other(_) => false,
         };
         if !ok {
-            return Err(DataError::invalid(path, format!("label attribute `{}` must be {{0,1}} or numeric, not {:?}", a.name, a.kind)));
+            return Err(DataError::invalid(
+                path,
+                format!("label attribute `{}` must be {{0,1}} or numeric, not {:?}", a.name, a.kind),
+            ));
         }
     }
     // Feature columns: (attribute index, one-hot value index or None for a single column).
@@ -190,7 +199,13 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
                 }
             }
             AttributeKind::Other(t) => {
-                return Err(DataError::invalid(path, format!("feature attribute `{}` has type {t}; only numeric and nominal features are supported", a.name)));
+                return Err(DataError::invalid(
+                    path,
+                    format!(
+                        "feature attribute `{}` has type {t}; only numeric and nominal features are supported",
+                        a.name
+                    ),
+                ));
             }
         }
     }
@@ -225,7 +240,14 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
                     match value {
                         1.0 => Label::Positive,
                         0.0 => Label::Negative,
-                        _ => return Err(DataError::parse(path, i + 1, &attributes[li].name, format!("label value {value} is not 0 or 1"))),
+                        _ => {
+                            return Err(DataError::parse(
+                                path,
+                                i + 1,
+                                &attributes[li].name,
+                                format!("label value {value} is not 0 or 1"),
+                            ))
+                        }
                     }
                 }
             });
@@ -258,15 +280,21 @@ fn label_attributes(path: &Path, relation: &str, attributes: &[Attribute], layou
         LabelLayout::Meka => {
             let tokens: Vec<&str> = relation.split_whitespace().collect();
             let pos = tokens.iter().position(|t| *t == "-C").ok_or_else(|| {
-                DataError::invalid(path, format!("relation `{relation}` has no `-C n`: not a MEKA file (for Mulan, give the .xml)"))
+                DataError::invalid(
+                    path,
+                    format!("relation `{relation}` has no `-C n`: not a MEKA file (for Mulan, give the .xml)"),
+                )
             })?;
-            let n: i64 = tokens
-                .get(pos + 1)
-                .and_then(|t| t.trim_end_matches(['\'', '"']).parse().ok())
-                .ok_or_else(|| DataError::invalid(path, format!("relation `{relation}`: `-C` must be followed by an integer")))?;
+            let n: i64 =
+                tokens.get(pos + 1).and_then(|t| t.trim_end_matches(['\'', '"']).parse().ok()).ok_or_else(|| {
+                    DataError::invalid(path, format!("relation `{relation}`: `-C` must be followed by an integer"))
+                })?;
             let k = n.unsigned_abs() as usize;
             if k == 0 || k > attributes.len() {
-                return Err(DataError::invalid(path, format!("relation `{relation}`: -C {n} does not fit {} attributes", attributes.len())));
+                return Err(DataError::invalid(
+                    path,
+                    format!("relation `{relation}`: -C {n} does not fit {} attributes", attributes.len()),
+                ));
             }
             Ok(if n > 0 { (0..k).collect() } else { (attributes.len() - k..attributes.len()).collect() })
         }
@@ -282,12 +310,15 @@ fn read_row(path: &Path, line_no: usize, line: &str, attrs: &[Attribute], cells:
         }
         let a = &attrs[ai];
         match &a.kind {
-            AttributeKind::Numeric => t.parse::<f64>().map(Some).map_err(|_| {
-                DataError::parse(path, line_no, &a.name, format!("`{t}` is not a number"))
-            }),
-            AttributeKind::Nominal(vals) => vals.iter().position(|v| v == t).map(|k| Some(k as f64)).ok_or_else(|| {
-                DataError::parse(path, line_no, &a.name, format!("`{t}` is not one of {vals:?}"))
-            }),
+            AttributeKind::Numeric => t
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| DataError::parse(path, line_no, &a.name, format!("`{t}` is not a number"))),
+            AttributeKind::Nominal(vals) => vals
+                .iter()
+                .position(|v| v == t)
+                .map(|k| Some(k as f64))
+                .ok_or_else(|| DataError::parse(path, line_no, &a.name, format!("`{t}` is not one of {vals:?}"))),
             AttributeKind::Other(_) => Ok(Some(0.0)),
         }
     };
@@ -301,14 +332,24 @@ fn read_row(path: &Path, line_no: usize, line: &str, attrs: &[Attribute], cells:
                 DataError::parse(path, line_no, "row", format!("sparse entry `{item}` is not `INDEX VALUE`"))
             })?;
             let ai: usize = idx.parse().ok().filter(|&k| k < attrs.len()).ok_or_else(|| {
-                DataError::parse(path, line_no, "row", format!("sparse index `{idx}` is not an attribute index below {}", attrs.len()))
+                DataError::parse(
+                    path,
+                    line_no,
+                    "row",
+                    format!("sparse index `{idx}` is not an attribute index below {}", attrs.len()),
+                )
             })?;
             cells[ai] = value(ai, val.trim())?;
         }
     } else {
         let tokens = split_quoted(line, ',');
         if tokens.len() != attrs.len() {
-            return Err(DataError::parse(path, line_no, "row", format!("{} values for {} attributes", tokens.len(), attrs.len())));
+            return Err(DataError::parse(
+                path,
+                line_no,
+                "row",
+                format!("{} values for {} attributes", tokens.len(), attrs.len()),
+            ));
         }
         for (ai, tok) in tokens.iter().enumerate() {
             cells[ai] = value(ai, tok)?;
@@ -329,13 +370,25 @@ pub fn read_mulan_labels(path: &Path) -> Result<Vec<String>> {
             if !rest.starts_with(char::is_whitespace) {
                 continue;
             }
-            let name_pos = rest.find("name=").ok_or_else(|| DataError::parse(path, i + 1, "label", "<label> without a name attribute"))?;
+            let name_pos = rest
+                .find("name=")
+                .ok_or_else(|| DataError::parse(path, i + 1, "label", "<label> without a name attribute"))?;
             let after = &rest[name_pos + 5..];
-            let q = after.chars().next().filter(|c| *c == '"' || *c == '\'')
+            let q = after
+                .chars()
+                .next()
+                .filter(|c| *c == '"' || *c == '\'')
                 .ok_or_else(|| DataError::parse(path, i + 1, "label", "label name is not quoted"))?;
-            let end = after[1..].find(q).ok_or_else(|| DataError::parse(path, i + 1, "label", "unterminated label name"))?;
+            let end =
+                after[1..].find(q).ok_or_else(|| DataError::parse(path, i + 1, "label", "unterminated label name"))?;
             let raw = &after[1..1 + end];
-            names.push(raw.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&"));
+            names.push(
+                raw.replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
+                    .replace("&amp;", "&"),
+            );
             rest = &after[1 + end..];
         }
     }
@@ -390,7 +443,13 @@ mod tests {
         assert!(e.contains("label `nope`"), "{e}");
         let e = parse_arff(Path::new("e.arff"), "", &layout).unwrap_err().to_string();
         assert!(e.contains("e.arff") && e.contains("@relation"), "{e}");
-        let e = parse_arff(Path::new("t.arff"), "@relation r\n@attribute x numeric\n@attribute other {0,1}\n@data\n", &layout).unwrap_err().to_string();
+        let e = parse_arff(
+            Path::new("t.arff"),
+            "@relation r\n@attribute x numeric\n@attribute other {0,1}\n@data\n",
+            &layout,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no rows"), "{e}");
     }
 }

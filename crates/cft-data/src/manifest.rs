@@ -61,9 +61,8 @@ impl DatasetManifest {
     /// Reads a manifest file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = read_to_string(path)?;
-        let mut m: DatasetManifest = serde_json::from_str(&text).map_err(|e| {
-            DataError::parse(path, e.line(), "manifest", e.to_string())
-        })?;
+        let mut m: DatasetManifest =
+            serde_json::from_str(&text).map_err(|e| DataError::parse(path, e.line(), "manifest", e.to_string()))?;
         m.root = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(m)
     }
@@ -90,7 +89,10 @@ impl DatasetManifest {
     /// Loads one split, checking its label names against the manifest's categories.
     pub fn load_split(&self, split: &str) -> Result<ArffDataset> {
         let file = self.splits.get(split).ok_or_else(|| {
-            DataError::invalid(&self.root.join("manifest.json"), format!("no split `{split}` (splits: {:?})", self.splits.keys().collect::<Vec<_>>()))
+            DataError::invalid(
+                &self.root.join("manifest.json"),
+                format!("no split `{split}` (splits: {:?})", self.splits.keys().collect::<Vec<_>>()),
+            )
         })?;
         let path = self.file(file);
         let layout = match self.format {
@@ -104,7 +106,13 @@ impl DatasetManifest {
         };
         let data = read_arff(&path, &layout)?;
         if data.categories != self.categories {
-            return Err(DataError::invalid(&path, format!("label names {:?} differ from the manifest's categories {:?}", data.categories, self.categories)));
+            return Err(DataError::invalid(
+                &path,
+                format!(
+                    "label names {:?} differ from the manifest's categories {:?}",
+                    data.categories, self.categories
+                ),
+            ));
         }
         Ok(data)
     }

@@ -44,10 +44,7 @@ fn tensor_to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f
     let data = view.data();
     Ok(match view.dtype() {
         Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-            .collect(),
+        Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
         Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         other => {
@@ -80,11 +77,16 @@ fn get<'a>(path: &Path, st: &SafeTensors<'a>, name: &str, rank: usize) -> Result
     Ok((view, shape))
 }
 
-fn json_list(path: &Path, meta: &HashMap<String, String>, key: &str, len: usize, what: &str) -> Result<Option<Vec<String>>> {
+fn json_list(
+    path: &Path,
+    meta: &HashMap<String, String>,
+    key: &str,
+    len: usize,
+    what: &str,
+) -> Result<Option<Vec<String>>> {
     let Some(text) = meta.get(key) else { return Ok(None) };
-    let list: Vec<String> = serde_json::from_str(text).map_err(|e| {
-        DataError::invalid(path, format!("metadata `{key}` is not a JSON list of strings: {e}"))
-    })?;
+    let list: Vec<String> = serde_json::from_str(text)
+        .map_err(|e| DataError::invalid(path, format!("metadata `{key}` is not a JSON list of strings: {e}")))?;
     if list.len() != len {
         return Err(DataError::invalid(
             path,
@@ -102,14 +104,20 @@ pub fn read_feature_set(path: &Path) -> Result<FeatureSet> {
     let (n, d) = (fshape[0], fshape[1]);
     let features = Matrix::new(n, d, tensor_to_f32(path, "features", &fv)?).expect("shape checked");
     if let Some((row, col, v)) = features.first_non_finite() {
-        return Err(DataError::invalid(path, format!("tensor `features` row {row}, column {col} is {v}: features must be finite")));
+        return Err(DataError::invalid(
+            path,
+            format!("tensor `features` row {row}, column {col} is {v}: features must be finite"),
+        ));
     }
     let labels = if st.names().contains(&"labels") {
         let (lv, lshape) = get(path, &st, "labels", 2)?;
         if lshape[0] != n {
             return Err(DataError::invalid(
                 path,
-                format!("tensor `labels` has {} rows but `features` has {n}: one label row per feature row is required", lshape[0]),
+                format!(
+                    "tensor `labels` has {} rows but `features` has {n}: one label row per feature row is required",
+                    lshape[0]
+                ),
             ));
         }
         let c = lshape[1];
@@ -119,7 +127,11 @@ pub fn read_feature_set(path: &Path) -> Result<FeatureSet> {
             data.push(Label::from_reference(v).ok_or_else(|| {
                 DataError::invalid(
                     path,
-                    format!("tensor `labels` row {}, column {} is {v}; expected 1, 0, -1 or NaN", i / c.max(1), i % c.max(1)),
+                    format!(
+                        "tensor `labels` row {}, column {} is {v}; expected 1, 0, -1 or NaN",
+                        i / c.max(1),
+                        i % c.max(1)
+                    ),
                 )
             })?);
         }
@@ -150,10 +162,16 @@ fn f32_bytes(values: &[f32], precision: FeaturePrecision) -> (Dtype, Vec<u8>) {
     }
 }
 
-fn serialize(path: &Path, tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>, meta: HashMap<String, String>) -> Result<()> {
+fn serialize(
+    path: &Path,
+    tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>,
+    meta: HashMap<String, String>,
+) -> Result<()> {
     let views: Vec<(&str, TensorView<'_>)> = tensors
         .iter()
-        .map(|(name, dtype, shape, data)| (*name, TensorView::new(*dtype, shape.clone(), data).expect("consistent shape")))
+        .map(|(name, dtype, shape, data)| {
+            (*name, TensorView::new(*dtype, shape.clone(), data).expect("consistent shape"))
+        })
         .collect();
     let meta = (!meta.is_empty()).then_some(meta);
     let bytes = safetensors::tensor::serialize(views, meta)
@@ -227,7 +245,9 @@ mod tests {
         use Label::*;
         FeatureSet {
             features: Matrix::new(3, 2, vec![0.5, 1.0, -2.0, 0.25, 3.0, 4.0]).unwrap(),
-            labels: Some(PartialLabels::new(3, 2, vec![Positive, Unknown, Uncertain, Negative, Negative, Positive]).unwrap()),
+            labels: Some(
+                PartialLabels::new(3, 2, vec![Positive, Unknown, Uncertain, Negative, Negative, Positive]).unwrap(),
+            ),
             categories: Some(vec!["a".into(), "b".into()]),
             paths: Some(vec!["x.jpg".into(), "y.jpg".into(), "z.jpg".into()]),
         }
@@ -248,13 +268,15 @@ mod tests {
     fn heads_round_trip_and_bad_shapes_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.safetensors");
-        let head = LinearHead::new(Matrix::new(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap(), vec![0.5, -0.5]).unwrap();
+        let head =
+            LinearHead::new(Matrix::new(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap(), vec![0.5, -0.5]).unwrap();
         write_head(&path, &head, None).unwrap();
         assert_eq!(read_head(&path).unwrap(), head);
         let bad = dir.path().join("bad.safetensors");
         let w: Vec<u8> = [0f32; 6].iter().flat_map(|v| v.to_le_bytes()).collect();
         let b: Vec<u8> = [0f32; 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-        serialize(&bad, vec![("weight", Dtype::F32, vec![2, 3], w), ("bias", Dtype::F32, vec![3], b)], HashMap::new()).unwrap();
+        serialize(&bad, vec![("weight", Dtype::F32, vec![2, 3], w), ("bias", Dtype::F32, vec![3], b)], HashMap::new())
+            .unwrap();
         let err = read_head(&bad).unwrap_err().to_string();
         assert!(err.contains("bad.safetensors") && err.contains("bias") && err.contains("[3]"), "{err}");
     }
@@ -265,12 +287,22 @@ mod tests {
         let path = dir.path().join("f.safetensors");
         let f: Vec<u8> = [1f32, f32::NAN, 0.0, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let l: Vec<u8> = [1f32, 0.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        serialize(&path, vec![("features", Dtype::F32, vec![2, 2], f.clone()), ("labels", Dtype::F32, vec![3, 1], l)], HashMap::new()).unwrap();
+        serialize(
+            &path,
+            vec![("features", Dtype::F32, vec![2, 2], f.clone()), ("labels", Dtype::F32, vec![3, 1], l)],
+            HashMap::new(),
+        )
+        .unwrap();
         let err = read_feature_set(&path).unwrap_err().to_string();
         assert!(err.contains("NaN") && err.contains("row 0, column 1"), "{err}");
         let ok: Vec<u8> = [1f32, 2.0, 0.0, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let l: Vec<u8> = [1f32, 0.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        serialize(&path, vec![("features", Dtype::F32, vec![2, 2], ok), ("labels", Dtype::F32, vec![3, 1], l)], HashMap::new()).unwrap();
+        serialize(
+            &path,
+            vec![("features", Dtype::F32, vec![2, 2], ok), ("labels", Dtype::F32, vec![3, 1], l)],
+            HashMap::new(),
+        )
+        .unwrap();
         let err = read_feature_set(&path).unwrap_err().to_string();
         assert!(err.contains("3 rows") && err.contains("has 2"), "{err}");
     }

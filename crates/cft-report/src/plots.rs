@@ -107,7 +107,8 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
     root.fill(&WHITE).map_err(s)?;
     let (w, _) = root.dim_in_pixel();
     let (plot_area, legend_area) = root.split_horizontally(w * 70 / 100);
-    let values: Vec<f64> = res.rows.iter().flat_map(|r| r.cells.iter().filter_map(|c| c.mean)).map(|v| 100.0 * v).collect();
+    let values: Vec<f64> =
+        res.rows.iter().flat_map(|r| r.cells.iter().filter_map(|c| c.mean)).map(|v| 100.0 * v).collect();
     let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     let (lo, hi) = if values.is_empty() { (0.0, 100.0) } else { ((lo - 2.0).max(0.0), (hi + 2.0).min(100.0)) };
     let xs: Vec<f64> = res.proportions.iter().map(|p| 100.0 * p).collect();
@@ -138,7 +139,8 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
     let color_of = |m: &str| PALETTE[methods.iter().position(|x| *x == m).unwrap_or(0) % PALETTE.len()];
     for r in &res.rows {
         let color = color_of(&r.method);
-        let pts: Vec<(f64, f64)> = r.cells.iter().filter_map(|c| c.mean.map(|m| (100.0 * c.proportion, 100.0 * m))).collect();
+        let pts: Vec<(f64, f64)> =
+            r.cells.iter().filter_map(|c| c.mean.map(|m| (100.0 * c.proportion, 100.0 * m))).collect();
         let style = color.stroke_width(2);
         match r.protocol {
             Protocol::Paper => chart.draw_series(LineSeries::new(pts.clone(), style)).map_err(s)?,
@@ -158,16 +160,22 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
             Protocol::Paper => "paper protocol (solid)",
             Protocol::HeldOut => "held-out protocol (dashed)",
         };
-        legend_area.draw(&Text::new(what.to_string(), (10, y), ("sans-serif", 15).into_font().style(FontStyle::Bold))).map_err(s)?;
+        legend_area
+            .draw(&Text::new(what.to_string(), (10, y), ("sans-serif", 15).into_font().style(FontStyle::Bold)))
+            .map_err(s)?;
         y += 24;
         for r in res.rows.iter().filter(|r| r.protocol == protocol) {
             let color = color_of(&r.method);
             let seg = [(10, y), (50, y)];
             match protocol {
-                Protocol::Paper => legend_area.draw(&PathElement::new(seg.to_vec(), color.stroke_width(2))).map_err(s)?,
+                Protocol::Paper => {
+                    legend_area.draw(&PathElement::new(seg.to_vec(), color.stroke_width(2))).map_err(s)?
+                }
                 Protocol::HeldOut => {
                     for k in 0..4 {
-                        legend_area.draw(&PathElement::new(vec![(10 + 11 * k, y), (16 + 11 * k, y)], color.stroke_width(2))).map_err(s)?;
+                        legend_area
+                            .draw(&PathElement::new(vec![(10 + 11 * k, y), (16 + 11 * k, y)], color.stroke_width(2)))
+                            .map_err(s)?;
                     }
                 }
             }
@@ -188,17 +196,27 @@ pub fn display_name(method: &str) -> String {
     method.replace("CFT-", "CFT ")
 }
 
-fn delta_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &ExperimentResults, proportion: f64, base: &str) -> DrawResult {
+fn delta_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    res: &ExperimentResults,
+    proportion: f64,
+    base: &str,
+) -> DrawResult {
     root.fill(&WHITE).map_err(s)?;
     let col = res.proportions.iter().position(|p| (p - proportion).abs() < 1e-9).ok_or("proportion not in results")?;
     let protocols = [Protocol::Paper, Protocol::HeldOut];
     let panels = root.split_evenly((protocols.len(), 1));
     for (panel, protocol) in panels.iter().zip(protocols) {
         let Some(base_row) = res.row(base, protocol) else { continue };
-        let cft: Vec<_> = res.rows.iter().filter(|r| !r.is_base && r.protocol == protocol && r.method.starts_with(base)).collect();
+        let cft: Vec<_> =
+            res.rows.iter().filter(|r| !r.is_base && r.protocol == protocol && r.method.starts_with(base)).collect();
         let c = res.categories.len();
         let delta = |r: &crate::results::MethodRow, k: usize| -> Option<f64> {
-            Some(100.0 * (r.cells[col].per_category.get(k).copied()?? - base_row.cells[col].per_category.get(k).copied()??))
+            Some(
+                100.0
+                    * (r.cells[col].per_category.get(k).copied()??
+                        - base_row.cells[col].per_category.get(k).copied()??),
+            )
         };
         let mut order: Vec<usize> = (0..c).collect();
         let mean_delta = |k: usize| cft.iter().filter_map(|r| delta(r, k)).sum::<f64>() / cft.len().max(1) as f64;
@@ -206,7 +224,16 @@ fn delta_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &Experiment
         let all: Vec<f64> = cft.iter().flat_map(|r| (0..c).filter_map(|k| delta(r, k))).collect();
         let top = all.iter().fold(0.5f64, |m, v| m.max(v.abs())) * 1.15;
         let mut chart = ChartBuilder::on(panel)
-            .caption(format!("{}: per-category Δ{} at {:.0}% known labels, {} protocol", res.dataset, res.metric.trim_start_matches('m'), 100.0 * proportion, protocol.label()), ("sans-serif", 18))
+            .caption(
+                format!(
+                    "{}: per-category Δ{} at {:.0}% known labels, {} protocol",
+                    res.dataset,
+                    res.metric.trim_start_matches('m'),
+                    100.0 * proportion,
+                    protocol.label()
+                ),
+                ("sans-serif", 18),
+            )
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -219,7 +246,11 @@ fn delta_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &Experiment
             .x_labels(c)
             .x_label_formatter(&|x| {
                 let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() { names[i as usize].clone() } else { String::new() }
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                    names[i as usize].clone()
+                } else {
+                    String::new()
+                }
             })
             .y_desc(format!("Δ{} (points)", res.metric.trim_start_matches('m')))
             .label_style(("sans-serif", 14))
@@ -244,7 +275,9 @@ fn delta_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &Experiment
                 .label(display_name(r.method.trim_start_matches(base).trim_start_matches(" + ")))
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         }
-        chart.draw_series(std::iter::once(PathElement::new(vec![(-0.5, 0.0), (c as f64 - 0.5, 0.0)], BLACK))).map_err(s)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(-0.5, 0.0), (c as f64 - 0.5, 0.0)], BLACK)))
+            .map_err(s)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)

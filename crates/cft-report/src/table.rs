@@ -51,11 +51,21 @@ impl Table {
     /// A LaTeX `table` with a booktabs `tabular` (needs `\usepackage{booktabs}`).
     pub fn to_latex(&self) -> String {
         let esc = |f: &str| {
-            f.replace('\\', "\\textbackslash{}").replace('&', "\\&").replace('%', "\\%").replace('_', "\\_").replace('#', "\\#")
+            f.replace('\\', "\\textbackslash{}")
+                .replace('&', "\\&")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+                .replace('#', "\\#")
         };
         let cols: String = (0..self.header.len()).map(|i| if i < 2 { 'l' } else { 'r' }).collect();
-        let mut s = format!("\\begin{{table}}[t]\n\\centering\n\\caption{{{}}}\n\\begin{{tabular}}{{{cols}}}\n\\toprule\n", esc(&self.caption));
-        s.push_str(&format!("{} \\\\\n\\midrule\n", self.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")));
+        let mut s = format!(
+            "\\begin{{table}}[t]\n\\centering\n\\caption{{{}}}\n\\begin{{tabular}}{{{cols}}}\n\\toprule\n",
+            esc(&self.caption)
+        );
+        s.push_str(&format!(
+            "{} \\\\\n\\midrule\n",
+            self.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")
+        ));
         for r in &self.rows {
             s.push_str(&format!("{} \\\\\n", r.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")));
         }
@@ -101,7 +111,11 @@ mod tests {
 
     #[test]
     fn renders_escape_special_characters() {
-        let t = Table { caption: "a_b".into(), header: vec!["M".into(), "P".into(), "10%".into()], rows: vec![vec!["x, y".into(), "p".into(), "1.00".into()]] };
+        let t = Table {
+            caption: "a_b".into(),
+            header: vec!["M".into(), "P".into(), "10%".into()],
+            rows: vec![vec!["x, y".into(), "p".into(), "1.00".into()]],
+        };
         assert_eq!(t.to_csv(), "M,P,10%\n\"x, y\",p,1.00\n");
         assert!(t.to_latex().contains("10\\% \\\\"));
         assert!(t.to_latex().contains("\\toprule"));
