@@ -26,6 +26,118 @@ pub struct BenchArgs {
     /// Write the figures as JSON too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Time whole CFT runs of all categories at COCO scale instead: 80 categories, 82,081
+    /// training images with 10% known labels, 40,137 fully labelled validation images.
+    #[arg(long)]
+    pub all_categories: bool,
+    /// Generations (epochs) of the whole run with --all-categories.
+    #[arg(long, default_value_t = 30)]
+    pub generations: usize,
+    /// Categories with --all-categories.
+    #[arg(long, default_value_t = 80)]
+    pub categories: usize,
+    /// Training images with --all-categories.
+    #[arg(long, default_value_t = 82081)]
+    pub train_images: usize,
+    /// Device: cpu (cuda needs a build with CUDA kernels, which this workspace does not have yet).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Also time the per-category engine with --all-categories, for the side-by-side ratio.
+    #[arg(long)]
+    pub compare_engines: bool,
+}
+
+/// What `cft bench --all-categories --json` writes.
+#[derive(Debug, Serialize)]
+pub struct AllCategoriesResult {
+    /// Wall seconds of the whole CFT-GA run (batched engine).
+    pub ga_seconds_all_categories: f64,
+    /// Wall seconds of the whole CFT-BP-ASL run (batched engine).
+    pub bp_seconds_all_categories: f64,
+    /// Categories.
+    pub categories: usize,
+    /// Generations (epochs) run by every category.
+    pub generations: usize,
+    /// Device.
+    pub device: String,
+    /// GA milliseconds per category-generation (batched engine).
+    pub ga_ms_per_category_epoch: f64,
+    /// BP milliseconds per category-epoch (batched engine).
+    pub bp_ms_per_category_epoch: f64,
+    /// The same figures for the per-category engine, when compared.
+    pub per_category_engine: Option<(f64, f64)>,
+    /// Threads.
+    pub threads: usize,
+    /// Build.
+    pub build: String,
+}
+
+fn run_all_categories(args: &BenchArgs) -> Result<()> {
+    if args.device != "cpu" {
+        anyhow::bail!("--device {}: this build has no CUDA kernels for CFT (only `cpu` is available)", args.device);
+    }
+    let (c, g) = (args.categories, args.generations);
+    eprintln!(
+        "building synthetic COCO-scale data: {} train images (10% known), {} valid, d = {}, {c} categories …",
+        args.train_images, args.valid_samples, args.dim
+    );
+    let train = synthetic_split(args.train_images, args.dim, c, 0.1, 0.05, 1);
+    let valid = synthetic_split(args.valid_samples, args.dim, c, 1.0, 0.05, 2);
+    let head = synthetic_head(c, args.dim, 3);
+    let (st, sv) = (train.labels.to_sparse(), valid.labels.to_sparse());
+    let (tr, va) =
+        (SplitRef { features: &train.features, labels: &st }, SplitRef { features: &valid.features, labels: &sv });
+    let time = |method: Method, batched: bool| {
+        let mut cfg = FineTuneConfig::reference(method);
+        cfg.max_epochs = g;
+        cfg.patience = g + 1;
+        let t = std::time::Instant::now();
+        let run = if batched {
+            cft_core::finetune_batched(&head, tr, va, &cfg, 16, &|_| {})
+        } else {
+            cft_core::finetune(&head, tr, va, &cfg, &|_| {})
+        };
+        let s = t.elapsed().as_secs_f64();
+        let epochs: usize = run.categories.iter().map(|o| o.epochs_run).sum();
+        (s, 1e3 * s / epochs.max(1) as f64)
+    };
+    let bp = Method::Bp { loss: Loss::ASL_REFERENCE, adam: AdamConfig::default() };
+    let ga = Method::Ga(GaConfig::default());
+    let (ga_s, ga_ms) = time(ga, true);
+    eprintln!("GA, batched engine: {ga_s:.1} s");
+    let (bp_s, bp_ms) = time(bp, true);
+    eprintln!("BP-ASL, batched engine: {bp_s:.1} s");
+    let per = args.compare_engines.then(|| {
+        let (_, ga_pc) = time(ga, false);
+        let (_, bp_pc) = time(bp, false);
+        (ga_pc, bp_pc)
+    });
+    let r = AllCategoriesResult {
+        ga_seconds_all_categories: ga_s,
+        bp_seconds_all_categories: bp_s,
+        categories: c,
+        generations: g,
+        device: args.device.clone(),
+        ga_ms_per_category_epoch: ga_ms,
+        bp_ms_per_category_epoch: bp_ms,
+        per_category_engine: per,
+        threads: rayon::current_num_threads(),
+        build: Versions::collect().build,
+    };
+    println!("{c} categories × {g} generations, {} threads ({}):", r.threads, r.build);
+    println!("  CFT-GA:     {ga_s:.1} s in all, {ga_ms:.1} ms per category-generation (batched engine)");
+    println!("  CFT-BP-ASL: {bp_s:.1} s in all, {bp_ms:.1} ms per category-epoch (batched engine)");
+    if let Some((a, b)) = per {
+        println!(
+            "  per-category engine: GA {a:.1} ms, BP-ASL {b:.1} ms per category-epoch (ratio {:.2}× and {:.2}×)",
+            a / ga_ms,
+            b / bp_ms
+        );
+    }
+    if let Some(p) = &args.json {
+        cft_data::write_atomic(p, (serde_json::to_string_pretty(&r)? + "\n").as_bytes())?;
+    }
+    Ok(())
 }
 
 /// What `cft bench --json` writes.
@@ -53,6 +165,9 @@ pub struct BenchResult {
 
 /// Runs `cft bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.all_categories {
+        return run_all_categories(args);
+    }
     eprintln!(
         "building synthetic data: {} train, {} valid, d = {} …",
         args.train_samples, args.valid_samples, args.dim

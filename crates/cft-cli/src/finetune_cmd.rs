@@ -80,6 +80,23 @@ pub struct FinetuneArgs {
     /// Continue an interrupted run from `<out>.progress.jsonl`.
     #[arg(long)]
     pub resume: bool,
+    /// per-category: each category runs its own loop (categories in parallel); batched: all
+    /// categories of a batch advance one epoch per step and share one validation pass. Both
+    /// give identical results.
+    #[arg(long, value_enum, default_value_t = EngineArg::Batched)]
+    pub engine: EngineArg,
+    /// Categories held in memory at once by the batched engine.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+}
+
+/// Engine choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum EngineArg {
+    /// One loop per category.
+    PerCategory,
+    /// All categories of a batch step together.
+    Batched,
 }
 
 /// Metric choice.
@@ -222,7 +239,14 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             bar.inc(1);
         }
     };
-    let mut run = finetune(
+    let engine =
+        |head: &cft_core::LinearHead, t, v, cfg: &FineTuneConfig, cb: &(dyn Fn(&CategoryOutcome) + Sync)| match args
+            .engine
+        {
+            EngineArg::PerCategory => finetune(head, t, v, cfg, cb),
+            EngineArg::Batched => cft_core::finetune_batched(head, t, v, cfg, args.batch, cb),
+        };
+    let mut run = engine(
         &head,
         SplitRef { features: &train.set.features, labels: &sparse_t },
         SplitRef { features: &valid.set.features, labels: &sparse_v },
@@ -265,6 +289,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     struct Config<'a> {
         finetune: &'a FineTuneConfig,
         uncertain: PolicyArg,
+        engine: EngineArg,
         categories: Vec<CategoryOutcome>,
     }
     let manifest_path = sibling(&args.out, ".manifest.json");
@@ -276,6 +301,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         Config {
             finetune: &cfg_for_manifest,
             uncertain: args.uncertain,
+            engine: args.engine,
             categories: run.categories.iter().map(|o| CategoryOutcome { history: Vec::new(), ..o.clone() }).collect(),
         },
         inputs,

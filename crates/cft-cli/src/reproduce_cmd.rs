@@ -175,15 +175,17 @@ fn test_scores(head: &LinearHead, test: &ArffDataset) -> (Vec<Option<f64>>, Opti
     (per, mean)
 }
 
-/// Runs one unit.
+/// Runs one unit; with `keep_history`, also returns the per-epoch history as CSV text
+/// (`method,category,epoch,loss,best_fitness,mean_fitness,valid_score`).
 fn run_unit(
     cfg: &ReproduceConfig,
     train: &ArffDataset,
     test: &ArffDataset,
     p: f64,
     protocol: Protocol,
+    keep_history: bool,
     on_step: &(dyn Fn() + Sync),
-) -> UnitResult {
+) -> (UnitResult, Option<String>) {
     let masked = drop_labels(&train.labels, p, cfg.mask_seed);
     let (fit_x, fit_y, sel_x, sel_y) = match protocol {
         Protocol::Paper => (train.features.clone(), masked, test.features.clone(), test.labels.clone()),
@@ -216,11 +218,14 @@ fn run_unit(
     }
     let an_head = an_head.expect("AN head trained");
     let (st, sv) = (fit_y.to_sparse(), sel_y.to_sparse());
+    let mut history =
+        keep_history.then(|| String::from("method,category,epoch,loss,best_fitness,mean_fitness,valid_score\n"));
     for (name, method) in cfg.methods() {
         let mut fc = FineTuneConfig::reference(method);
         fc.max_epochs = cfg.max_epochs;
         fc.patience = cfg.patience;
         fc.seed = cfg.ga_seed;
+        fc.keep_history = keep_history;
         let run = finetune(
             &an_head,
             SplitRef { features: &fit_x, labels: &st },
@@ -229,8 +234,25 @@ fn run_unit(
             &|_| {},
         );
         let (per, mean) = test_scores(&run.head, test);
+        if let Some(h) = history.as_mut() {
+            let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
+            for o in &run.categories {
+                for e in &o.history {
+                    h.push_str(&format!(
+                        "{name},{},{},{},{},{},{}\n",
+                        o.category,
+                        e.epoch,
+                        opt(e.loss),
+                        opt(e.best_fitness),
+                        opt(e.mean_fitness),
+                        e.valid_score
+                    ));
+                }
+            }
+        }
         // Timings make reruns differ; the unit file keeps only what determines the numbers.
-        let outcomes = run.categories.into_iter().map(|o| CategoryOutcome { seconds: 0.0, ..o }).collect();
+        let outcomes =
+            run.categories.into_iter().map(|o| CategoryOutcome { seconds: 0.0, history: Vec::new(), ..o }).collect();
         methods.push(UnitMethod {
             method: name.to_string(),
             is_base: false,
@@ -240,7 +262,7 @@ fn run_unit(
         });
         on_step();
     }
-    UnitResult {
+    let unit = UnitResult {
         config: cfg.clone(),
         proportion: p,
         protocol,
@@ -248,7 +270,8 @@ fn run_unit(
         selection_images: sel_x.rows(),
         fit_known_fraction: fit_y.known_fraction(),
         methods,
-    }
+    };
+    (unit, history)
 }
 
 /// Aggregates units into the table-shaped results.
@@ -339,7 +362,12 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
                     }
                 }
             }
-            let u = run_unit(&cfg, &train, &test, p, protocol, &|| bar.inc(1));
+            // Histories are kept for the first proportion: enough to plot, small to store.
+            let keep_history = p == cfg.proportions[0];
+            let (u, history) = run_unit(&cfg, &train, &test, p, protocol, keep_history, &|| bar.inc(1));
+            if let Some(h) = history {
+                cft_data::write_atomic(&runs.join(format!("{}-history.csv", unit_id(p, protocol))), h.as_bytes())?;
+            }
             cft_data::write_atomic(&path, (serde_json::to_string_pretty(&u)? + "\n").as_bytes())?;
             Ok(u)
         })
@@ -351,6 +379,13 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
     let mut outputs = cft_report::write_dataset_report(&dir, &results)?;
     outputs.push(results_path);
+    // The reports index (with the published tables) when the reference numbers are at hand.
+    let reference = args.out.join("reference");
+    if reference.join("paper_results.csv").is_file() {
+        outputs.extend(cft_report::write_index(&args.out, &args.out, &reference)?);
+    } else {
+        eprintln!("note: {} not found; skipping the reports index (run `cft report` later)", reference.display());
+    }
     let mut inputs = Vec::new();
     for file in manifest.splits.values().chain(manifest.labels_xml.iter()) {
         inputs.push(InputFile::of(&manifest.file(file))?);
@@ -370,7 +405,9 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
         outputs,
     );
     write_manifest(&manifest_path, &m)?;
-    print!("{}", cft_report::partial_label_table(&results).to_markdown());
+    let mut table = cft_report::partial_label_table(&results, "");
+    table.links.clear();
+    print!("{}", table.to_markdown());
     eprintln!("wrote {} in {:.1} s", dir.display(), clock.seconds());
     Ok(dir)
 }

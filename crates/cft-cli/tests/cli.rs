@@ -300,3 +300,68 @@ fn skipped_categories_are_reported_as_skipped() {
     let readme = std::fs::read_to_string(d.join("r/flags/README.md")).unwrap();
     assert!(readme.contains("skipped: no known"), "{readme}");
 }
+
+#[test]
+fn both_engines_give_the_same_head_on_scene() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    scene_sets(d);
+    ok(&cft(&["train-head", "--train", "train.safetensors", "--mode", "an", "--out", "an.safetensors"], d));
+    for method in ["ga", "bp-asl"] {
+        let run = |engine: &str, out: &str| {
+            let a =
+                ["finetune", "--train", "train.safetensors", "--valid", "test.safetensors", "--head", "an.safetensors"];
+            let b = [
+                "--method",
+                method,
+                "--lr",
+                "1e-3",
+                "--epochs",
+                "80",
+                "--patience",
+                "20",
+                "--engine",
+                engine,
+                "--out",
+                out,
+            ];
+            ok(&cft(&[&a[..], &b[..]].concat(), d));
+            cft_data::read_head(&d.join(out)).unwrap()
+        };
+        assert_eq!(run("per-category", "a.safetensors"), run("batched", "b.safetensors"), "{method}");
+    }
+}
+
+#[test]
+fn bench_all_categories_writes_the_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "bench",
+        "--all-categories",
+        "--categories",
+        "3",
+        "--train-images",
+        "400",
+        "--valid-samples",
+        "300",
+        "--dim",
+        "16",
+        "--generations",
+        "3",
+        "--compare-engines",
+        "--json",
+        "b.json",
+    ];
+    ok(&cft(&args, d));
+    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("b.json")).unwrap()).unwrap();
+    for k in ["ga_seconds_all_categories", "bp_seconds_all_categories"] {
+        assert!(b[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    assert_eq!(
+        (b["categories"].as_u64(), b["generations"].as_u64(), b["device"].as_str()),
+        (Some(3), Some(3), Some("cpu"))
+    );
+    let e = failed(&cft(&["bench", "--all-categories", "--device", "cuda"], d));
+    assert!(e.contains("--device cuda"), "{e}");
+}

@@ -222,7 +222,7 @@ impl<'a> CategorySamples<'a> {
         Self { x, y }
     }
 
-    fn class_counts(&self) -> (usize, usize) {
+    pub(crate) fn class_counts(&self) -> (usize, usize) {
         let pos = self.y.iter().filter(|&&t| t).count();
         (pos, self.y.len() - pos)
     }
@@ -263,7 +263,7 @@ pub fn finetune(
     FineTuneRun { head: new_head, categories: outcomes }
 }
 
-fn skipped(cat: usize, w: &[f32], b: f32, reason: SkipReason, nt: usize, nv: usize) -> CategoryOutcome {
+pub(crate) fn skipped(cat: usize, w: &[f32], b: f32, reason: SkipReason, nt: usize, nv: usize) -> CategoryOutcome {
     CategoryOutcome {
         category: cat,
         skipped: Some(reason),
@@ -281,7 +281,7 @@ fn skipped(cat: usize, w: &[f32], b: f32, reason: SkipReason, nt: usize, nv: usi
 }
 
 /// Scores one head on a category's validation samples.
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     samples: &'a CategorySamples<'a>,
     scores: Vec<f32>,
     scorer: RankScorer,
@@ -289,11 +289,11 @@ struct Validator<'a> {
 }
 
 impl<'a> Validator<'a> {
-    fn new(samples: &'a CategorySamples<'a>, metric: Metric) -> Self {
+    pub(crate) fn new(samples: &'a CategorySamples<'a>, metric: Metric) -> Self {
         Self { samples, scores: vec![0.0; samples.y.len()], scorer: RankScorer::new(), metric }
     }
 
-    fn score(&mut self, w: &[f32], b: f32) -> f64 {
+    pub(crate) fn score(&mut self, w: &[f32], b: f32) -> f64 {
         gemv(&self.samples.x, w, b, &mut self.scores);
         let mut out = [0.0];
         self.scorer.score_rows(self.metric, &self.scores, &self.samples.y, &mut out);
@@ -321,19 +321,11 @@ impl Selection {
     }
 }
 
-/// Fine-tunes one category given its gathered known samples.
-pub fn finetune_category(
-    cat: usize,
-    w0: &[f32],
-    b0: f32,
-    train: &CategorySamples<'_>,
-    valid: &CategorySamples<'_>,
-    cfg: &FineTuneConfig,
-) -> CategoryOutcome {
-    let start = Instant::now();
+/// Why a category cannot be fine-tuned, from its gathered samples (`None`: it can).
+pub fn skip_reason(train: &CategorySamples<'_>, valid: &CategorySamples<'_>) -> Option<SkipReason> {
     let (tp, tn) = train.class_counts();
     let (vp, vn) = valid.class_counts();
-    let reason = if tp == 0 {
+    if tp == 0 {
         Some(SkipReason::NoTrainPositive)
     } else if tn == 0 {
         Some(SkipReason::NoTrainNegative)
@@ -343,97 +335,187 @@ pub fn finetune_category(
         Some(SkipReason::NoValidNegative)
     } else {
         None
-    };
-    if let Some(r) = reason {
+    }
+}
+
+/// The optimizer's state between epochs.
+enum Optimizer {
+    Bp { loss: Loss, adam: Adam, logits: Vec<f32>, grad: Vec<f32>, grad_params: Vec<f32> },
+    Ga { state: Box<GaState>, scores: Vec<f32>, scorer: RankScorer, elite_valid: Option<f64> },
+}
+
+/// What one optimizer step produced, before validation.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOutput {
+    /// The head's validation score when it is known without scoring (the GA's head is the
+    /// unchanged elite); `None`: the head must be validated.
+    pub cached_valid: Option<f64>,
+    loss: Option<f64>,
+    best_fitness: Option<f64>,
+    mean_fitness: Option<f64>,
+}
+
+/// One category's fine-tuning, advanced one epoch at a time: [`CategoryRun::step`] updates the
+/// head, the caller scores it on validation, [`CategoryRun::finish_epoch`] records the score
+/// and says whether to stop. The per-category loop and the batched engine
+/// ([`crate::batched`]) both drive this, so they compute the same thing.
+pub struct CategoryRun<'a> {
+    cat: usize,
+    train: &'a CategorySamples<'a>,
+    cfg: &'a FineTuneConfig,
+    params: Vec<f32>,
+    optimizer: Optimizer,
+    sel: Selection,
+    original: f64,
+    history: Vec<EpochRecord>,
+    epoch: usize,
+    start: Instant,
+}
+
+impl<'a> CategoryRun<'a> {
+    /// Starts from the original head `(w0, b0)` whose validation score is `original`.
+    pub fn new(
+        cat: usize,
+        w0: &[f32],
+        b0: f32,
+        original: f64,
+        train: &'a CategorySamples<'a>,
+        cfg: &'a FineTuneConfig,
+    ) -> Self {
+        let d = w0.len();
+        let params: Vec<f32> = w0.iter().copied().chain([b0]).collect();
+        let n = train.y.len();
+        let optimizer = match cfg.method {
+            Method::Bp { loss, adam } => Optimizer::Bp {
+                loss,
+                adam: Adam::new(adam, d + 1),
+                logits: vec![0.0; n],
+                grad: vec![0.0; n],
+                grad_params: vec![0.0; d + 1],
+            },
+            Method::Ga(ga) => Optimizer::Ga {
+                state: Box::new(GaState::new(&params, ga, Pcg64::for_stream(cfg.seed, cat as u64))),
+                scores: vec![0.0; ga.population * n],
+                scorer: RankScorer::new(),
+                elite_valid: Some(original),
+            },
+        };
+        let sel =
+            Selection { best_score: original, best_epoch: -1, best_params: params.clone(), patience: cfg.patience };
+        Self { cat, train, cfg, params, optimizer, sel, original, history: Vec::new(), epoch: 0, start: Instant::now() }
+    }
+
+    /// The category index.
+    pub fn category(&self) -> usize {
+        self.cat
+    }
+
+    /// The current head: `d` weights then the bias.
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Whether the epoch limit is reached.
+    pub fn exhausted(&self) -> bool {
+        self.epoch >= self.cfg.max_epochs
+    }
+
+    /// One optimizer step (BP: one Adam step; GA: evaluate, take the best, breed).
+    pub fn step(&mut self) -> StepOutput {
+        let d = self.params.len() - 1;
+        let (x, y) = (&self.train.x, &self.train.y);
+        match &mut self.optimizer {
+            Optimizer::Bp { loss, adam, logits, grad, grad_params } => {
+                gemv(x, &self.params[..d], self.params[d], logits);
+                let l = loss.value_and_grad(logits, y, grad);
+                gemv_t(x, grad, &mut grad_params[..d]);
+                grad_params[d] = grad.iter().map(|&g| f64::from(g)).sum::<f64>() as f32;
+                adam.step(&mut self.params, grad_params);
+                StepOutput { cached_valid: None, loss: Some(l), best_fitness: None, mean_fitness: None }
+            }
+            Optimizer::Ga { state, scores, scorer, elite_valid } => {
+                gemm_nt(x, &state.weights, &state.biases, scores);
+                scorer.score_rows(self.cfg.metric, scores, y, &mut state.fitness);
+                let best = state.best_index();
+                let (bf, mf) = (state.fitness[best], state.mean_fitness());
+                self.params[..d].copy_from_slice(state.weights.row(best));
+                self.params[d] = state.biases[best];
+                // The head is unchanged when the best individual is the elite at index 0: its
+                // validation score is then reused (bit-identical weights, identical score).
+                let cached = if best == 0 { *elite_valid } else { None };
+                state.breed();
+                StepOutput { cached_valid: cached, loss: None, best_fitness: Some(bf), mean_fitness: Some(mf) }
+            }
+        }
+    }
+
+    /// Records the epoch's validation score; returns `true` when the category should stop.
+    pub fn finish_epoch(&mut self, out: StepOutput, score: f64) -> bool {
+        if let Optimizer::Ga { state, elite_valid, .. } = &mut self.optimizer {
+            // The next generation's index 0 is this generation's best (elitism ≥ 1).
+            *elite_valid = (state.cfg.elitism >= 1).then_some(score);
+        }
+        let epoch = self.epoch;
+        self.epoch += 1;
+        if self.cfg.keep_history {
+            self.history.push(EpochRecord {
+                epoch,
+                loss: out.loss,
+                best_fitness: out.best_fitness,
+                mean_fitness: out.mean_fitness,
+                valid_score: score,
+            });
+        }
+        self.sel.observe(epoch, score, &self.params) || self.exhausted()
+    }
+
+    /// The outcome: the best epoch's head, scores and history.
+    pub fn into_outcome(self, valid_known: usize) -> CategoryOutcome {
+        let d = self.params.len() - 1;
+        CategoryOutcome {
+            category: self.cat,
+            skipped: None,
+            train_known: self.train.y.len(),
+            valid_known,
+            original_score: Some(self.original),
+            best_score: Some(self.sel.best_score),
+            best_epoch: self.sel.best_epoch,
+            epochs_run: self.epoch,
+            seconds: self.start.elapsed().as_secs_f64(),
+            history: self.history,
+            weight: self.sel.best_params[..d].to_vec(),
+            bias: self.sel.best_params[d],
+        }
+    }
+}
+
+/// Fine-tunes one category given its gathered known samples.
+pub fn finetune_category(
+    cat: usize,
+    w0: &[f32],
+    b0: f32,
+    train: &CategorySamples<'_>,
+    valid: &CategorySamples<'_>,
+    cfg: &FineTuneConfig,
+) -> CategoryOutcome {
+    if let Some(r) = skip_reason(train, valid) {
         return skipped(cat, w0, b0, r, train.y.len(), valid.y.len());
     }
     let d = w0.len();
-    let mut params: Vec<f32> = w0.iter().copied().chain([b0]).collect();
     let mut validator = Validator::new(valid, cfg.metric);
-    let original = validator.score(&params[..d], params[d]);
-    let mut sel =
-        Selection { best_score: original, best_epoch: -1, best_params: params.clone(), patience: cfg.patience };
-    let mut history = Vec::new();
-    let mut epochs_run = 0;
-    match cfg.method {
-        Method::Bp { loss, adam } => {
-            let n = train.y.len();
-            let (mut logits, mut grad) = (vec![0.0f32; n], vec![0.0f32; n]);
-            let mut grad_params = vec![0.0f32; d + 1];
-            let mut opt = Adam::new(adam, d + 1);
-            for epoch in 0..cfg.max_epochs {
-                gemv(&train.x, &params[..d], params[d], &mut logits);
-                let l = loss.value_and_grad(&logits, &train.y, &mut grad);
-                gemv_t(&train.x, &grad, &mut grad_params[..d]);
-                grad_params[d] = grad.iter().map(|&g| f64::from(g)).sum::<f64>() as f32;
-                opt.step(&mut params, &grad_params);
-                let score = validator.score(&params[..d], params[d]);
-                epochs_run = epoch + 1;
-                if cfg.keep_history {
-                    history.push(EpochRecord {
-                        epoch,
-                        loss: Some(l),
-                        best_fitness: None,
-                        mean_fitness: None,
-                        valid_score: score,
-                    });
-                }
-                if sel.observe(epoch, score, &params) {
-                    break;
-                }
-            }
-        }
-        Method::Ga(ga) => {
-            let mut engine = GaState::new(&params, ga, Pcg64::for_stream(cfg.seed, cat as u64));
-            let mut scores = vec![0.0f32; ga.population * train.y.len()];
-            let mut scorer = RankScorer::new();
-            // The head is unchanged when the best individual is the elite at index 0; its
-            // validation score is then reused (bit-identical weights, identical score).
-            let mut elite_valid = Some(original);
-            for epoch in 0..cfg.max_epochs {
-                gemm_nt(&train.x, &engine.weights, &engine.biases, &mut scores);
-                scorer.score_rows(cfg.metric, &scores, &train.y, &mut engine.fitness);
-                let best = engine.best_index();
-                let (bf, mf) = (engine.fitness[best], engine.mean_fitness());
-                params[..d].copy_from_slice(engine.weights.row(best));
-                params[d] = engine.biases[best];
-                let score = match (best, elite_valid) {
-                    (0, Some(s)) => s,
-                    _ => validator.score(&params[..d], params[d]),
-                };
-                engine.breed();
-                // The next generation's index 0 is this generation's best (elitism ≥ 1).
-                elite_valid = (ga.elitism >= 1).then_some(score);
-                epochs_run = epoch + 1;
-                if cfg.keep_history {
-                    history.push(EpochRecord {
-                        epoch,
-                        loss: None,
-                        best_fitness: Some(bf),
-                        mean_fitness: Some(mf),
-                        valid_score: score,
-                    });
-                }
-                if sel.observe(epoch, score, &params) {
-                    break;
-                }
-            }
+    let original = validator.score(w0, b0);
+    let mut run = CategoryRun::new(cat, w0, b0, original, train, cfg);
+    while !run.exhausted() {
+        let out = run.step();
+        let score = out.cached_valid.unwrap_or_else(|| {
+            let p = run.params();
+            validator.score(&p[..d], p[d])
+        });
+        if run.finish_epoch(out, score) {
+            break;
         }
     }
-    CategoryOutcome {
-        category: cat,
-        skipped: None,
-        train_known: train.y.len(),
-        valid_known: valid.y.len(),
-        original_score: Some(original),
-        best_score: Some(sel.best_score),
-        best_epoch: sel.best_epoch,
-        epochs_run,
-        seconds: start.elapsed().as_secs_f64(),
-        history,
-        weight: sel.best_params[..d].to_vec(),
-        bias: sel.best_params[d],
-    }
+    run.into_outcome(valid.y.len())
 }
 
 /// A GA population: weights `P × d`, biases `P`, and the fitness of the last evaluation.

@@ -20,6 +20,7 @@
 
 pub mod adam;
 pub mod base_head;
+pub mod batched;
 pub mod finetune;
 pub mod head;
 pub mod labels;
@@ -31,6 +32,7 @@ pub mod synthetic;
 
 pub use adam::{Adam, AdamConfig};
 pub use base_head::{train_base_head, BaseHeadConfig, BaseMode};
+pub use batched::finetune_batched;
 pub use finetune::{
     finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, GaConfig,
     Method, SkipReason, SplitRef,

@@ -200,6 +200,9 @@ fn bp_runs_follow_the_reference_epoch_by_epoch() {
             assert!(ok, "{name} cat {cat}: bias {} vs {}", out.head.bias[cat], wb[cat]);
         }
         assert_eq!(out.categories[3].skipped, Some(SkipReason::NoTrainPositive), "{name}: cat 3");
+        // The batched engine computes the very same run.
+        let batched = finetune_batched(&head, train, valid, &cfg, 2, &|_| {});
+        assert_eq!(batched.head, out.head, "{name}: batched engine");
         assert_eq!(out.head.weight.row(3), head.weight.row(3));
     }
 }

@@ -38,7 +38,7 @@ pub fn read_results(path: &Path) -> Result<ExperimentResults, ReportError> {
 /// `README.md` into `dir`; returns the files written.
 pub fn write_dataset_report(dir: &Path, res: &ExperimentResults) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
-    let table = partial_label_table(res);
+    let table = partial_label_table(res, "");
     for (name, text) in
         [("table.md", table.to_markdown()), ("table.csv", table.to_csv()), ("table.tex", table.to_latex())]
     {

@@ -289,3 +289,167 @@ fn delta_bars<DB: DrawingBackend>(
     }
     root.present().map_err(s)
 }
+
+/// One line of a [`LineChart`].
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Points (x, y).
+    pub points: Vec<(f64, f64)>,
+    /// Dashed instead of solid.
+    pub dashed: bool,
+    /// Palette index.
+    pub color: usize,
+}
+
+/// A titled line chart with axis descriptions and a legend beside the plot.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    /// Title.
+    pub title: String,
+    /// X axis description (with unit).
+    pub x_desc: String,
+    /// Y axis description (with unit).
+    pub y_desc: String,
+    /// The lines.
+    pub series: Vec<Series>,
+}
+
+impl LineChart {
+    fn draw_on<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
+        let (w, _) = area.dim_in_pixel();
+        let (plot_area, legend_area) = area.split_horizontally(w * 68 / 100);
+        let pts = self.series.iter().flat_map(|s| s.points.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in pts {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if x0 > x1 {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let (xpad, ypad) = (((x1 - x0) * 0.04).max(1e-9), ((y1 - y0) * 0.08).max(1e-3));
+        let mut chart = ChartBuilder::on(&plot_area)
+            .caption(&self.title, ("sans-serif", 19))
+            .margin(10)
+            .x_label_area_size(42)
+            .y_label_area_size(62)
+            .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
+            .map_err(s)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_desc.as_str())
+            .y_desc(self.y_desc.as_str())
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(s)?;
+        for ser in &self.series {
+            let style = PALETTE[ser.color % PALETTE.len()].stroke_width(2);
+            if ser.dashed {
+                chart.draw_series(DashedLineSeries::new(ser.points.clone(), 6, 4, style)).map_err(s)?;
+            } else {
+                chart.draw_series(LineSeries::new(ser.points.clone(), style)).map_err(s)?;
+            }
+        }
+        let mut y = 50;
+        for ser in &self.series {
+            let color = PALETTE[ser.color % PALETTE.len()];
+            if ser.dashed {
+                for k in 0..3 {
+                    legend_area
+                        .draw(&PathElement::new(vec![(8 + 10 * k, y), (14 + 10 * k, y)], color.stroke_width(2)))
+                        .map_err(s)?;
+                }
+            } else {
+                legend_area.draw(&PathElement::new(vec![(8, y), (34, y)], color.stroke_width(2))).map_err(s)?;
+            }
+            legend_area.draw(&Text::new(display_name(&ser.label), (42, y - 8), ("sans-serif", 13))).map_err(s)?;
+            y += 21;
+        }
+        Ok(())
+    }
+}
+
+impl Figure for LineChart {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(s)?;
+        self.draw_on(&root)?;
+        root.present().map_err(s)
+    }
+}
+
+/// Several line charts stacked vertically.
+#[derive(Debug, Clone)]
+pub struct Stacked(pub Vec<LineChart>);
+
+impl Figure for Stacked {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(s)?;
+        for (area, chart) in root.split_evenly((self.0.len().max(1), 1)).iter().zip(&self.0) {
+            chart.draw_on(area)?;
+        }
+        root.present().map_err(s)
+    }
+}
+
+/// Horizontal-label bar chart on a log₁₀ value axis (for timings spanning decades).
+#[derive(Debug, Clone)]
+pub struct LogBars {
+    /// Title.
+    pub title: String,
+    /// Value axis description (with unit).
+    pub y_desc: String,
+    /// Bars: label, value (> 0), palette index.
+    pub bars: Vec<(String, f64, usize)>,
+}
+
+impl Figure for LogBars {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(s)?;
+        let lo = self.bars.iter().map(|b| b.1).fold(f64::MAX, f64::min).max(1e-6) / 2.0;
+        let hi = self.bars.iter().map(|b| b.1).fold(f64::MIN, f64::max).max(lo * 4.0) * 2.0;
+        let n = self.bars.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", 19))
+            .margin(12)
+            .x_label_area_size(80)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (lo..hi).log_scale())
+            .map_err(s)?;
+        let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                    labels[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(self.y_desc.as_str())
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(s)?;
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, (_, v, c))| {
+                Rectangle::new([(i as f64 - 0.35, lo), (i as f64 + 0.35, *v)], PALETTE[*c % PALETTE.len()].filled())
+            }))
+            .map_err(s)?;
+        chart
+            .draw_series(
+                self.bars.iter().enumerate().map(|(i, (_, v, _))| {
+                    Text::new(format!("{v:.1}"), (i as f64 - 0.2, *v * 1.25), ("sans-serif", 13))
+                }),
+            )
+            .map_err(s)?;
+        root.present().map_err(s)
+    }
+}

@@ -12,6 +12,8 @@ pub struct Table {
     pub header: Vec<String>,
     /// Rows of cells, each as long as the header.
     pub rows: Vec<Vec<String>>,
+    /// Optional link target per cell (Markdown renders the cell as a link); empty = none.
+    pub links: Vec<Vec<Option<String>>>,
 }
 
 impl Table {
@@ -24,8 +26,16 @@ impl Table {
         s.push_str(&format!("| {} |\n", self.header.join(" | ")));
         let align: Vec<&str> = (0..self.header.len()).map(|i| if i < 2 { "---" } else { "---:" }).collect();
         s.push_str(&format!("|{}|\n", align.join("|")));
-        for r in &self.rows {
-            s.push_str(&format!("| {} |\n", r.join(" | ")));
+        for (i, r) in self.rows.iter().enumerate() {
+            let cells: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(j, c)| match self.links.get(i).and_then(|l| l.get(j)).and_then(Option::as_ref) {
+                    Some(target) => format!("[{c}]({target})"),
+                    None => c.clone(),
+                })
+                .collect();
+            s.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
         s
     }
@@ -80,8 +90,9 @@ pub fn pct(v: Option<f64>) -> String {
 }
 
 /// The partial-label table in the paper's partial-COCO layout: one row per (method,
-/// protocol), columns for each known-label proportion and their average, in %.
-pub fn partial_label_table(res: &ExperimentResults) -> Table {
+/// protocol), columns for each known-label proportion and their average, in %. In Markdown each
+/// of our cells links to the run that produced it (`link_prefix` + the cell's run path).
+pub fn partial_label_table(res: &ExperimentResults, link_prefix: &str) -> Table {
     let mut header = vec!["Method".to_string(), "Protocol".to_string()];
     header.extend(res.proportions.iter().map(|p| format!("{:.0}%", 100.0 * p)));
     header.push("Avg".to_string());
@@ -95,6 +106,16 @@ pub fn partial_label_table(res: &ExperimentResults) -> Table {
             row
         })
         .collect();
+    let links = res
+        .rows
+        .iter()
+        .map(|r| {
+            let mut l = vec![None, None];
+            l.extend(r.cells.iter().map(|c| c.run.as_ref().map(|p| format!("{link_prefix}{p}"))));
+            l.push(None);
+            l
+        })
+        .collect();
     Table {
         caption: format!(
             "{} {} (%) on the test split by known-label proportion. Protocol `paper`: CFT epochs selected on the test split, as the reference does; `held-out`: selected on 20% of the training images.",
@@ -102,6 +123,7 @@ pub fn partial_label_table(res: &ExperimentResults) -> Table {
         ),
         header,
         rows,
+        links,
     }
 }
 
@@ -115,10 +137,11 @@ mod tests {
             caption: "a_b".into(),
             header: vec!["M".into(), "P".into(), "10%".into()],
             rows: vec![vec!["x, y".into(), "p".into(), "1.00".into()]],
+            links: vec![vec![None, None, Some("r.json".into())]],
         };
         assert_eq!(t.to_csv(), "M,P,10%\n\"x, y\",p,1.00\n");
         assert!(t.to_latex().contains("10\\% \\\\"));
         assert!(t.to_latex().contains("\\toprule"));
-        assert!(t.to_markdown().contains("| x, y | p | 1.00 |"));
+        assert!(t.to_markdown().contains("| x, y | p | [1.00](r.json) |"));
     }
 }

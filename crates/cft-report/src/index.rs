@@ -1,0 +1,256 @@
+//! `reports/README.md`: the index of everything `cft report` regenerates: our runs, the paper's
+//! tables with published numbers beside ours (or why ours are missing), figures and speed.
+
+use crate::dataset_report::{read_results, write_dataset_report, ReportError, FIGURE_SIZE};
+use crate::plots::{render, LineChart, LogBars, Series, Stacked};
+use crate::published_tables::{chexpert_table, coco_table, openimages_table, Ours};
+use crate::reference::{read_csv, Published};
+use crate::results::ExperimentResults;
+use crate::table::Table;
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Why each paper dataset has no run of ours here (shown in "not run" cells).
+pub const NOT_PROVIDED: &str = "dataset not provided (bring the images or extracted features; see the README)";
+
+/// Reads every `<dir>/<dataset>/results.json`, sorted by folder name.
+pub fn find_runs(dir: &Path) -> Result<Vec<(String, ExperimentResults)>, ReportError> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(out) };
+    let mut dirs: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("results.json").is_file()).collect();
+    dirs.sort();
+    for d in dirs {
+        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push((name, read_results(&d.join("results.json"))?));
+    }
+    Ok(out)
+}
+
+fn write_table(dir: &Path, stem: &str, t: &Table, written: &mut Vec<PathBuf>) -> Result<(), ReportError> {
+    for (ext, text) in [("md", t.to_markdown()), ("csv", t.to_csv()), ("tex", t.to_latex())] {
+        let p = dir.join(format!("{stem}.{ext}"));
+        cft_data::write_atomic(&p, text.as_bytes())?;
+        written.push(p);
+    }
+    Ok(())
+}
+
+/// Validation-score histories at the first proportion, from `runs/<unit>-history.csv` (read
+/// with polars): for the two categories CFT changed most, one panel each, every method.
+fn history_figure(dir: &Path, res: &ExperimentResults) -> Result<Option<Stacked>, ReportError> {
+    let Some(p) = res.proportions.first() else { return Ok(None) };
+    let path = dir.join(format!("runs/p{:02}-paper-history.csv", (100.0 * p).round() as u32));
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let df = read_csv(&path)?;
+    let get = |name: &str| -> Result<Column, ReportError> {
+        df.column(name).cloned().map_err(|e| ReportError::Invalid { path: path.clone(), message: e.to_string() })
+    };
+    let (method, category, epoch, score) = (get("method")?, get("category")?, get("epoch")?, get("valid_score")?);
+    let inv = |e: PolarsError| ReportError::Invalid { path: path.clone(), message: e.to_string() };
+    let method = method.str().map_err(inv)?.clone();
+    let category = category.cast(&DataType::Int64).map_err(inv)?;
+    let category = category.i64().map_err(inv)?.clone();
+    let epoch = epoch.cast(&DataType::Float64).map_err(inv)?;
+    let epoch = epoch.f64().map_err(inv)?.clone();
+    let score = score.cast(&DataType::Float64).map_err(inv)?;
+    let score = score.f64().map_err(inv)?.clone();
+    // Categories ranked by the largest change of validation score over the run.
+    let mut change: Vec<(usize, f64)> = (0..res.categories.len()).map(|k| (k, 0.0)).collect();
+    let mut first: std::collections::HashMap<(String, i64), f64> = Default::default();
+    for i in 0..df.height() {
+        let (Some(m), Some(c), Some(v)) = (method.get(i), category.get(i), score.get(i)) else { continue };
+        let f = *first.entry((m.to_string(), c)).or_insert(v);
+        if let Some(e) = change.get_mut(c as usize) {
+            e.1 = e.1.max((v - f).abs());
+        }
+    }
+    change.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut methods: Vec<String> = Vec::new();
+    for m in (0..method.len()).filter_map(|i| method.get(i)) {
+        if !methods.iter().any(|x| x == m) {
+            methods.push(m.to_string());
+        }
+    }
+    let charts = change
+        .iter()
+        .take(2)
+        .map(|&(k, _)| {
+            let series = methods
+                .iter()
+                .enumerate()
+                .map(|(mi, m)| Series {
+                    label: m.clone(),
+                    points: (0..df.height())
+                        .filter(|&i| method.get(i) == Some(m.as_str()) && category.get(i) == Some(k as i64))
+                        .filter_map(|i| Some((epoch.get(i)?, 100.0 * score.get(i)?)))
+                        .collect(),
+                    dashed: false,
+                    color: mi + 2,
+                })
+                .collect();
+            LineChart {
+                title: format!(
+                    "{}: {} at {:.0}% known labels, paper protocol",
+                    res.dataset,
+                    res.categories[k],
+                    100.0 * p
+                ),
+                x_desc: "epoch (GA: generation)".into(),
+                y_desc: "validation AP (%)".into(),
+                series,
+            }
+        })
+        .collect();
+    Ok(Some(Stacked(charts)))
+}
+
+/// Writes the index, the published tables (`tables/`), every dataset report and the figures.
+pub fn write_index(runs_dir: &Path, out: &Path, reference_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    let published = Published::load(&reference_dir.join("paper_results.csv"))?;
+    let runs = find_runs(runs_dir)?;
+    let mut md = String::from("# CFT reports\n\nGenerated by `cft report` from the files under this folder: every number of ours is computed by the code and read back from a run's `results.json`; published numbers come from [`reference/paper_results.csv`](reference/paper_results.csv) (loaded with polars; sources at the end). Nothing is recomputed by `cft report`.\n\n");
+    md.push_str("## What was run here\n\n| dataset | ours | report |\n|---|---|---|\n");
+    for (name, res) in &runs {
+        md.push_str(&format!(
+            "| {name} | {} proportions × {} rows ([manifest]({name}/manifest.json)) | [{name}/README.md]({name}/README.md) |\n",
+            res.proportions.len(),
+            res.rows.len()
+        ));
+    }
+    let coco = runs.iter().find(|(n, _)| n == "coco2014");
+    for (label, present) in [("MS-COCO 2014 (partial)", coco.is_some()), ("OpenImages V3", false), ("CheXpert", false)]
+    {
+        if !present {
+            md.push_str(&format!("| {label} | not run: {NOT_PROVIDED} | — |\n"));
+        }
+    }
+    md.push('\n');
+    for (name, res) in &runs {
+        let dir = out.join(name);
+        written.extend(write_dataset_report(&dir, res)?);
+        md.push_str(&format!("## {name}: partial labels simulated by the reference protocol\n\n"));
+        md.push_str(&crate::table::partial_label_table(res, &format!("{name}/")).to_markdown());
+        md.push_str(&format!("\nThe paper reports no `{name}` numbers, so there is nothing published to set beside these; the partial-COCO table below has the paper's.\n\n"));
+        md.push_str(&format!("![{name} mAP vs known labels]({name}/score_vs_known.png)\n\n"));
+        if let Some(p) = res.proportions.first() {
+            md.push_str(&format!(
+                "![{name} per-category delta]({name}/delta_at_{:02}.png)\n\n",
+                (100.0 * p).round() as u32
+            ));
+        }
+        if let Some(fig) = history_figure(&runs_dir.join(name), res)? {
+            let stem = dir.join("history");
+            written.extend(render(&stem, (FIGURE_SIZE.0, 2 * FIGURE_SIZE.1 * 4 / 5), &fig)?);
+            md.push_str(&format!("![{name} validation histories]({name}/history.png)\n\n"));
+        }
+    }
+    let tables = out.join("tables");
+    let mut sources = Vec::new();
+    let ours_coco = match coco {
+        Some((_, res)) => Ours::Run(res, "../coco2014/"),
+        None => Ours::NotRun(NOT_PROVIDED),
+    };
+    let t_coco = coco_table(&published, ours_coco, &mut sources);
+    let t_oi = openimages_table(&published, Ours::NotRun(NOT_PROVIDED), &mut sources);
+    let t_cx = chexpert_table(&published, Ours::NotRun(NOT_PROVIDED), &mut sources);
+    for (stem, title, t) in [
+        ("coco", "Partial MS-COCO 2014", &t_coco),
+        ("openimages", "OpenImages V3", &t_oi),
+        ("chexpert", "CheXpert", &t_cx),
+    ] {
+        write_table(&tables, stem, t, &mut written)?;
+        md.push_str(&format!(
+            "## {title}\n\n{}\nAlso as [CSV](tables/{stem}.csv) and [LaTeX](tables/{stem}.tex).\n\n",
+            t.to_markdown()
+        ));
+    }
+    // Published peers (and ours, when run) against the known-label proportion on COCO.
+    let coco_rows = published.partial_coco();
+    let mut series: Vec<Series> = coco_rows
+        .iter()
+        .filter(|r| r.values.keys().any(|k| k.ends_with('%')))
+        .enumerate()
+        .map(|(i, r)| Series {
+            label: r.method.clone(),
+            points: (1..=9)
+                .filter_map(|k| r.values.get(&format!("{}%", 10 * k)).map(|v| (f64::from(10 * k), *v)))
+                .collect(),
+            dashed: true,
+            color: i,
+        })
+        .collect();
+    if let Some((_, res)) = coco {
+        for (i, r) in res.rows.iter().enumerate() {
+            series.push(Series {
+                label: format!("ours: {} [{}]", r.method, r.protocol.label()),
+                points: r.cells.iter().filter_map(|c| c.mean.map(|m| (100.0 * c.proportion, 100.0 * m))).collect(),
+                dashed: false,
+                color: i,
+            });
+        }
+    }
+    let fig = LineChart {
+        title: format!(
+            "Partial MS-COCO 2014: published peers{}",
+            if coco.is_some() { " and ours" } else { " (ours not run)" }
+        ),
+        x_desc: "known labels (%)".into(),
+        y_desc: "val2014 mAP (%)".into(),
+        series,
+    };
+    written.extend(render(&tables.join("coco_vs_known"), (FIGURE_SIZE.0, FIGURE_SIZE.1), &fig)?);
+    md.push_str("![published partial-COCO results against the known-label proportion](tables/coco_vs_known.png)\n\n");
+    // Speed: our benchmark beside the reference implementation's timings.
+    md.push_str("## Speed: milliseconds per category-epoch at COCO scale\n\n");
+    let bench_path = out.join("bench/bench.json");
+    let timings = read_csv(&reference_dir.join("reference_timings.csv"))?;
+    let mut bars: Vec<(String, f64, usize)> = Vec::new();
+    let timings_path = reference_dir.join("reference_timings.csv");
+    let col = |n: &str| crate::reference::string_column(&timings_path, &timings, n);
+    let (dev, meth, ms) = (col("device")?, col("method")?, col("ms_per_category_epoch")?);
+    md.push_str("| implementation | device | method | ms per category-epoch |\n|---|---|---|---:|\n");
+    for i in 0..timings.height() {
+        let v: f64 = ms[i].parse().unwrap_or(f64::NAN);
+        md.push_str(&format!("| reference PyTorch | {} | {} | {v} |\n", dev[i], meth[i]));
+        let short = if dev[i].contains("CPU") { "CPU" } else { "H100" };
+        bars.push((format!("ref {} {short}", meth[i]), v, 6));
+    }
+    if let Ok(text) = std::fs::read_to_string(&bench_path) {
+        let b: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ReportError::Invalid { path: bench_path.clone(), message: e.to_string() })?;
+        for (key, label) in [("ga_ms_per_category_epoch", "GA"), ("bp_ms_per_category_epoch", "BP-ASL")] {
+            if let Some(v) = b[key].as_f64() {
+                md.push_str(&format!(
+                    "| ours (`cft bench`, [bench.json](bench/bench.json)) | {} threads, {} | {label} | {v:.1} |\n",
+                    b["threads"],
+                    b["build"].as_str().unwrap_or("?")
+                ));
+                bars.push((format!("ours {label} CPU"), v, 0));
+            }
+        }
+        let fig = LogBars {
+            title: "Seconds per category: one epoch at COCO scale".into(),
+            y_desc: "milliseconds per category-epoch (log scale)".into(),
+            bars,
+        };
+        written.extend(render(&out.join("bench/ms_per_category_epoch"), FIGURE_SIZE, &fig)?);
+        md.push_str("\n![milliseconds per category-epoch](bench/ms_per_category_epoch.png)\n\n");
+    } else {
+        md.push_str(&format!(
+            "| ours | — | — | not run: no `{}` (run `cft bench --json reports/bench/bench.json`) |\n\n",
+            bench_path.display()
+        ));
+    }
+    md.push_str("## Sources of published numbers\n\n");
+    for (i, s) in sources.iter().enumerate() {
+        md.push_str(&format!("{}. {s}\n", i + 1));
+    }
+    let p = out.join("README.md");
+    cft_data::write_atomic(&p, md.as_bytes())?;
+    written.push(p);
+    Ok(written)
+}

@@ -1,0 +1,167 @@
+//! The paper's tables with published numbers beside ours: partial COCO, OpenImages V3 and
+//! CheXpert. A dataset we could not run gets a row of "not run" cells that says why.
+
+use crate::reference::{Published, PublishedRow};
+use crate::results::ExperimentResults;
+use crate::table::{pct, Table};
+
+/// Our side of a table: results, or the reason there are none.
+#[derive(Debug, Clone, Copy)]
+pub enum Ours<'a> {
+    /// Results of a run, with the link prefix from the table's page to the run folder.
+    Run(&'a ExperimentResults, &'a str),
+    /// Not run, and why.
+    NotRun(&'a str),
+}
+
+fn published_cells(row: &PublishedRow, cols: &[String], scale: f64) -> Vec<String> {
+    cols.iter().map(|c| row.values.get(c).map_or_else(|| "—".into(), |v| format!("{:.2}", v * scale))).collect()
+}
+
+/// Footnote number of each distinct source list, in order of first use.
+fn cite(sources: &mut Vec<String>, row: &PublishedRow) -> String {
+    let key = row.sources.join("; ");
+    let n = sources.iter().position(|s| *s == key).unwrap_or_else(|| {
+        sources.push(key);
+        sources.len() - 1
+    });
+    format!("published [{}]", n + 1)
+}
+
+/// Partial MS-COCO 2014: published methods by known-label proportion and average, then ours
+/// (each row naming its protocol, each cell linking to its run) with the difference of our
+/// average from the paper's CFT average.
+pub fn coco_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<String>) -> Table {
+    let cols: Vec<String> = (1..=9).map(|k| format!("{}%", 10 * k)).chain(["Avg".to_string()]).collect();
+    let mut header = vec!["Method".to_string(), "Origin".to_string(), "Protocol".to_string()];
+    header.extend(cols.iter().cloned());
+    header.push("Δ Avg vs paper CFT".to_string());
+    let pub_rows = published.partial_coco();
+    let paper_cft_avg =
+        pub_rows.iter().find(|r| r.method.starts_with("CFT")).and_then(|r| r.values.get("Avg").copied());
+    let mut t = Table {
+        caption: "Partial MS-COCO 2014: mAP (%) on val2014 by known-label proportion.".into(),
+        header,
+        rows: Vec::new(),
+        links: Vec::new(),
+    };
+    for r in &pub_rows {
+        let mut row = vec![r.method.clone(), cite(sources, r), "—".into()];
+        row.extend(published_cells(r, &cols, 1.0));
+        row.push("—".into());
+        t.rows.push(row);
+        t.links.push(Vec::new());
+    }
+    push_ours(&mut t, ours, &cols, paper_cft_avg, |res, col| {
+        if col == "Avg" {
+            return None;
+        }
+        let p: f64 = col.trim_end_matches('%').parse::<f64>().ok()? / 100.0;
+        res.proportions.iter().position(|q| (q - p).abs() < 1e-9)
+    });
+    t
+}
+
+/// Adds our rows (or one "not run" row) to a table whose value columns are `cols`.
+fn push_ours<F>(t: &mut Table, ours: Ours<'_>, cols: &[String], paper_avg: Option<f64>, cell_of: F)
+where
+    F: Fn(&ExperimentResults, &str) -> Option<usize>,
+{
+    match ours {
+        Ours::NotRun(why) => {
+            let mut row = vec!["ours (CFT)".to_string(), format!("not run: {why}"), "—".into()];
+            row.extend(cols.iter().map(|_| "not run".to_string()));
+            row.push("—".into());
+            t.rows.push(row);
+            t.links.push(Vec::new());
+        }
+        Ours::Run(res, prefix) => {
+            for r in &res.rows {
+                let mut row = vec![r.method.clone(), "ours".into(), r.protocol.label().into()];
+                let mut links = vec![None, None, None];
+                for c in cols {
+                    if c == "Avg" {
+                        row.push(pct(r.average()));
+                        links.push(None);
+                        continue;
+                    }
+                    match cell_of(res, c).and_then(|k| r.cells.get(k)) {
+                        Some(cell) => {
+                            row.push(pct(cell.mean));
+                            links.push(cell.run.as_ref().map(|p| format!("{prefix}{p}")));
+                        }
+                        None => {
+                            row.push("not run".into());
+                            links.push(None);
+                        }
+                    }
+                }
+                let delta = match (r.average(), paper_avg) {
+                    (Some(a), Some(b)) => format!("{:+.2}", 100.0 * a - b),
+                    _ => "—".into(),
+                };
+                row.push(delta);
+                links.push(None);
+                t.rows.push(row);
+                t.links.push(links);
+            }
+        }
+    }
+}
+
+/// OpenImages V3 with real partial labels: mAP (%) by class group (G1 rarest … G5) and overall.
+pub fn openimages_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<String>) -> Table {
+    let cols: Vec<String> = ["G1", "G2", "G3", "G4", "G5", "All"].iter().map(|s| s.to_string()).collect();
+    let mut header = vec!["Method".to_string(), "Origin".to_string(), "Protocol".to_string()];
+    header.extend(cols.iter().cloned());
+    header.push("Δ All vs paper CFT".to_string());
+    let pub_rows = published.openimages_groups();
+    let paper = pub_rows.iter().find(|r| r.method.starts_with("CFT")).and_then(|r| r.values.get("All").copied());
+    let mut t = Table {
+        caption: "OpenImages V3 (real partial labels): mAP (%) by class group and over all classes.".into(),
+        header,
+        rows: Vec::new(),
+        links: Vec::new(),
+    };
+    for r in &pub_rows {
+        let mut row = vec![r.method.clone(), cite(sources, r), "—".into()];
+        row.extend(published_cells(r, &cols, 1.0));
+        row.push("—".into());
+        t.rows.push(row);
+        t.links.push(Vec::new());
+    }
+    push_ours(&mut t, ours, &cols, paper, |_, _| None);
+    t
+}
+
+/// The five CheXpert competition tasks.
+pub const CHEXPERT_TASKS: [&str; 5] = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"];
+
+/// CheXpert competition test set: per-task AUC and mAUC of leaderboard entries and the
+/// paper's single-model and ensemble mAUC, then ours.
+pub fn chexpert_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<String>) -> Table {
+    let mut header = vec!["Method".to_string(), "Origin".to_string()];
+    header.extend(CHEXPERT_TASKS.iter().map(|s| s.to_string()));
+    header.push("mAUC".to_string());
+    let mut t = Table {
+        caption: "CheXpert competition test set (500 studies): AUC per task and their mean (mAUC).".into(),
+        header,
+        rows: Vec::new(),
+        links: Vec::new(),
+    };
+    for r in &published.chexpert() {
+        let mut row = vec![r.method.clone(), cite(sources, r)];
+        row.extend(CHEXPERT_TASKS.iter().map(|k| r.values.get(*k).map_or_else(|| "—".into(), |v| format!("{v:.4}"))));
+        let mauc = r.values.get("mAUC").copied().or_else(|| r.values.get("mAUC(%)").map(|v| v / 100.0));
+        row.push(mauc.map_or_else(|| "—".into(), |v| format!("{v:.4}")));
+        t.rows.push(row);
+        t.links.push(Vec::new());
+    }
+    if let Ours::NotRun(why) = ours {
+        let mut row = vec!["ours (CFT)".to_string(), format!("not run: {why}")];
+        row.extend((0..6).map(|_| "not run".to_string()));
+        t.rows.push(row);
+        t.links.push(Vec::new());
+    }
+    t
+}
