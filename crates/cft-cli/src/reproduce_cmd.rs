@@ -48,6 +48,31 @@ pub struct ReproduceArgs {
     /// Folder of bundled datasets (default: `datasets/` here, else the source tree's).
     #[arg(long)]
     pub datasets_dir: Option<PathBuf>,
+    /// Round all features to this storage precision first (f32 = as read): shows what f16 or
+    /// bf16 feature storage does to the selected epochs and scores.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub feature_precision: PrecisionArg,
+}
+
+/// Feature storage precision on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum PrecisionArg {
+    /// As read.
+    F32,
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl From<PrecisionArg> for cft_core::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => cft_core::Precision::F32,
+            PrecisionArg::F16 => cft_core::Precision::F16,
+            PrecisionArg::Bf16 => cft_core::Precision::Bf16,
+        }
+    }
 }
 
 /// Everything that determines the numbers of a reproduction.
@@ -79,6 +104,9 @@ pub struct ReproduceConfig {
     pub base_lr: f32,
     /// Base-head weight decay.
     pub base_weight_decay: f32,
+    /// Feature storage precision.
+    #[serde(default)]
+    pub feature_precision: cft_core::Precision,
 }
 
 impl ReproduceConfig {
@@ -99,6 +127,7 @@ impl ReproduceConfig {
             base_epochs: base.epochs,
             base_lr: base.lr,
             base_weight_decay: base.weight_decay,
+            feature_precision: cft_core::Precision::F32,
         }
     }
 
@@ -330,9 +359,12 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     let clock = RunClock::start();
     let datasets_dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
     let manifest = DatasetManifest::resolve(&args.dataset, &datasets_dir)?;
-    let train = manifest.load_split("train")?;
-    let test = manifest.load_split("test")?;
-    let cfg = ReproduceConfig::new(&manifest.name, args.quick, args.seed);
+    let mut train = manifest.load_split("train")?;
+    let mut test = manifest.load_split("test")?;
+    let mut cfg = ReproduceConfig::new(&manifest.name, args.quick, args.seed);
+    cfg.feature_precision = args.feature_precision.into();
+    train.features = train.features.rounded(cfg.feature_precision);
+    test.features = test.features.rounded(cfg.feature_precision);
     let dir = args.out.join(&manifest.name);
     let runs = dir.join("runs");
     std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;

@@ -39,7 +39,7 @@ pub use finetune::{
 };
 pub use head::LinearHead;
 pub use labels::{drop_labels, KnownSamples, Label, PartialLabels, SparseLabels, UncertainPolicy};
-pub use linalg::Matrix;
+pub use linalg::{Matrix, Precision};
 pub use loss::Loss;
 pub use metrics::{mean_defined, partial_scores, Metric, RankScorer};
 pub use rng::{Pcg64, SeedSequence};

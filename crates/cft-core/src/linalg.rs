@@ -8,6 +8,31 @@
 //! depend on the number of threads.
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Storage precision of features: computation always accumulates in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// IEEE half precision (halves storage; ~3 significant digits).
+    F16,
+    /// bfloat16 (halves storage; f32's range, ~2 significant digits).
+    Bf16,
+}
+
+impl Precision {
+    /// Rounds a value to this precision (round to nearest even), back as f32.
+    pub fn round(self, v: f32) -> f32 {
+        match self {
+            Precision::F32 => v,
+            Precision::F16 => half::f16::from_f32(v).to_f32(),
+            Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
+        }
+    }
+}
 
 /// A dense row-major `rows × cols` f32 matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +95,12 @@ impl Matrix {
             data.extend_from_slice(self.row(r));
         }
         Matrix { rows: rows.len(), cols: self.cols, data }
+    }
+
+    /// The matrix as it would be after storage in `precision` (every entry rounded): shows what
+    /// half-precision feature storage does to CFT without half-precision kernels.
+    pub fn rounded(&self, precision: Precision) -> Matrix {
+        Matrix { rows: self.rows, cols: self.cols, data: self.data.iter().map(|&v| precision.round(v)).collect() }
     }
 
     /// Position and value of the first non-finite entry, if any.

@@ -15,17 +15,8 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Storage precision of a written feature tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FeaturePrecision {
-    /// 32-bit floats.
-    #[default]
-    F32,
-    /// IEEE half precision (halves the file; ~3 significant digits).
-    F16,
-    /// bfloat16 (halves the file; f32's range, ~2 significant digits).
-    Bf16,
-}
+/// Storage precision of a written feature tensor (the core's [`Precision`]).
+pub use cft_core::Precision as FeaturePrecision;
 
 /// Features with optional partial labels, category names and image paths.
 #[derive(Debug, Clone, PartialEq)]

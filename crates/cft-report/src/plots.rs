@@ -339,10 +339,14 @@ impl LineChart {
             .y_label_area_size(62)
             .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
             .map_err(s)?;
+        let xfmt = |v: &f64| if x1 - x0 >= 20.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        let yfmt = |v: &f64| if y1 - y0 >= 5.0 { format!("{v:.0}") } else { format!("{v:.2}") };
         chart
             .configure_mesh()
             .x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
+            .x_label_formatter(&xfmt)
+            .y_label_formatter(&yfmt)
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
             .draw()
