@@ -266,22 +266,8 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let mut outputs = vec![args.out.clone()];
     cft_data::write_head(&args.out, &run.head, Some(&names))?;
     if let Some(h) = &args.history {
-        let mut csv = String::from("category,name,epoch,loss,best_fitness,mean_fitness,valid_score\n");
-        let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
-        for o in &run.categories {
-            for e in &o.history {
-                csv.push_str(&format!(
-                    "{},{},{},{},{},{},{}\n",
-                    o.category,
-                    names[o.category].replace(',', ";"),
-                    e.epoch,
-                    opt(e.loss),
-                    opt(e.best_fitness),
-                    opt(e.mean_fitness),
-                    e.valid_score
-                ));
-            }
-        }
+        let mut csv = String::from(crate::common::HISTORY_HEADER);
+        crate::common::append_history(&mut csv, cfg.method.name(), &names, &run.categories);
         cft_data::write_atomic(h, csv.as_bytes())?;
         outputs.push(h.clone());
     }

@@ -247,8 +247,7 @@ fn run_unit(
     }
     let an_head = an_head.expect("AN head trained");
     let (st, sv) = (fit_y.to_sparse(), sel_y.to_sparse());
-    let mut history =
-        keep_history.then(|| String::from("method,category,epoch,loss,best_fitness,mean_fitness,valid_score\n"));
+    let mut history = keep_history.then(|| String::from(crate::common::HISTORY_HEADER));
     for (name, method) in cfg.methods() {
         let mut fc = FineTuneConfig::reference(method);
         fc.max_epochs = cfg.max_epochs;
@@ -264,20 +263,7 @@ fn run_unit(
         );
         let (per, mean) = test_scores(&run.head, test);
         if let Some(h) = history.as_mut() {
-            let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
-            for o in &run.categories {
-                for e in &o.history {
-                    h.push_str(&format!(
-                        "{name},{},{},{},{},{},{}\n",
-                        o.category,
-                        e.epoch,
-                        opt(e.loss),
-                        opt(e.best_fitness),
-                        opt(e.mean_fitness),
-                        e.valid_score
-                    ));
-                }
-            }
+            crate::common::append_history(h, name, &train.categories, &run.categories);
         }
         // Timings make reruns differ; the unit file keeps only what determines the numbers.
         let outcomes =

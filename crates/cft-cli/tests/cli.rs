@@ -85,7 +85,7 @@ fn train_head_finetune_and_evaluate_on_scene() {
     }
     assert!(manifest["versions"]["cft"].is_string() && manifest["seconds"].as_f64().unwrap() > 0.0);
     let hist = std::fs::read_to_string(d.join("hist.csv")).unwrap();
-    assert!(hist.starts_with("category,name,epoch,loss,") && hist.lines().count() > 6 * 20);
+    assert!(hist.starts_with("method,category,name,epoch,loss,") && hist.lines().count() > 6 * 20);
     for (head, json) in [("an.safetensors", "an.json"), ("cft.safetensors", "cft.json")] {
         ok(&cft(&["evaluate", "--head", head, "--data", "test.safetensors", "--json", json], d));
     }

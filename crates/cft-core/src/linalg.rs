@@ -181,6 +181,16 @@ pub fn gemv_t(x: &Matrix, g: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The `gemm` crate's parallelism for the current rayon pool.
+fn gemm_parallelism() -> gemm::Parallelism {
+    let threads = rayon::current_num_threads();
+    if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
 /// `out[p × n + i] = w.row(p) · x.row(i) + bias[p]`: every individual's scores, one row each.
 pub fn gemm_nt(x: &Matrix, w: &Matrix, bias: &[f32], out: &mut [f32]) {
     let (n, k, p) = (x.rows, x.cols, w.rows);
@@ -196,8 +206,7 @@ pub fn gemm_nt(x: &Matrix, w: &Matrix, bias: &[f32], out: &mut [f32]) {
         }
         return;
     }
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let parallelism = gemm_parallelism();
     // SAFETY: the pointers come from live slices whose lengths were checked above: `out` holds
     // n × p values addressed as (i, q) ↦ q·n + i; `x` holds n × k as (i, j) ↦ i·k + j; `w`
     // holds p × k, read as the k × p right operand (j, q) ↦ q·k + j. No operand aliases `out`.
@@ -245,8 +254,7 @@ pub fn gemm_nn(a: &[f32], m: usize, x: &Matrix, out: &mut [f32]) {
         out.fill(0.0);
         return;
     }
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let parallelism = gemm_parallelism();
     // SAFETY: lengths checked above; `out` is (i, j) ↦ i·k + j, `a` is (i, l) ↦ i·n + l, `x` is
     // (l, j) ↦ l·k + j; no operand aliases `out`.
     #[allow(unsafe_code)]

@@ -28,30 +28,38 @@ fn cite(sources: &mut Vec<String>, row: &PublishedRow) -> String {
     format!("published [{}]", n + 1)
 }
 
+/// A table whose first rows are published values in `cols`, with our columns to follow.
+fn published_table(
+    caption: &str,
+    cols: &[String],
+    delta: &str,
+    rows: &[PublishedRow],
+    sources: &mut Vec<String>,
+) -> Table {
+    let mut header = vec!["Method".to_string(), "Origin".to_string(), "Protocol".to_string()];
+    header.extend(cols.iter().cloned());
+    header.push(delta.to_string());
+    let mut t = Table { caption: caption.into(), header, rows: Vec::new(), links: Vec::new() };
+    for r in rows {
+        let mut row = vec![r.method.clone(), cite(sources, r), "—".into()];
+        row.extend(published_cells(r, cols, 1.0));
+        row.push("—".into());
+        t.rows.push(row);
+        t.links.push(Vec::new());
+    }
+    t
+}
+
 /// Partial MS-COCO 2014: published methods by known-label proportion and average, then ours
 /// (each row naming its protocol, each cell linking to its run) with the difference of our
 /// average from the paper's CFT average.
 pub fn coco_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<String>) -> Table {
     let cols: Vec<String> = (1..=9).map(|k| format!("{}%", 10 * k)).chain(["Avg".to_string()]).collect();
-    let mut header = vec!["Method".to_string(), "Origin".to_string(), "Protocol".to_string()];
-    header.extend(cols.iter().cloned());
-    header.push("Δ Avg vs paper CFT".to_string());
     let pub_rows = published.partial_coco();
     let paper_cft_avg =
         pub_rows.iter().find(|r| r.method.starts_with("CFT")).and_then(|r| r.values.get("Avg").copied());
-    let mut t = Table {
-        caption: "Partial MS-COCO 2014: mAP (%) on val2014 by known-label proportion.".into(),
-        header,
-        rows: Vec::new(),
-        links: Vec::new(),
-    };
-    for r in &pub_rows {
-        let mut row = vec![r.method.clone(), cite(sources, r), "—".into()];
-        row.extend(published_cells(r, &cols, 1.0));
-        row.push("—".into());
-        t.rows.push(row);
-        t.links.push(Vec::new());
-    }
+    let caption = "Partial MS-COCO 2014: mAP (%) on val2014 by known-label proportion.";
+    let mut t = published_table(caption, &cols, "Δ Avg vs paper CFT", &pub_rows, sources);
     push_ours(&mut t, ours, &cols, paper_cft_avg, |res, col| {
         if col == "Avg" {
             return None;
@@ -112,24 +120,10 @@ where
 /// OpenImages V3 with real partial labels: mAP (%) by class group (G1 rarest … G5) and overall.
 pub fn openimages_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<String>) -> Table {
     let cols: Vec<String> = ["G1", "G2", "G3", "G4", "G5", "All"].iter().map(|s| s.to_string()).collect();
-    let mut header = vec!["Method".to_string(), "Origin".to_string(), "Protocol".to_string()];
-    header.extend(cols.iter().cloned());
-    header.push("Δ All vs paper CFT".to_string());
     let pub_rows = published.openimages_groups();
     let paper = pub_rows.iter().find(|r| r.method.starts_with("CFT")).and_then(|r| r.values.get("All").copied());
-    let mut t = Table {
-        caption: "OpenImages V3 (real partial labels): mAP (%) by class group and over all classes.".into(),
-        header,
-        rows: Vec::new(),
-        links: Vec::new(),
-    };
-    for r in &pub_rows {
-        let mut row = vec![r.method.clone(), cite(sources, r), "—".into()];
-        row.extend(published_cells(r, &cols, 1.0));
-        row.push("—".into());
-        t.rows.push(row);
-        t.links.push(Vec::new());
-    }
+    let caption = "OpenImages V3 (real partial labels): mAP (%) by class group and over all classes.";
+    let mut t = published_table(caption, &cols, "Δ All vs paper CFT", &pub_rows, sources);
     push_ours(&mut t, ours, &cols, paper, |_, _| None);
     t
 }
