@@ -4,6 +4,7 @@
 //! `cft-core`, and writes results (atomically) with a run manifest beside them.
 
 pub mod bench_cmd;
+pub mod chexpert_cmd;
 pub mod common;
 pub mod evaluate_cmd;
 pub mod finetune_cmd;
@@ -42,6 +43,8 @@ pub enum Command {
     Report(report_cmd::ReportArgs),
     /// Time one BP epoch and one GA generation per category at COCO scale (synthetic features).
     Bench(bench_cmd::BenchArgs),
+    /// Score CheXpert competition predictions against the test ground truth (mean AUC of 5 tasks).
+    ChexpertScore(chexpert_cmd::ChexpertScoreArgs),
 }
 
 /// Runs a parsed command line.
@@ -56,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainHead(a) => evaluate_cmd::train_head(&a),
         Command::Report(a) => report_cmd::run(&a),
         Command::Bench(a) => bench_cmd::run(&a),
+        Command::ChexpertScore(a) => chexpert_cmd::run(&a),
     }
 }

@@ -221,6 +221,83 @@ pub fn binary_target(label: Label) -> Option<bool> {
     label.known()
 }
 
+/// numpy's pairwise summation of f64 (`np.add.reduce` on a contiguous array): blocks of 8
+/// partial sums up to 128 elements, halves above. Reproduces numpy's result bit for bit.
+pub fn numpy_pairwise_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        let mut res = 0.0;
+        for &v in a {
+            res += v;
+        }
+        res
+    } else if n <= 128 {
+        let mut r = [0.0f64; 8];
+        r.copy_from_slice(&a[..8]);
+        let mut i = 8;
+        while i < n - (n % 8) {
+            for j in 0..8 {
+                r[j] += a[i + j];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        while i < n {
+            res += a[i];
+            i += 1;
+        }
+        res
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        numpy_pairwise_sum(&a[..n2]) + numpy_pairwise_sum(&a[n2..])
+    }
+}
+
+/// ROC-AUC computed the way `sklearn.metrics.roc_auc_score` computes it, step for step:
+/// `roc_curve` (descending scores, one point per distinct threshold, collinear points dropped,
+/// origin prepended, rates as `fps / fps[-1]`, `tps / tps[-1]`), then the trapezoid
+/// `sum(diff(fpr) · (tpr[1:] + tpr[:-1]) / 2)` with numpy's pairwise summation. Equal to
+/// [`Metric::Auc`] up to rounding; use this where a published number must be matched to the
+/// last digit (the CheXpert leaderboard).
+pub fn roc_auc_sklearn(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    if scores.len() != labels.len() {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tps, mut fps) = (Vec::new(), Vec::new());
+    let mut tp = 0.0f64;
+    for (k, &i) in order.iter().enumerate() {
+        if labels[i] {
+            tp += 1.0;
+        }
+        let last = k + 1 == order.len() || scores[order[k + 1]] != scores[i];
+        if last {
+            tps.push(tp);
+            fps.push((k + 1) as f64 - tp);
+        }
+    }
+    let (p, n) = (*tps.last()?, *fps.last()?);
+    if p == 0.0 || n == 0.0 {
+        return None;
+    }
+    // drop_intermediate: keep the ends and every point where the second difference is non-zero.
+    let m = tps.len();
+    let keep: Vec<usize> = (0..m)
+        .filter(|&i| {
+            i == 0
+                || i == m - 1
+                || (fps[i + 1] - 2.0 * fps[i] + fps[i - 1]) != 0.0
+                || (tps[i + 1] - 2.0 * tps[i] + tps[i - 1]) != 0.0
+        })
+        .collect();
+    let fpr: Vec<f64> = std::iter::once(0.0).chain(keep.iter().map(|&i| fps[i] / n)).collect();
+    let tpr: Vec<f64> = std::iter::once(0.0).chain(keep.iter().map(|&i| tps[i] / p)).collect();
+    let terms: Vec<f64> = (1..fpr.len()).map(|i| (fpr[i] - fpr[i - 1]) * (tpr[i] + tpr[i - 1]) / 2.0).collect();
+    Some(numpy_pairwise_sum(&terms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +308,16 @@ mod tests {
         let y = [false, false, true, true];
         assert!((Metric::Ap.score(&s, &y).unwrap() - 0.8333333333333333).abs() < 1e-15);
         assert!((Metric::Auc.score(&s, &y).unwrap() - 0.75).abs() < 1e-15);
+    }
+
+    #[test]
+    fn pairwise_sum_matches_plain_sums_of_exact_values_and_sklearn_auc_agrees() {
+        let v: Vec<f64> = (0..1000).map(|i| f64::from(i)).collect();
+        assert_eq!(numpy_pairwise_sum(&v), 499_500.0);
+        let s = [0.1f64, 0.4, 0.35, 0.8, 0.35, 0.9];
+        let y = [false, false, true, true, false, true];
+        let a = roc_auc_sklearn(&s, &y).unwrap();
+        assert!((a - Metric::Auc.score(&s, &y).unwrap()).abs() < 1e-15);
     }
 
     #[test]

@@ -87,6 +87,8 @@ fn binary_ap_and_auc_match_scikit_learn() {
         let labels: Vec<bool> = f64s(&case["labels"]).iter().map(|&y| y == 1.0).collect();
         close(Metric::Ap.score(&scores, &labels), &case["ap"], 1e-12, &format!("{name} AP"));
         close(Metric::Auc.score(&scores, &labels), &case["auc"], 1e-12, &format!("{name} AUC"));
+        // The step-for-step scikit-learn form is exact to the bit.
+        assert_eq!(roc_auc_sklearn(&scores, &labels), case["auc"].as_f64(), "{name} sklearn-exact AUC");
         // The batched f32 path agrees too, whenever f32 keeps the ranking and its ties.
         let s32: Vec<f32> = scores.iter().map(|&s| s as f32).collect();
         if distinct(&scores, f64::total_cmp) == distinct(&s32, f32::total_cmp) {

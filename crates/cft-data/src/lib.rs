@@ -4,6 +4,8 @@
 //! exchange formats carry features, labels and heads between stages (and to and from
 //! PyTorch):
 //! * [`arff`]: Mulan/MEKA ARFF feature datasets (the bundled `scene`, `flags`, `emotions`);
+//! * [`chexpert`]: CheXpert v1.0 label files, uncertainty policies, views, studies, and the
+//!   competition scoring;
 //! * [`manifest`]: dataset manifests naming files, splits, categories and provenance;
 //! * [`tensors`]: feature sets (`features`, `labels`) and heads (`weight`, `bias`);
 //! * [`fsutil`]: atomic writes, so no stage ever leaves a partial file.
@@ -11,6 +13,8 @@
 //! Every error names the file, and parse errors the line and field ([`DataError`]).
 
 pub mod arff;
+pub mod chexpert;
+pub mod csvio;
 pub mod error;
 pub mod fsutil;
 pub mod manifest;

@@ -1,0 +1,49 @@
+//! CSV tables read with polars as strings, so that every cell is parsed (and every error
+//! reported with its row and column) by the adapter that knows what the cell means.
+
+use crate::error::{DataError, Result};
+use polars::prelude::*;
+use std::path::Path;
+
+/// A CSV file as string columns; `None` is an empty cell.
+#[derive(Debug, Clone)]
+pub struct StringTable {
+    /// Column names, in file order.
+    pub header: Vec<String>,
+    /// One vector per column.
+    pub columns: Vec<Vec<Option<String>>>,
+    /// Number of data rows.
+    pub rows: usize,
+}
+
+impl StringTable {
+    /// Index of a required column; the error names the file and lists the columns present.
+    pub fn column(&self, path: &Path, name: &str) -> Result<usize> {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| DataError::parse(path, 1, name, format!("missing column (header has {:?})", self.header)))
+    }
+}
+
+/// Reads a CSV file with a header row; every column as strings.
+pub fn read_string_table(path: &Path) -> Result<StringTable> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    if meta.len() == 0 {
+        return Err(DataError::invalid(path, "empty file: expected a header row"));
+    }
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .map_err(|e| DataError::invalid(path, format!("not a readable CSV table: {e}")))?;
+    let header: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let mut columns = Vec::with_capacity(header.len());
+    for name in &header {
+        let col = df.column(name).map_err(|e| DataError::invalid(path, e.to_string()))?;
+        let ca = col.str().map_err(|e| DataError::invalid(path, e.to_string()))?;
+        columns.push((0..ca.len()).map(|i| ca.get(i).map(str::to_string)).collect());
+    }
+    Ok(StringTable { header, columns, rows: df.height() })
+}
