@@ -25,6 +25,7 @@ use cft_data::{ArffDataset, DatasetManifest};
 use cft_report::{ExperimentResults, MethodRow, Protocol, ResultCell};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 /// Arguments of `cft reproduce`.
@@ -217,13 +218,14 @@ fn run_unit(
 ) -> (UnitResult, Option<String>) {
     let masked = drop_labels(&train.labels, p, cfg.mask_seed);
     let (fit_x, fit_y, sel_x, sel_y) = match protocol {
-        Protocol::Paper => (train.features.clone(), masked, test.features.clone(), test.labels.clone()),
+        // The paper protocol uses the splits as they are: borrow, do not copy, the features.
+        Protocol::Paper => (Cow::Borrowed(&train.features), masked, Cow::Borrowed(&test.features), test.labels.clone()),
         Protocol::HeldOut => {
             let (fit, sel) = holdout_split(train.features.rows(), cfg.holdout_fraction, cfg.split_seed);
             (
-                train.features.gather_rows(&fit),
+                Cow::Owned(train.features.gather_rows(&fit)),
                 masked.select_rows(&fit),
-                train.features.gather_rows(&sel),
+                Cow::Owned(train.features.gather_rows(&sel)),
                 masked.select_rows(&sel),
             )
         }

@@ -12,7 +12,7 @@
 //! adjacent. [`RankScorer`] reuses its buffers to score many score vectors (a GA population)
 //! without allocating per call.
 
-use crate::labels::{Label, PartialLabels};
+use crate::labels::PartialLabels;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -214,11 +214,6 @@ pub fn partial_scores<S: ScoreValue>(metric: Metric, scores: &[S], labels: &Part
 pub fn mean_defined(per_category: &[Option<f64>]) -> Option<f64> {
     let defined: Vec<f64> = per_category.iter().flatten().copied().collect();
     (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
-}
-
-/// Converts a label to the metric's binary target; helper for callers holding dense labels.
-pub fn binary_target(label: Label) -> Option<bool> {
-    label.known()
 }
 
 /// numpy's pairwise summation of f64 (`np.add.reduce` on a contiguous array): blocks of 8

@@ -191,6 +191,16 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
     root.present().map_err(s)
 }
 
+/// The label of the bar slot at integer position `x` (empty between slots).
+fn slot_label(labels: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+        labels[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
 /// Names as drawn: plotters' glyph layout collides "T-", so `CFT-GA` is drawn `CFT GA`.
 pub fn display_name(method: &str) -> String {
     method.replace("CFT-", "CFT ")
@@ -244,14 +254,7 @@ fn delta_bars<DB: DrawingBackend>(
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(c)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                    names[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| slot_label(&names, *x))
             .y_desc(format!("Δ{} (points)", res.metric.trim_start_matches('m')))
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
@@ -429,14 +432,7 @@ impl Figure for LogBars {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                    labels[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| slot_label(&labels, *x))
             .y_desc(self.y_desc.as_str())
             .label_style(("sans-serif", 13))
             .axis_desc_style(("sans-serif", 15))
