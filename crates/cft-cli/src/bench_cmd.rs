@@ -39,9 +39,12 @@ pub struct BenchArgs {
     /// Training images with --all-categories.
     #[arg(long, default_value_t = 82081)]
     pub train_images: usize,
-    /// Device: cpu (cuda needs a build with CUDA kernels, which this workspace does not have yet).
+    /// Device: cpu, or cuda / cuda:N (a build with `--features cuda`) for --all-categories.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// GEMM precision on CUDA: f32, tf32 (tensor cores, f32 accumulation) or bf16.
+    #[arg(long, default_value = "tf32")]
+    pub precision: String,
     /// Also time the per-category engine with --all-categories, for the side-by-side ratio.
     #[arg(long)]
     pub compare_engines: bool,
@@ -70,32 +73,121 @@ pub struct AllCategoriesResult {
     pub threads: usize,
     /// Build.
     pub build: String,
+    /// The GPU and GEMM precision, on CUDA.
+    pub gpu: Option<String>,
+}
+
+/// The synthetic COCO-scale data of `--all-categories`.
+struct CocoScale {
+    train: cft_core::synthetic::SyntheticSplit,
+    valid: cft_core::synthetic::SyntheticSplit,
+    head: cft_core::LinearHead,
+    sparse: (cft_core::SparseLabels, cft_core::SparseLabels),
+}
+
+impl CocoScale {
+    fn build(args: &BenchArgs) -> Self {
+        let c = args.categories;
+        eprintln!(
+            "building synthetic COCO-scale data: {} train images (10% known), {} valid, d = {}, {c} categories …",
+            args.train_images, args.valid_samples, args.dim
+        );
+        let train = synthetic_split(args.train_images, args.dim, c, 0.1, 0.05, 1);
+        let valid = synthetic_split(args.valid_samples, args.dim, c, 1.0, 0.05, 2);
+        let head = synthetic_head(c, args.dim, 3);
+        let sparse = (train.labels.to_sparse(), valid.labels.to_sparse());
+        Self { train, valid, head, sparse }
+    }
+
+    fn splits(&self) -> (SplitRef<'_>, SplitRef<'_>) {
+        (
+            SplitRef { features: &self.train.features, labels: &self.sparse.0 },
+            SplitRef { features: &self.valid.features, labels: &self.sparse.1 },
+        )
+    }
+}
+
+fn bench_config(method: Method, generations: usize) -> FineTuneConfig {
+    let mut cfg = FineTuneConfig::reference(method);
+    cfg.max_epochs = generations;
+    cfg.patience = generations + 1;
+    cfg
+}
+
+fn print_and_write(args: &BenchArgs, r: &AllCategoriesResult, engine: &str) -> Result<()> {
+    let (c, g) = (r.categories, r.generations);
+    println!("{c} categories × {g} generations on {} ({}):", r.gpu.as_deref().unwrap_or("cpu"), r.build);
+    println!(
+        "  CFT-GA:     {:.1} s in all, {:.3} ms per category-generation ({engine})",
+        r.ga_seconds_all_categories, r.ga_ms_per_category_epoch
+    );
+    println!(
+        "  CFT-BP-ASL: {:.1} s in all, {:.3} ms per category-epoch ({engine})",
+        r.bp_seconds_all_categories, r.bp_ms_per_category_epoch
+    );
+    if let Some(p) = &args.json {
+        cft_data::write_atomic(p, (serde_json::to_string_pretty(r)? + "\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn run_all_categories_cuda(args: &BenchArgs, ordinal: usize) -> Result<()> {
+    let precision: cft_cuda::GemmPrecision = args.precision.parse().map_err(anyhow::Error::msg)?;
+    let gpu = crate::gpu_cmd::open_gpu(ordinal)?;
+    let data = CocoScale::build(args);
+    let (tr, va) = data.splits();
+    let opts = cft_cuda::CudaOptions { precision, max_batch: None };
+    let time = |method: Method| -> Result<(f64, f64)> {
+        let cfg = bench_config(method, args.generations);
+        let t = std::time::Instant::now();
+        let run = gpu.finetune(&data.head, tr, va, &cfg, &opts, &|_| {})?;
+        gpu.synchronize()?;
+        let s = t.elapsed().as_secs_f64();
+        let epochs: usize = run.categories.iter().map(|o| o.epochs_run).sum();
+        Ok((s, 1e3 * s / epochs.max(1) as f64))
+    };
+    let (ga_s, ga_ms) = time(Method::Ga(GaConfig::default()))?;
+    eprintln!("GA on {}: {ga_s:.2} s", gpu.name());
+    let (bp_s, bp_ms) = time(Method::Bp { loss: Loss::ASL_REFERENCE, adam: AdamConfig::default() })?;
+    eprintln!("BP-ASL on {}: {bp_s:.2} s", gpu.name());
+    let r = AllCategoriesResult {
+        ga_seconds_all_categories: ga_s,
+        bp_seconds_all_categories: bp_s,
+        categories: args.categories,
+        generations: args.generations,
+        device: args.device.clone(),
+        ga_ms_per_category_epoch: ga_ms,
+        bp_ms_per_category_epoch: bp_ms,
+        per_category_engine: None,
+        threads: rayon::current_num_threads(),
+        build: Versions::collect().build,
+        gpu: Some(format!("{} ({precision:?} GEMM)", gpu.name())),
+    };
+    print_and_write(args, &r, "CUDA engine")
 }
 
 fn run_all_categories(args: &BenchArgs) -> Result<()> {
-    if args.device != "cpu" {
-        anyhow::bail!("--device {}: this build has no CUDA kernels for CFT (only `cpu` is available)", args.device);
+    if let Some(ordinal) = crate::gpu_cmd::parse_device(&args.device)? {
+        #[cfg(feature = "cuda")]
+        return run_all_categories_cuda(args, ordinal);
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = ordinal;
+            return Err(crate::gpu_cmd::not_built());
+        }
     }
     let (c, g) = (args.categories, args.generations);
-    eprintln!(
-        "building synthetic COCO-scale data: {} train images (10% known), {} valid, d = {}, {c} categories …",
-        args.train_images, args.valid_samples, args.dim
-    );
-    let train = synthetic_split(args.train_images, args.dim, c, 0.1, 0.05, 1);
-    let valid = synthetic_split(args.valid_samples, args.dim, c, 1.0, 0.05, 2);
-    let head = synthetic_head(c, args.dim, 3);
-    let (st, sv) = (train.labels.to_sparse(), valid.labels.to_sparse());
-    let (tr, va) =
-        (SplitRef { features: &train.features, labels: &st }, SplitRef { features: &valid.features, labels: &sv });
+    let data = CocoScale::build(args);
+    let (tr, va) = data.splits();
+    let head = &data.head;
     let time = |method: Method, batched: bool| {
-        let mut cfg = FineTuneConfig::reference(method);
-        cfg.max_epochs = g;
-        cfg.patience = g + 1;
+        let cfg = bench_config(method, g);
         let t = std::time::Instant::now();
         let run = if batched {
-            cft_core::finetune_batched(&head, tr, va, &cfg, 16, &|_| {})
+            cft_core::finetune_batched(head, tr, va, &cfg, 16, &|_| {})
         } else {
-            cft_core::finetune(&head, tr, va, &cfg, &|_| {})
+            cft_core::finetune(head, tr, va, &cfg, &|_| {})
         };
         let s = t.elapsed().as_secs_f64();
         let epochs: usize = run.categories.iter().map(|o| o.epochs_run).sum();
@@ -123,19 +215,15 @@ fn run_all_categories(args: &BenchArgs) -> Result<()> {
         per_category_engine: per,
         threads: rayon::current_num_threads(),
         build: Versions::collect().build,
+        gpu: None,
     };
-    println!("{c} categories × {g} generations, {} threads ({}):", r.threads, r.build);
-    println!("  CFT-GA:     {ga_s:.1} s in all, {ga_ms:.1} ms per category-generation (batched engine)");
-    println!("  CFT-BP-ASL: {bp_s:.1} s in all, {bp_ms:.1} ms per category-epoch (batched engine)");
+    print_and_write(args, &r, &format!("batched engine, {} threads", r.threads))?;
     if let Some((a, b)) = per {
         println!(
             "  per-category engine: GA {a:.1} ms, BP-ASL {b:.1} ms per category-epoch (ratio {:.2}× and {:.2}×)",
             a / ga_ms,
             b / bp_ms
         );
-    }
-    if let Some(p) = &args.json {
-        cft_data::write_atomic(p, (serde_json::to_string_pretty(&r)? + "\n").as_bytes())?;
     }
     Ok(())
 }

@@ -121,3 +121,10 @@ pub fn append_history(csv: &mut String, method: &str, names: &[String], outcomes
         }
     }
 }
+
+/// `out` with `suffix` appended to its file name (`head.safetensors` → `head.safetensors.manifest.json`).
+pub fn sibling(out: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(suffix);
+    std::path::PathBuf::from(s)
+}

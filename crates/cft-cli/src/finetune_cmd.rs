@@ -1,7 +1,7 @@
 //! `cft finetune`: CFT on a feature set, with a per-category summary, history CSV, run
 //! manifest, and a checkpoint file that lets an interrupted run resume where it stopped.
 
-use crate::common::{category_names, load_head_for, load_labelled, outcome_table, progress};
+use crate::common::{category_names, load_head_for, load_labelled, outcome_table, progress, sibling};
 use crate::manifest::{write_manifest, InputFile, RunClock};
 use anyhow::{Context, Result};
 use cft_core::{
@@ -9,7 +9,7 @@ use cft_core::{
 };
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// The optimizer choices on the command line.
@@ -88,6 +88,12 @@ pub struct FinetuneArgs {
     /// Categories held in memory at once by the batched engine.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// CUDA device of `--engine cuda` (cuda or cuda:N).
+    #[arg(long, default_value = "cuda:0")]
+    pub device: String,
+    /// GEMM precision of `--engine cuda`: f32, tf32 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub gemm_precision: String,
 }
 
 /// Engine choice.
@@ -97,6 +103,9 @@ pub enum EngineArg {
     PerCategory,
     /// All categories of a batch step together.
     Batched,
+    /// All categories on a GPU at once (a build with `--features cuda`). BP agrees with the CPU
+    /// to float tolerance; the GA draws from different (counter-based) random streams.
+    Cuda,
 }
 
 /// Metric choice.
@@ -144,12 +153,6 @@ struct Checkpoint {
     outcome: CategoryOutcome,
     weight: Vec<f32>,
     bias: f32,
-}
-
-fn sibling(out: &Path, suffix: &str) -> PathBuf {
-    let mut s = out.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// Runs `cft finetune`.
@@ -239,20 +242,25 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             bar.inc(1);
         }
     };
-    let engine =
-        |head: &cft_core::LinearHead, t, v, cfg: &FineTuneConfig, cb: &(dyn Fn(&CategoryOutcome) + Sync)| match args
-            .engine
-        {
+    let engine = |head: &cft_core::LinearHead,
+                  t,
+                  v,
+                  cfg: &FineTuneConfig,
+                  cb: &(dyn Fn(&CategoryOutcome) + Sync)|
+     -> Result<cft_core::FineTuneRun> {
+        Ok(match args.engine {
             EngineArg::PerCategory => finetune(head, t, v, cfg, cb),
             EngineArg::Batched => cft_core::finetune_batched(head, t, v, cfg, args.batch, cb),
-        };
+            EngineArg::Cuda => cuda_finetune(args, head, t, v, cfg, cb)?,
+        })
+    };
     let mut run = engine(
         &head,
         SplitRef { features: &train.set.features, labels: &sparse_t },
         SplitRef { features: &valid.set.features, labels: &sparse_v },
         &cfg,
         &on_done,
-    );
+    )?;
     bar.finish_and_clear();
     for cp in done {
         let k = cp.outcome.category;
@@ -298,4 +306,32 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let improved = run.categories.iter().filter(|o| o.best_epoch >= 0).count();
     eprintln!("wrote {} ({improved} of {c} categories improved) in {:.1} s", args.out.display(), clock.seconds());
     Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_finetune(
+    args: &FinetuneArgs,
+    head: &cft_core::LinearHead,
+    t: SplitRef<'_>,
+    v: SplitRef<'_>,
+    cfg: &FineTuneConfig,
+    cb: &(dyn Fn(&CategoryOutcome) + Sync),
+) -> Result<cft_core::FineTuneRun> {
+    let ordinal = crate::gpu_cmd::parse_device(&args.device)?.unwrap_or(0);
+    let precision: cft_cuda::GemmPrecision = args.gemm_precision.parse().map_err(anyhow::Error::msg)?;
+    let gpu = crate::gpu_cmd::open_gpu(ordinal)?;
+    let opts = cft_cuda::CudaOptions { precision, max_batch: Some(args.batch) };
+    Ok(gpu.finetune(head, t, v, cfg, &opts, cb)?)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_finetune(
+    _args: &FinetuneArgs,
+    _head: &cft_core::LinearHead,
+    _t: SplitRef<'_>,
+    _v: SplitRef<'_>,
+    _cfg: &FineTuneConfig,
+    _cb: &(dyn Fn(&CategoryOutcome) + Sync),
+) -> Result<cft_core::FineTuneRun> {
+    Err(crate::gpu_cmd::not_built())
 }

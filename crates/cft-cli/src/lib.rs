@@ -6,8 +6,11 @@
 pub mod bench_cmd;
 pub mod chexpert_cmd;
 pub mod common;
+pub mod data_cmd;
 pub mod evaluate_cmd;
+pub mod extract_cmd;
 pub mod finetune_cmd;
+pub mod gpu_cmd;
 pub mod manifest;
 pub mod report_cmd;
 pub mod reproduce_cmd;
@@ -45,6 +48,17 @@ pub enum Command {
     Bench(bench_cmd::BenchArgs),
     /// Score CheXpert competition predictions against the test ground truth (mean AUC of 5 tasks).
     ChexpertScore(chexpert_cmd::ChexpertScoreArgs),
+    /// Dataset adapters: inspect a dataset, convert COCO labels, benchmark the adapters.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// Extract backbone features of images into a feature set (candle; CPU or CUDA).
+    Extract(extract_cmd::ExtractArgs),
+    /// Concatenate feature-set shards written by `extract --shard`.
+    MergeFeatures(extract_cmd::MergeArgs),
+    /// Time a backbone's forward pass (images/s, input already on the device).
+    BenchBackbone(extract_cmd::BenchBackboneArgs),
+    /// Check the CUDA engine against the CPU (random table, AP/AUC kernels, BP and GA on scene).
+    GpuCheck(gpu_cmd::GpuCheckArgs),
 }
 
 /// Runs a parsed command line.
@@ -60,5 +74,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(a) => report_cmd::run(&a),
         Command::Bench(a) => bench_cmd::run(&a),
         Command::ChexpertScore(a) => chexpert_cmd::run(&a),
+        Command::GpuCheck(a) => gpu_cmd::run(&a),
+        Command::Extract(a) => extract_cmd::run(&a),
+        Command::Data(c) => data_cmd::run(&c),
+        Command::MergeFeatures(a) => extract_cmd::merge(&a),
+        Command::BenchBackbone(a) => extract_cmd::bench_backbone(&a),
     }
 }

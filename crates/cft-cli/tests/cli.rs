@@ -363,5 +363,94 @@ fn bench_all_categories_writes_the_documented_keys() {
         (Some(3), Some(3), Some("cpu"))
     );
     let e = failed(&cft(&["bench", "--all-categories", "--device", "cuda"], d));
-    assert!(e.contains("--device cuda"), "{e}");
+    assert!(e.contains("without CUDA support"), "{e}");
+}
+
+#[test]
+fn extract_writes_features_head_and_resumes_and_merges_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let images = datasets().join("images");
+    let weights = datasets().join("weights/resnet20_cifar10.safetensors");
+    let (imgs, w) = (images.to_str().unwrap(), weights.to_str().unwrap());
+    let base = [
+        "extract",
+        "--backbone",
+        "resnet20-cifar",
+        "--weights",
+        w,
+        "--images",
+        imgs,
+        "--image-size",
+        "32",
+        "--batch",
+        "4",
+        "--chunk",
+        "4",
+    ];
+    let mut full = base.to_vec();
+    full.extend(["--out", "all.safetensors", "--head-out", "head.safetensors"]);
+    ok(&cft(&full, d));
+    let all = cft_data::read_feature_set(&d.join("all.safetensors")).unwrap();
+    assert_eq!((all.features.rows(), all.features.cols()), (9, 64));
+    let paths = all.paths.clone().unwrap();
+    assert_eq!(paths[0], "000000000885.jpg");
+    assert!(paths.windows(2).all(|w| w[0] < w[1]), "folder order is sorted file names");
+    let head = cft_data::read_head(&d.join("head.safetensors")).unwrap();
+    assert_eq!((head.categories(), head.dim()), (10, 64));
+    assert!(d.join("all.safetensors.manifest.json").exists());
+    // Shards 0/2 and 1/2, merged, equal the full run.
+    for (i, shard) in ["0/2", "1/2"].iter().enumerate() {
+        let mut a = base.to_vec();
+        let out = format!("s{i}.safetensors");
+        a.extend(["--shard", shard, "--out", out.as_str()]);
+        ok(&cft(&a, d));
+    }
+    ok(&cft(&["merge-features", "--out", "merged.safetensors", "s0.safetensors", "s1.safetensors"], d));
+    let merged = cft_data::read_feature_set(&d.join("merged.safetensors")).unwrap();
+    assert_eq!(merged.paths, all.paths);
+    assert_eq!(merged.features, all.features);
+    // Resume: an interrupted run (after its first part) continues from the part on disk.
+    let mut a = base.to_vec();
+    a.extend(["--out", "r.safetensors"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_cft"))
+        .args(&a)
+        .current_dir(d)
+        .env("CFT_ABORT_AFTER_PARTS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(d.join("r.safetensors.parts/part-000000.safetensors").exists() && !d.join("r.safetensors").exists());
+    a.push("--resume");
+    ok(&cft(&a, d));
+    assert_eq!(cft_data::read_feature_set(&d.join("r.safetensors")).unwrap().features, all.features);
+    assert!(!d.join("r.safetensors.parts").exists());
+    // Bad inputs: an empty folder, an unknown backbone.
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    let mut e = base.to_vec();
+    e[6] = "empty";
+    e.extend(["--out", "x.safetensors"]);
+    assert!(failed(&cft(&e, d)).contains("no .jpg/.jpeg/.png images"));
+    assert!(!d.join("x.safetensors").exists());
+}
+
+#[test]
+fn data_coco_labels_writes_the_reference_csv_and_inspect_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toy = datasets().join("formats/instances_toy2014.json");
+    let toy = toy.to_str().unwrap();
+    ok(&cft(&["data", "coco-labels", "--instances", toy, "--out", "labels.csv"], d));
+    let text = std::fs::read_to_string(d.join("labels.csv")).unwrap();
+    assert_eq!(
+        text,
+        "Id,Path,Positive,Negative,Uncertain\n42,toy2014/COCO_toy2014_000000000042.jpg,[0],[1; 2],[]\n\
+         7,toy2014/COCO_toy2014_000000000007.jpg,[0; 2],[1],[]\n100,toy2014/COCO_toy2014_000000000100.jpg,[],[0; 1; 2],[]\n"
+    );
+    let out = ok(&cft(&["data", "inspect", "labels.csv", "--categories-from", toy, "--plot", "toy"], d));
+    assert!(out.contains("3 images, 3 categories, 100.00% of labels known, 1 categories CFT would skip"), "{out}");
+    assert!(out.contains("| bicycle | 0 | 3 | 0 | skip: no known positive |"), "{out}");
+    assert!(d.join("toy.png").exists() && d.join("toy.svg").exists() && d.join("toy.json").exists());
+    let e = failed(&cft(&["data", "inspect", "labels.csv"], d));
+    assert!(e.contains("needs --categories-from"), "{e}");
 }

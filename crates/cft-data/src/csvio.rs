@@ -28,12 +28,18 @@ impl StringTable {
 
 /// Reads a CSV file with a header row; every column as strings.
 pub fn read_string_table(path: &Path) -> Result<StringTable> {
+    read_string_table_opts(path, true)
+}
+
+/// Reads a CSV file, with or without a header row (without: columns `column_1`, `column_2`, …);
+/// quoted fields and mixed CRLF/LF line endings are handled by polars.
+pub fn read_string_table_opts(path: &Path, has_header: bool) -> Result<StringTable> {
     let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
     if meta.len() == 0 {
         return Err(DataError::invalid(path, "empty file: expected a header row"));
     }
     let df = CsvReadOptions::default()
-        .with_has_header(true)
+        .with_has_header(has_header)
         .with_infer_schema_length(Some(0))
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
         .and_then(|r| r.finish())

@@ -14,14 +14,19 @@
 
 pub mod arff;
 pub mod chexpert;
+pub mod coco;
 pub mod csvio;
 pub mod error;
 pub mod fsutil;
+pub mod image_list;
 pub mod manifest;
+pub mod openimages;
+pub mod records_csv;
 pub mod tensors;
 
 pub use arff::{read_arff, read_mulan_labels, ArffDataset, LabelLayout};
 pub use error::{DataError, Result};
 pub use fsutil::write_atomic;
+pub use image_list::LabelledImages;
 pub use manifest::{DatasetFormat, DatasetManifest};
 pub use tensors::{read_feature_set, read_head, write_feature_set, write_head, FeaturePrecision, FeatureSet};

@@ -453,3 +453,71 @@ impl Figure for LogBars {
         root.present().map_err(s)
     }
 }
+
+/// Known positives and negatives per category (log scale), most positives first; with many
+/// categories the 30 most and 30 least frequent are shown. Categories CFT would skip are marked
+/// with a `×` under their bars.
+#[derive(Debug, Clone)]
+pub struct CategoryCounts {
+    /// Title.
+    pub title: String,
+    /// Per category: name, positives, negatives, skipped by CFT.
+    pub counts: Vec<(String, usize, usize, bool)>,
+}
+
+impl Figure for CategoryCounts {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(s)?;
+        let mut rows = self.counts.clone();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
+        if rows.len() > 60 {
+            let tail = rows.split_off(rows.len() - 30);
+            rows.truncate(30);
+            rows.extend(tail);
+        }
+        let n = rows.len().max(1);
+        let hi = rows.iter().map(|r| r.1.max(r.2)).max().unwrap_or(1).max(1) as f64 * 2.0;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", 19))
+            .margin(12)
+            .x_label_area_size(110)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (0.5f64..hi).log_scale())
+            .map_err(s)?;
+        let labels: Vec<String> = rows.iter().map(|r| if r.3 { format!("× {}", r.0) } else { r.0.clone() }).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| slot_label(&labels, *x))
+            .x_label_style(("sans-serif", 11).into_font().transform(FontTransform::Rotate90))
+            .y_desc("known labels (log scale)")
+            .label_style(("sans-serif", 12))
+            .axis_desc_style(("sans-serif", 14))
+            .draw()
+            .map_err(s)?;
+        for (series, offset, color, label) in [(1usize, -0.2f64, 0usize, "positives"), (2, 0.2, 1, "negatives")] {
+            chart
+                .draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
+                    let v = if series == 1 { r.1 } else { r.2 };
+                    (v > 0).then(|| {
+                        Rectangle::new(
+                            [(i as f64 + offset - 0.18, 0.5), (i as f64 + offset + 0.18, v as f64)],
+                            PALETTE[color].filled(),
+                        )
+                    })
+                }))
+                .map_err(s)?
+                .label(label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], PALETTE[color].filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(s)?;
+        root.present().map_err(s)
+    }
+}

@@ -1,0 +1,418 @@
+//! `cft data`: look at a dataset through its adapter, convert COCO to the reference's label
+//! CSV, and time the adapters on full-size synthetic files.
+
+use crate::common::progress;
+use anyhow::{bail, Context, Result};
+use cft_core::{drop_labels, PartialLabels};
+use cft_data::coco::{read_coco, ImageOrder};
+use cft_data::LabelledImages;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// `cft data` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum DataCommand {
+    /// Images, categories, known-label proportion, positives/negatives per category and the
+    /// categories CFT would skip, as a table and a plot.
+    Inspect(InspectArgs),
+    /// COCO instances JSON → the reference's label CSV (optionally with simulated partial labels).
+    CocoLabels(CocoLabelsArgs),
+    /// Time the COCO and OpenImages adapters on synthetic files of full size (rows/s, peak memory).
+    Bench(DataBenchArgs),
+}
+
+/// Arguments of `cft data inspect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectArgs {
+    /// A COCO instances JSON, an OpenImages V3 folder (with classes-trainable.txt and
+    /// <subset>/annotations-human.csv), a CheXpert CSV, a reference label CSV (with --categories-from),
+    /// or a bundled dataset name / manifest (its training split).
+    pub dataset: String,
+    /// OpenImages subset.
+    #[arg(long, default_value = "validation")]
+    pub subset: String,
+    /// Simulate partial labels: keep each label with this probability (reference protocol, seed 526).
+    #[arg(long)]
+    pub known: Option<f64>,
+    /// For a reference label CSV: the COCO instances file or category JSON list that names its categories.
+    #[arg(long)]
+    pub categories_from: Option<PathBuf>,
+    /// Write `<stem>.png` / `.svg` (positives and negatives per category) and `<stem>.json`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Rows of the per-category table (all when 0).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+}
+
+/// Arguments of `cft data coco-labels`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CocoLabelsArgs {
+    /// `annotations/instances_{train,val}2014.json`.
+    #[arg(long)]
+    pub instances: PathBuf,
+    /// Known-label proportion (reference protocol: numpy PCG64 seed 526, per image positives then negatives).
+    #[arg(long, default_value_t = 1.0)]
+    pub known: f64,
+    /// Seed of the label dropping.
+    #[arg(long, default_value_t = 526)]
+    pub seed: u64,
+    /// Image order: the reference's pycocotools getImgIds() (file order) or ascending ids.
+    #[arg(long, default_value_t = false)]
+    pub ascending_ids: bool,
+    /// The label CSV to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `cft data bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataBenchArgs {
+    /// Images of the synthetic COCO file (COCO 2014 train: 82,783).
+    #[arg(long, default_value_t = 82_783)]
+    pub coco_images: usize,
+    /// Annotations of the synthetic COCO file (COCO 2014 train: 604,907).
+    #[arg(long, default_value_t = 604_907)]
+    pub coco_annotations: usize,
+    /// Rows of the synthetic OpenImages annotations file.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub openimages_rows: u64,
+    /// Folder for the synthetic files (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Write the figures as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs `cft data …`.
+pub fn run(cmd: &DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Inspect(a) => inspect(a),
+        DataCommand::CocoLabels(a) => coco_labels(a),
+        DataCommand::Bench(a) => bench(a),
+    }
+}
+
+fn with_known(images: LabelledImages, known: Option<f64>) -> LabelledImages {
+    match known {
+        Some(p) => {
+            let dense = drop_labels(&images.dense(), p, 526);
+            LabelledImages::from_dense(images.ids, images.paths, images.categories, &dense)
+        }
+        None => images,
+    }
+}
+
+fn category_names_from(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    let list = v.get("categories").unwrap_or(&v);
+    let Some(arr) = list.as_array() else { bail!("{}: no category list", path.display()) };
+    arr.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c["name"].as_str().map(str::to_string).with_context(|| format!("{}: categories[{i}].name", path.display()))
+        })
+        .collect()
+}
+
+/// Loads any supported dataset as a labelled image list.
+pub fn load_dataset(args: &InspectArgs) -> Result<LabelledImages> {
+    let p = PathBuf::from(&args.dataset);
+    if p.is_dir() && p.join("classes-trainable.txt").exists() {
+        let classes = cft_data::openimages::read_trainable(&p.join("classes-trainable.txt"))?;
+        let names = cft_data::openimages::read_class_descriptions(&p.join("class-descriptions.csv")).ok();
+        let ann = p.join(&args.subset).join("annotations-human.csv");
+        let ann = if ann.exists() { ann } else { p.join("annotations-human.csv") };
+        let (mut img, stats) = cft_data::openimages::read_annotations(&ann, &args.subset, &classes, &|_| {})?;
+        if let Some(names) = names {
+            img.categories = classes.iter().map(|c| names.get(c).cloned().unwrap_or_else(|| c.clone())).collect();
+        }
+        eprintln!(
+            "{}: {} rows, {} of untrainable classes, {} with other confidences, {} conflicting",
+            ann.display(),
+            stats.rows,
+            stats.untrainable,
+            stats.other_confidence,
+            stats.conflicts
+        );
+        return Ok(with_known(img, args.known));
+    }
+    let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if ext == "json" && p.is_file() {
+        let s = read_coco(&p, ImageOrder::File)?;
+        eprintln!(
+            "{}: {} annotations ({} of images not in the file)",
+            p.display(),
+            s.annotations,
+            s.orphan_annotations
+        );
+        return Ok(with_known(s.images, args.known));
+    }
+    if ext == "csv" && p.is_file() {
+        let head = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+        if head.starts_with("Path,Sex,") {
+            let opts = cft_data::chexpert::ChexpertOptions::all_observations();
+            let split = cft_data::chexpert::read_chexpert(&p, &opts)?;
+            let ids: Vec<String> = split.images.iter().map(|i| i.path.clone()).collect();
+            return Ok(with_known(LabelledImages::from_dense(ids.clone(), ids, split.tasks, &split.raw), args.known));
+        }
+        if head.starts_with("Id,Path,Positive,Negative,Uncertain") {
+            let Some(src) = &args.categories_from else {
+                bail!(
+                    "{}: a reference label CSV needs --categories-from (COCO instances or category list)",
+                    p.display()
+                )
+            };
+            return Ok(with_known(
+                cft_data::records_csv::read_records_csv(&p, &category_names_from(src)?)?,
+                args.known,
+            ));
+        }
+        bail!(
+            "{}: not a CheXpert CSV (Path,Sex,…) or a reference label CSV (Id,Path,Positive,Negative,Uncertain)",
+            p.display()
+        );
+    }
+    let datasets = crate::reproduce_cmd::default_datasets_dir();
+    let manifest = cft_data::DatasetManifest::resolve(&args.dataset, &datasets)?;
+    let train = manifest.load_split("train")?;
+    let ids: Vec<String> = (0..train.labels.n_samples()).map(|i| i.to_string()).collect();
+    Ok(with_known(LabelledImages::from_dense(ids.clone(), ids, train.categories, &train.labels), args.known))
+}
+
+/// Per-category counts of an inspected dataset.
+#[derive(Debug, Serialize)]
+pub struct CategoryStats {
+    /// Name.
+    pub category: String,
+    /// Known positives.
+    pub positives: usize,
+    /// Known negatives.
+    pub negatives: usize,
+    /// Uncertain labels.
+    pub uncertain: usize,
+    /// Why CFT would skip it (no known positive / negative), if it would.
+    pub skip: Option<String>,
+}
+
+/// What `cft data inspect --plot` writes as JSON.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    /// The dataset argument.
+    pub dataset: String,
+    /// Images.
+    pub images: usize,
+    /// Categories.
+    pub categories: usize,
+    /// Known (positive or negative) labels over images × categories.
+    pub known_proportion: f64,
+    /// Categories CFT would skip.
+    pub skipped_categories: usize,
+    /// Per category.
+    pub per_category: Vec<CategoryStats>,
+}
+
+fn inspect(args: &InspectArgs) -> Result<()> {
+    let img = load_dataset(args)?;
+    let per: Vec<CategoryStats> = img
+        .labels
+        .per_category
+        .iter()
+        .zip(&img.categories)
+        .map(|(k, name)| CategoryStats {
+            category: name.clone(),
+            positives: k.positives.len(),
+            negatives: k.negatives.len(),
+            uncertain: k.uncertain.len(),
+            skip: if k.positives.is_empty() {
+                Some("no known positive".into())
+            } else if k.negatives.is_empty() {
+                Some("no known negative".into())
+            } else {
+                None
+            },
+        })
+        .collect();
+    let known: usize = per.iter().map(|c| c.positives + c.negatives).sum();
+    let cells = (img.len() * img.categories.len()).max(1);
+    let report = Inspection {
+        dataset: args.dataset.clone(),
+        images: img.len(),
+        categories: img.categories.len(),
+        known_proportion: known as f64 / cells as f64,
+        skipped_categories: per.iter().filter(|c| c.skip.is_some()).count(),
+        per_category: per,
+    };
+    println!(
+        "{}: {} images, {} categories, {:.2}% of labels known, {} categories CFT would skip",
+        report.dataset,
+        report.images,
+        report.categories,
+        100.0 * report.known_proportion,
+        report.skipped_categories
+    );
+    println!("| category | positives | negatives | uncertain | CFT |");
+    println!("|---|---:|---:|---:|---|");
+    let shown = if args.limit == 0 { report.per_category.len() } else { args.limit.min(report.per_category.len()) };
+    for c in &report.per_category[..shown] {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            c.category,
+            c.positives,
+            c.negatives,
+            c.uncertain,
+            c.skip.as_deref().map(|s| format!("skip: {s}")).unwrap_or_else(|| "fine-tune".into())
+        );
+    }
+    if shown < report.per_category.len() {
+        println!("| … {} more | | | | |", report.per_category.len() - shown);
+    }
+    if let Some(stem) = &args.plot {
+        let fig = cft_report::plots::CategoryCounts {
+            title: format!(
+                "{}: known labels per category",
+                Path::new(&args.dataset).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+            ),
+            counts: report
+                .per_category
+                .iter()
+                .map(|c| (c.category.clone(), c.positives, c.negatives, c.skip.is_some()))
+                .collect(),
+        };
+        let files = cft_report::plots::render(stem, (1100, 560), &fig)?;
+        cft_data::write_atomic(
+            &stem.with_extension("json"),
+            (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
+        )?;
+        eprintln!(
+            "wrote {} and {}",
+            files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+            stem.with_extension("json").display()
+        );
+    }
+    Ok(())
+}
+
+fn coco_labels(args: &CocoLabelsArgs) -> Result<()> {
+    let order = if args.ascending_ids { ImageOrder::AscendingId } else { ImageOrder::File };
+    let s = read_coco(&args.instances, order)?;
+    let dense: PartialLabels = drop_labels(&s.images.dense(), args.known, args.seed);
+    let img = LabelledImages::from_dense(s.images.ids, s.images.paths, s.images.categories, &dense);
+    cft_data::records_csv::write_records_csv(&args.out, &img)?;
+    eprintln!(
+        "wrote {} ({} images, {:.1}% of labels known)",
+        args.out.display(),
+        img.len(),
+        100.0 * dense.known_fraction()
+    );
+    Ok(())
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn current_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Figures of `cft data bench`.
+#[derive(Debug, Serialize)]
+pub struct DataBench {
+    /// COCO file size.
+    pub coco_bytes: u64,
+    /// Images, annotations.
+    pub coco_images: usize,
+    /// Annotations.
+    pub coco_annotations: usize,
+    /// Parse seconds.
+    pub coco_seconds: f64,
+    /// Peak resident memory after the COCO parse (MiB; includes the process baseline).
+    pub coco_peak_rss_mib: Option<f64>,
+    /// OpenImages file size.
+    pub openimages_bytes: u64,
+    /// Rows.
+    pub openimages_rows: u64,
+    /// Images found.
+    pub openimages_images: usize,
+    /// Stream seconds.
+    pub openimages_seconds: f64,
+    /// Rows per second.
+    pub openimages_rows_per_second: f64,
+    /// Peak resident memory after both parses (MiB).
+    pub openimages_peak_rss_mib: Option<f64>,
+    /// Resident memory before parsing (MiB).
+    pub baseline_rss_mib: Option<f64>,
+}
+
+fn bench(args: &DataBenchArgs) -> Result<()> {
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let coco = dir.join("instances_synth2014.json");
+    let oi = dir.join("annotations-human.csv");
+    let classes: Vec<String> = (0..5000).map(|i| format!("/m/{i:05x}")).collect();
+    if !coco.exists() {
+        eprintln!("writing {} …", coco.display());
+        cft_data::coco::write_synthetic(&coco, args.coco_images, args.coco_annotations)?;
+    }
+    if !oi.exists() {
+        eprintln!("writing {} …", oi.display());
+        cft_data::openimages::write_synthetic_annotations(&oi, args.openimages_rows, &classes)?;
+    }
+    let baseline = current_rss_mib();
+    let t = std::time::Instant::now();
+    let s = read_coco(&coco, ImageOrder::File)?;
+    let coco_s = t.elapsed().as_secs_f64();
+    let coco_peak = peak_rss_mib();
+    let coco_bytes = std::fs::metadata(&coco)?.len();
+    eprintln!(
+        "COCO: {} images, {} annotations, {:.0} MB in {coco_s:.2} s",
+        s.images.len(),
+        s.annotations,
+        coco_bytes as f64 / 1e6
+    );
+    drop(s);
+    let bytes = std::fs::metadata(&oi)?.len();
+    let bar = progress(bytes, "OpenImages annotations");
+    let t = std::time::Instant::now();
+    let (img, stats) = cft_data::openimages::read_annotations(&oi, "train", &classes, &|b| bar.set_position(b))?;
+    let oi_s = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let r = DataBench {
+        coco_bytes,
+        coco_images: args.coco_images,
+        coco_annotations: args.coco_annotations,
+        coco_seconds: coco_s,
+        coco_peak_rss_mib: coco_peak,
+        openimages_bytes: bytes,
+        openimages_rows: stats.rows,
+        openimages_images: img.len(),
+        openimages_seconds: oi_s,
+        openimages_rows_per_second: stats.rows as f64 / oi_s,
+        openimages_peak_rss_mib: peak_rss_mib(),
+        baseline_rss_mib: baseline,
+    };
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    if let Some(p) = &args.json {
+        cft_data::write_atomic(p, (serde_json::to_string_pretty(&r)? + "\n").as_bytes())?;
+    }
+    Ok(())
+}

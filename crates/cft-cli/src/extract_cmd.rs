@@ -1,0 +1,414 @@
+//! `cft extract`: images → backbone features → a feature set for the CFT core (tensor
+//! `features`, image paths in the metadata, labels when the image list is a labelled dataset),
+//! with the trained classifier optionally exported as a CFT head; `cft merge-features` joins
+//! shards; `cft bench-backbone` times the network alone.
+//!
+//! Long runs write one part file per `--chunk` images under `<out>.parts/`; `--resume` keeps
+//! the finished parts. The output and its manifest are written atomically at the end.
+
+use crate::common::{progress, sibling};
+use crate::manifest::{write_manifest, InputFile, RunClock};
+use crate::reproduce_cmd::PrecisionArg;
+use anyhow::{bail, Context, Result};
+use cft_core::{LinearHead, Matrix, PartialLabels};
+use cft_data::{read_feature_set, write_feature_set, FeatureSet};
+use cft_features::{Backbone, BadImage, ExtractOptions, ImageRef, Normalize, Placement, WeightSource};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `cft extract`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExtractArgs {
+    /// Backbone: resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
+    #[arg(long)]
+    pub backbone: String,
+    /// PyTorch state dict as safetensors (`safetensors.torch.save_file(model.state_dict(), W)`);
+    /// `rule` builds the deterministic weights of the parity fixtures (for timing).
+    #[arg(long)]
+    pub weights: String,
+    /// A folder (its .jpg/.jpeg/.png files in file-name order), a text file with one image path
+    /// per line, or a CheXpert CSV (labels come along).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Folder that relative image paths start from (default: the list file's folder).
+    #[arg(long)]
+    pub image_root: Option<PathBuf>,
+    /// Images are resized to S×S (PIL bilinear).
+    #[arg(long, default_value_t = 224)]
+    pub image_size: usize,
+    /// Input normalisation after ToTensor.
+    #[arg(long, value_enum, default_value_t = NormalizeArg::Imagenet)]
+    pub normalize: NormalizeArg,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Compute and storage precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Extract only shard i of n (`i/n`, 0-based, contiguous image ranges); join with merge-features.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Keep the finished parts of an interrupted run.
+    #[arg(long)]
+    pub resume: bool,
+    /// Images per part file (the resume granularity).
+    #[arg(long, default_value_t = 1024)]
+    pub chunk: usize,
+    /// Unreadable images: skip them (listed in `<out>.skipped.tsv`) or stop.
+    #[arg(long, value_enum, default_value_t = BadImageArg::Fail)]
+    pub on_bad_image: BadImageArg,
+    /// Also write the weights file's classifier (fc / classifier / linear) as a CFT head.
+    #[arg(long)]
+    pub head_out: Option<PathBuf>,
+    /// The feature set to write (safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Normalisation on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum NormalizeArg {
+    /// [0, 1] values.
+    None,
+    /// ImageNet mean/std.
+    Imagenet,
+}
+
+/// Bad-image policy on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum BadImageArg {
+    /// Skip and record.
+    Skip,
+    /// Stop with an error.
+    Fail,
+}
+
+fn dtype(p: PrecisionArg) -> candle_core::DType {
+    match p {
+        PrecisionArg::F32 => candle_core::DType::F32,
+        PrecisionArg::F16 => candle_core::DType::F16,
+        PrecisionArg::Bf16 => candle_core::DType::BF16,
+    }
+}
+
+/// Loads a backbone by name from a weights file or the fixture rule.
+pub fn load_backbone(name: &str, weights: &str, device: &str, precision: PrecisionArg) -> Result<Backbone> {
+    let src = if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file(Path::new(weights))? };
+    let placement = Placement { device: cft_features::device(device)?, dtype: dtype(precision) };
+    Ok(Backbone::load(name, &src, placement)?)
+}
+
+/// The image list and, for a labelled dataset, its labels and category names.
+struct ImageList {
+    images: Vec<ImageRef>,
+    labels: Option<(PartialLabels, Vec<String>)>,
+}
+
+fn read_list(args: &ExtractArgs) -> Result<ImageList> {
+    let p = &args.images;
+    if p.is_dir() {
+        return Ok(ImageList { images: cft_features::list_folder(p)?, labels: None });
+    }
+    let root = args.image_root.clone().unwrap_or_else(|| p.parent().map(Path::to_path_buf).unwrap_or_default());
+    let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+    if text.starts_with("Path,Sex,") {
+        let split = cft_data::chexpert::read_chexpert(p, &cft_data::chexpert::ChexpertOptions::default())?;
+        let images =
+            split.images.iter().map(|im| ImageRef { file: root.join(&im.path), name: im.path.clone() }).collect();
+        return Ok(ImageList { images, labels: Some((split.labels, split.tasks)) });
+    }
+    let images: Vec<ImageRef> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| ImageRef { file: root.join(l), name: l.to_string() })
+        .collect();
+    if images.is_empty() {
+        bail!("{}: the image list is empty", p.display());
+    }
+    Ok(ImageList { images, labels: None })
+}
+
+fn parse_shard(s: &str, n: usize) -> Result<std::ops::Range<usize>> {
+    let bad = || anyhow::anyhow!("--shard {s}: expected i/n with 0 ≤ i < n");
+    let (i, k) = s.split_once('/').ok_or_else(bad)?;
+    let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
+    if k == 0 || i >= k {
+        return Err(bad());
+    }
+    Ok(i * n / k..(i + 1) * n / k)
+}
+
+#[derive(Serialize)]
+struct ExtractConfig<'a> {
+    backbone: &'a str,
+    weights: &'a str,
+    parameters: usize,
+    images: String,
+    image_size: usize,
+    normalize: NormalizeArg,
+    batch: usize,
+    precision: PrecisionArg,
+    device: &'a str,
+    shard: Option<&'a str>,
+    image_range: (usize, usize),
+    extracted: usize,
+    skipped: usize,
+    images_per_second: f64,
+}
+
+/// Runs `cft extract`.
+pub fn run(args: &ExtractArgs) -> Result<()> {
+    let clock = RunClock::start();
+    let list = read_list(args)?;
+    let range = match &args.shard {
+        Some(s) => parse_shard(s, list.images.len())?,
+        None => 0..list.images.len(),
+    };
+    let net = load_backbone(&args.backbone, &args.weights, &args.device, args.precision)?;
+    let opts = ExtractOptions {
+        image_size: args.image_size,
+        normalize: match args.normalize {
+            NormalizeArg::None => Normalize::None,
+            NormalizeArg::Imagenet => Normalize::Imagenet,
+        },
+        batch: args.batch.max(1),
+        bad_image: match args.on_bad_image {
+            BadImageArg::Skip => BadImage::Skip,
+            BadImageArg::Fail => BadImage::Fail,
+        },
+    };
+    let parts_dir = sibling(&args.out, ".parts");
+    if parts_dir.exists() && !args.resume {
+        std::fs::remove_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
+    }
+    std::fs::create_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
+    let todo = &list.images[range.clone()];
+    let bar = progress(todo.len() as u64, &format!("extract {} ({})", net.name(), args.device));
+    let t = std::time::Instant::now();
+    let mut fresh = 0usize;
+    let mut features = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    for (k, chunk) in todo.chunks(args.chunk.max(1)).enumerate() {
+        let part = parts_dir.join(format!("part-{k:06}.safetensors"));
+        let part_skipped = parts_dir.join(format!("part-{k:06}.skipped.json"));
+        let (f, n, s) = if args.resume && part.exists() && part_skipped.exists() {
+            let set = read_feature_set(&part)?;
+            let s: Vec<(String, String)> = serde_json::from_str(&std::fs::read_to_string(&part_skipped)?)?;
+            (set.features.into_vec(), set.paths.unwrap_or_default(), s)
+        } else {
+            let base = bar.position();
+            let out = cft_features::extract(&net, chunk, &opts, &|done| bar.set_position(base + done as u64))?;
+            fresh += chunk.len();
+            let set = FeatureSet {
+                features: Matrix::new(out.names.len(), out.dim, out.features.clone()).context("feature shape")?,
+                labels: None,
+                categories: None,
+                paths: Some(out.names.clone()),
+            };
+            write_feature_set(&part, &set, cft_core::Precision::F32)?;
+            cft_data::write_atomic(&part_skipped, serde_json::to_string(&out.skipped)?.as_bytes())?;
+            // Fault injection for the resume test: stop as if interrupted after N parts.
+            if std::env::var("CFT_ABORT_AFTER_PARTS").ok().and_then(|v| v.parse().ok()) == Some(k + 1) {
+                eprintln!("CFT_ABORT_AFTER_PARTS={}: stopping as if interrupted", k + 1);
+                std::process::exit(3);
+            }
+            (out.features, out.names, out.skipped)
+        };
+        bar.set_position(((k + 1) * args.chunk).min(todo.len()) as u64);
+        features.extend(f);
+        names.extend(n);
+        skipped.extend(s);
+    }
+    bar.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    let ips = fresh as f64 / secs.max(1e-9);
+    for (name, why) in &skipped {
+        eprintln!("skipped {name}: {why}");
+    }
+    let labels = list.labels.as_ref().map(|(l, cats)| {
+        let index: std::collections::HashMap<&str, usize> =
+            list.images.iter().enumerate().map(|(i, im)| (im.name.as_str(), i)).collect();
+        let rows: Vec<usize> = names.iter().map(|n| index[n.as_str()]).collect();
+        (l.select_rows(&rows), cats.clone())
+    });
+    let set = FeatureSet {
+        features: Matrix::new(names.len(), net.dim(), features).context("feature shape")?,
+        categories: labels.as_ref().map(|(_, c)| c.clone()),
+        labels: labels.map(|(l, _)| l),
+        paths: Some(names),
+    };
+    let precision: cft_core::Precision = args.precision.into();
+    write_feature_set(&args.out, &set, precision)?;
+    let mut outputs = vec![args.out.clone()];
+    let skipped_path = sibling(&args.out, ".skipped.tsv");
+    let tsv: String = std::iter::once("image\treason\n".to_string())
+        .chain(skipped.iter().map(|(n, r)| format!("{n}\t{}\n", r.replace(['\t', '\n'], " "))))
+        .collect();
+    cft_data::write_atomic(&skipped_path, tsv.as_bytes())?;
+    outputs.push(skipped_path);
+    if let Some(h) = &args.head_out {
+        let Some((w, b)) = net.classifier() else {
+            bail!("--head-out: {} has no classifier layer for {}", args.weights, args.backbone);
+        };
+        let (c, d) = w.dims2()?;
+        let head = LinearHead::new(
+            Matrix::new(c, d, w.flatten_all()?.to_vec1::<f32>()?).context("head shape")?,
+            b.to_vec1::<f32>()?,
+        )
+        .context("head shape")?;
+        cft_data::write_head(h, &head, None)?;
+        outputs.push(h.clone());
+    }
+    let manifest_path = sibling(&args.out, ".manifest.json");
+    outputs.push(manifest_path.clone());
+    let mut inputs = vec![InputFile::of(&args.images).unwrap_or(InputFile {
+        path: args.images.display().to_string(),
+        bytes: 0,
+        fnv1a64: String::new(),
+    })];
+    if args.weights != "rule" {
+        inputs.push(InputFile::of(Path::new(&args.weights))?);
+    }
+    let cfg = ExtractConfig {
+        backbone: &args.backbone,
+        weights: &args.weights,
+        parameters: net.parameters,
+        images: args.images.display().to_string(),
+        image_size: args.image_size,
+        normalize: args.normalize,
+        batch: args.batch,
+        precision: args.precision,
+        device: &args.device,
+        shard: args.shard.as_deref(),
+        image_range: (range.start, range.end),
+        extracted: set.features.rows(),
+        skipped: skipped.len(),
+        images_per_second: ips,
+    };
+    write_manifest(&manifest_path, &clock.manifest("extract", cfg, inputs, outputs))?;
+    std::fs::remove_dir_all(&parts_dir).ok();
+    eprintln!(
+        "wrote {} ({} images × {} features, {} skipped; {ips:.1} images/s)",
+        args.out.display(),
+        set.features.rows(),
+        net.dim(),
+        skipped.len()
+    );
+    Ok(())
+}
+
+/// Arguments of `cft merge-features`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// The merged feature set.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Shards in order.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+}
+
+/// Runs `cft merge-features`: concatenates shards' rows (same dimension and categories).
+pub fn merge(args: &MergeArgs) -> Result<()> {
+    let sets: Vec<FeatureSet> = args.shards.iter().map(|p| read_feature_set(p)).collect::<Result<_, _>>()?;
+    let d = sets[0].features.cols();
+    for (s, p) in sets.iter().zip(&args.shards) {
+        if s.features.cols() != d {
+            bail!("{}: {} features per image, the first shard has {d}", p.display(), s.features.cols());
+        }
+        if s.categories != sets[0].categories || s.labels.is_some() != sets[0].labels.is_some() {
+            bail!("{}: categories or labels differ from the first shard's", p.display());
+        }
+    }
+    let rows: usize = sets.iter().map(|s| s.features.rows()).sum();
+    let mut data = Vec::with_capacity(rows * d);
+    let mut paths = Vec::new();
+    let mut labels = Vec::new();
+    for s in &sets {
+        data.extend_from_slice(s.features.as_slice());
+        paths.extend(s.paths.clone().unwrap_or_default());
+        if let Some(l) = &s.labels {
+            labels.extend_from_slice(l.as_slice());
+        }
+    }
+    let c = sets[0].labels.as_ref().map(|l| l.n_categories());
+    let merged = FeatureSet {
+        features: Matrix::new(rows, d, data).context("shape")?,
+        labels: match c {
+            Some(c) => Some(PartialLabels::new(rows, c, labels).context("labels shape")?),
+            None => None,
+        },
+        categories: sets[0].categories.clone(),
+        paths: (paths.len() == rows).then_some(paths),
+    };
+    write_feature_set(&args.out, &merged, cft_core::Precision::F32)?;
+    eprintln!("wrote {} ({rows} images from {} shards)", args.out.display(), sets.len());
+    Ok(())
+}
+
+/// Arguments of `cft bench-backbone`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchBackboneArgs {
+    /// Backbone name.
+    #[arg(long, default_value = "resnet50")]
+    pub backbone: String,
+    /// Weights (`rule`: the fixture rule; timing does not depend on values).
+    #[arg(long, default_value = "rule")]
+    pub weights: String,
+    /// Image size.
+    #[arg(long, default_value_t = 224)]
+    pub image_size: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Timed batches (after one warm-up batch).
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
+    /// Compute precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Append the result as a JSON line to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs `cft bench-backbone`: images/s of the network alone (input already on the device).
+pub fn bench_backbone(args: &BenchBackboneArgs) -> Result<()> {
+    use candle_core::{DType, Tensor};
+    let net = load_backbone(&args.backbone, &args.weights, &args.device, args.precision)?;
+    let dev = net.placement().device.clone();
+    let s = args.image_size;
+    let x = Tensor::rand(0f32, 1f32, (args.batch, 3, s, s), &dev)?.to_dtype(net.placement().dtype)?;
+    let sync = |t: &Tensor| -> Result<()> {
+        // Reading one value back waits for the device.
+        let _ = t.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        Ok(())
+    };
+    sync(&net.features(&x)?)?;
+    let t = std::time::Instant::now();
+    for _ in 0..args.iters {
+        sync(&net.features(&x)?)?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let ips = (args.iters * args.batch) as f64 / secs;
+    let line = serde_json::json!({
+        "backbone": args.backbone, "image_size": s, "batch": args.batch, "precision": format!("{:?}", args.precision),
+        "device": args.device, "images_per_second": ips, "threads": rayon::current_num_threads(),
+        "build": crate::manifest::Versions::collect().build,
+    });
+    println!("{line}");
+    if let Some(p) = &args.json {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}

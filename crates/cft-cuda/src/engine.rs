@@ -1,0 +1,982 @@
+//! The CUDA engine: every category's GA population (or BP head) of a batch on the GPU at once.
+//!
+//! Per generation: one strided-batched cuBLAS GEMM scores every individual of every category
+//! on its gathered known training samples; `rank_metric_rows` computes each row's exact AP or
+//! ROC-AUC; `ga_select` / `ga_breed` build the next generation (roulette ×2, uniform crossover,
+//! mutation, elitism, as the CPU engine); the generation's best heads are validated with one
+//! more GEMM on the shared validation features, and `track_best` keeps each category's best
+//! head on the device. Only the per-category validation scores come back to the host (for
+//! patience and the history). BP is the same loop with a batched forward GEMM, the loss
+//! gradient, a batched backward GEMM and Adam.
+//!
+//! Memory: the training features are uploaded once and each batch gathers its categories'
+//! known rows on the device; `CudaOptions::max_batch` (or the free memory) bounds the batch.
+
+#![allow(unsafe_code)] // kernel launches and raw cuBLAS calls
+
+use crate::rank::{IGNORED, NEGATIVE, POSITIVE};
+use cft_core::finetune::skip_reason;
+use cft_core::{
+    CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric,
+    SkipReason, SplitRef,
+};
+use cudarc::cublas::{sys as blas_sys, CudaBlas};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DriverError, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+use std::sync::Arc;
+use std::time::Instant;
+
+const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/cft.ptx"));
+/// Positives per row that fit the kernel's shared memory (`SHARED_CAP` in the kernels).
+const SHARED_CAP: usize = 4096;
+const RANK_THREADS: u32 = 256;
+
+/// Errors of the CUDA engine.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    /// The driver failed (no device, out of memory, a kernel fault).
+    #[error("CUDA driver: {0}")]
+    Driver(#[from] DriverError),
+    /// cuBLAS failed.
+    #[error("cuBLAS: {0:?}")]
+    Blas(#[from] cudarc::cublas::result::CublasError),
+    /// A configuration the engine does not support.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Result of the CUDA engine.
+pub type Result<T> = std::result::Result<T, CudaError>;
+
+/// How the GEMMs multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmPrecision {
+    /// f32 features, f32 arithmetic (no tensor-core shortcuts).
+    F32,
+    /// f32 features, TF32 tensor cores with f32 accumulation.
+    Tf32,
+    /// Features and genes rounded to bf16, f32 accumulation.
+    Bf16,
+}
+
+impl std::str::FromStr for GemmPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "tf32" => Ok(Self::Tf32),
+            "bf16" => Ok(Self::Bf16),
+            other => Err(format!("unknown GEMM precision `{other}` (f32, tf32, bf16)")),
+        }
+    }
+}
+
+/// Options of a CUDA run.
+#[derive(Debug, Clone, Copy)]
+pub struct CudaOptions {
+    /// GEMM precision.
+    pub precision: GemmPrecision,
+    /// At most this many categories on the device at once (`None`: as many as fit in ~60% of
+    /// the free memory).
+    pub max_batch: Option<usize>,
+}
+
+impl Default for CudaOptions {
+    fn default() -> Self {
+        Self { precision: GemmPrecision::Tf32, max_batch: None }
+    }
+}
+
+struct Kernels {
+    rank: CudaFunction,
+    select: CudaFunction,
+    breed: CudaFunction,
+    gather_best: CudaFunction,
+    track_best: CudaFunction,
+    copy_improved: CudaFunction,
+    to_bf16: CudaFunction,
+    gather_rows: CudaFunction,
+    gather_rows_bf16: CudaFunction,
+    loss_grad: CudaFunction,
+    adam: CudaFunction,
+    uniform_table: CudaFunction,
+}
+
+/// One GPU with the engine's kernels loaded.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    k: Kernels,
+}
+
+/// Device features in the GEMM's element type.
+enum DevMatrix {
+    F32(CudaSlice<f32>),
+    Bf16(CudaSlice<half::bf16>),
+}
+
+fn grid(n: usize, threads: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(threads).max(1), 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+impl Gpu {
+    /// Opens device `ordinal` and loads the kernels.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let ctx = CudaContext::new(ordinal)?;
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone())?;
+        let module = ctx.load_module(Ptx::from_src(PTX))?;
+        let f = |name: &str| module.load_function(name);
+        let k = Kernels {
+            rank: f("rank_metric_rows")?,
+            select: f("ga_select")?,
+            breed: f("ga_breed")?,
+            gather_best: f("gather_best")?,
+            track_best: f("track_best")?,
+            copy_improved: f("copy_improved")?,
+            to_bf16: f("to_bf16")?,
+            gather_rows: f("gather_rows")?,
+            gather_rows_bf16: f("gather_rows_bf16")?,
+            loss_grad: f("loss_grad")?,
+            adam: f("adam_step")?,
+            uniform_table: f("counter_uniform_table")?,
+        };
+        Ok(Self { ctx, stream, blas, k })
+    }
+
+    /// The device's name, e.g. "NVIDIA H200".
+    pub fn name(&self) -> String {
+        self.ctx.name().unwrap_or_else(|_| "CUDA device".into())
+    }
+
+    /// Waits for all queued work.
+    pub fn synchronize(&self) -> Result<()> {
+        Ok(self.stream.synchronize()?)
+    }
+
+    /// The kernel's counter-based random table (see [`crate::rng::counter_uniform_table`]).
+    pub fn counter_uniform_table(&self, seed: u64, count: usize) -> Result<Vec<f64>> {
+        let mut out = self.stream.alloc_zeros::<f64>(count)?;
+        let n = count as i32;
+        unsafe {
+            self.stream.launch_builder(&self.k.uniform_table).arg(&seed).arg(&n).arg(&mut out).launch(grid(count, 256))
+        }?;
+        Ok(self.stream.clone_dtoh(&out)?)
+    }
+
+    /// AP or AUC of every row of `scores` (`rows × n`) against `labels` (`rows × n`, codes of
+    /// [`crate::rank`]): the kernel the engine uses, exposed for agreement checks.
+    pub fn rank_metric_rows(&self, metric: Metric, scores: &[f32], labels: &[i8], n: usize) -> Result<Vec<f64>> {
+        let rows = scores.len() / n.max(1);
+        let s = self.stream.clone_htod(scores)?;
+        let l = self.stream.clone_htod(labels)?;
+        let max_pos = labels.chunks(n.max(1)).map(|r| r.iter().filter(|&&v| v == POSITIVE).count()).max().unwrap_or(0);
+        let mut out = self.stream.alloc_zeros::<f64>(rows)?;
+        let mut scratch = Scratch::default();
+        self.launch_rank(metric, &s, n, None, &l, n, 1, n, rows, max_pos, &mut scratch, &mut out)?;
+        Ok(self.stream.clone_dtoh(&out)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_rank(
+        &self,
+        metric: Metric,
+        scores: &CudaSlice<f32>,
+        ld: usize,
+        bias: Option<(&CudaSlice<f32>, usize, usize)>,
+        labels: &CudaSlice<i8>,
+        labels_ld: usize,
+        group: usize,
+        n: usize,
+        rows: usize,
+        max_pos: usize,
+        scratch: &mut Scratch,
+        out: &mut CudaSlice<f64>,
+    ) -> Result<()> {
+        let cap = max_pos.max(1).next_power_of_two();
+        if cap > SHARED_CAP {
+            scratch.ensure(&self.stream, rows * (2 * cap + 1))?;
+        } else {
+            scratch.ensure(&self.stream, 1)?;
+        }
+        let sc = scratch.buf.as_ref().expect("scratch allocated");
+        let (ld, labels_ld, group, n, cap) = (ld as i64, labels_ld as i64, group as i32, n as i32, cap as i32);
+        let metric_code: i32 = match metric {
+            Metric::Ap => 0,
+            Metric::Auc => 1,
+        };
+        let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (RANK_THREADS, 1, 1), shared_mem_bytes: 0 };
+        let null = 0u64;
+        let bias_view = bias.map(|(buf, offset, stride)| (buf.slice(offset..), stride as i64));
+        let no_stride = 0i64;
+        let mut b = self.stream.launch_builder(&self.k.rank);
+        b.arg(scores).arg(&ld);
+        match &bias_view {
+            Some((view, stride)) => b.arg(view).arg(stride),
+            None => b.arg(&null).arg(&no_stride),
+        };
+        b.arg(labels).arg(&labels_ld).arg(&group).arg(&n).arg(&metric_code).arg(&cap).arg(sc).arg(out);
+        unsafe { b.launch(cfg) }?;
+        Ok(())
+    }
+
+    /// `C[b] (m × n, column-major, ldc) = op(A[b]) · op(B[b])` for `batch` matrices, f32 output.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        precision: GemmPrecision,
+        trans_a: bool,
+        trans_b: bool,
+        (m, n, k): (usize, usize, usize),
+        a: (u64, usize, usize),
+        b: (u64, usize, usize),
+        c: (u64, usize, usize),
+        batch: usize,
+    ) -> Result<()> {
+        use blas_sys::{cublasComputeType_t as Ct, cublasOperation_t as Op, cudaDataType_t as Dt};
+        let (dt, ct) = match precision {
+            GemmPrecision::F32 => (Dt::CUDA_R_32F, Ct::CUBLAS_COMPUTE_32F),
+            GemmPrecision::Tf32 => (Dt::CUDA_R_32F, Ct::CUBLAS_COMPUTE_32F_FAST_TF32),
+            GemmPrecision::Bf16 => (Dt::CUDA_R_16BF, Ct::CUBLAS_COMPUTE_32F),
+        };
+        let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let status = unsafe {
+            blas_sys::cublasGemmStridedBatchedEx(
+                *self.blas.handle(),
+                op(trans_a),
+                op(trans_b),
+                m as i32,
+                n as i32,
+                k as i32,
+                (&alpha) as *const f32 as *const _,
+                a.0 as *const _,
+                dt,
+                a.1 as i32,
+                a.2 as i64,
+                b.0 as *const _,
+                dt,
+                b.1 as i32,
+                b.2 as i64,
+                (&beta) as *const f32 as *const _,
+                c.0 as *mut _,
+                Dt::CUDA_R_32F,
+                c.1 as i32,
+                c.2 as i64,
+                batch as i32,
+                ct,
+                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        };
+        status.result()?;
+        Ok(())
+    }
+
+    fn upload_features(&self, data: &[f32], precision: GemmPrecision) -> Result<DevMatrix> {
+        Ok(match precision {
+            GemmPrecision::Bf16 => {
+                let v: Vec<half::bf16> = data.iter().map(|&x| half::bf16::from_f32(x)).collect();
+                DevMatrix::Bf16(self.stream.clone_htod(&v)?)
+            }
+            _ => DevMatrix::F32(self.stream.clone_htod(data)?),
+        })
+    }
+
+    fn bf16_copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<half::bf16>) -> Result<()> {
+        let n = src.len() as i64;
+        unsafe { self.stream.launch_builder(&self.k.to_bf16).arg(src).arg(dst).arg(&n).launch(grid(src.len(), 256)) }?;
+        Ok(())
+    }
+
+    /// Fine-tunes every category of `head` on the GPU, `opts.max_batch` categories at a time.
+    ///
+    /// Same algorithm, skip rules, selection and patience as [`cft_core::finetune`]; BP is
+    /// deterministic and agrees with the CPU to float tolerance (different summation order,
+    /// TF32/bf16 when chosen); the GA draws from counter-based streams ([`crate::rng`]), so it
+    /// agrees statistically, not bit for bit. `on_done` is called per category as batches
+    /// finish; a category's `seconds` is its batch's wall time divided by the batch size.
+    pub fn finetune(
+        &self,
+        head: &LinearHead,
+        train: SplitRef<'_>,
+        valid: SplitRef<'_>,
+        cfg: &FineTuneConfig,
+        opts: &CudaOptions,
+        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+    ) -> Result<FineTuneRun> {
+        let (c, d) = (head.categories(), head.dim());
+        if let Method::Ga(ga) = cfg.method {
+            if ga.population == 0 || ga.population > 1024 {
+                return Err(CudaError::Unsupported(format!("GA population {} (1..=1024 on CUDA)", ga.population)));
+            }
+        }
+        let mut outcomes: Vec<Option<CategoryOutcome>> = vec![None; c];
+        let mut runnable = Vec::new();
+        for cat in 0..c {
+            let requested = cfg.categories.as_ref().is_none_or(|only| only.contains(&cat));
+            let skip = if requested {
+                let (tr, va) = (CategorySamples::gather(train, cat), CategorySamples::gather(valid, cat));
+                skip_reason(&tr, &va).map(|r| (r, tr.y.len(), va.y.len()))
+            } else {
+                Some((SkipReason::NotRequested, 0, 0))
+            };
+            match skip {
+                Some((reason, nt, nv)) => {
+                    let o = skipped_outcome(cat, head, reason, nt, nv);
+                    on_done(&o);
+                    outcomes[cat] = Some(o);
+                }
+                None => runnable.push(cat),
+            }
+        }
+        if !runnable.is_empty() {
+            let shared = SharedData::upload(self, train, valid, opts.precision)?;
+            let nmax = runnable
+                .iter()
+                .map(|&k| {
+                    let s = &train.labels.per_category[k];
+                    s.positives.len() + s.negatives.len()
+                })
+                .max()
+                .unwrap_or(0);
+            let batch = opts.max_batch.unwrap_or_else(|| self.auto_batch(cfg, nmax, d, valid.features.rows(), opts));
+            for chunk in runnable.chunks(batch.max(1)) {
+                for o in self.run_batch(head, train, valid, &shared, cfg, opts, chunk)? {
+                    on_done(&o);
+                    let k = o.category;
+                    outcomes[k] = Some(o);
+                }
+            }
+        }
+        let categories: Vec<CategoryOutcome> = outcomes.into_iter().map(|o| o.expect("every category")).collect();
+        let mut new_head = head.clone();
+        for o in &categories {
+            new_head.weight.row_mut(o.category).copy_from_slice(&o.weight);
+            new_head.bias[o.category] = o.bias;
+        }
+        Ok(FineTuneRun { head: new_head, categories })
+    }
+
+    fn auto_batch(&self, cfg: &FineTuneConfig, nmax: usize, d: usize, nv: usize, opts: &CudaOptions) -> usize {
+        let elem = if opts.precision == GemmPrecision::Bf16 { 2 } else { 4 };
+        let pop = match cfg.method {
+            Method::Ga(ga) => ga.population,
+            Method::Bp { .. } => 1,
+        };
+        let per_cat = nmax * d * elem + pop * nmax * 4 + 3 * pop * (d + 1) * 4 + nv * 5 + nmax * 9;
+        let free = self.ctx.mem_get_info().map(|(f, _)| f).unwrap_or(8 << 30);
+        ((free as f64 * 0.6) as usize / per_cat.max(1)).max(1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_batch(
+        &self,
+        head: &LinearHead,
+        train: SplitRef<'_>,
+        valid: SplitRef<'_>,
+        shared: &SharedData,
+        cfg: &FineTuneConfig,
+        opts: &CudaOptions,
+        cats: &[usize],
+    ) -> Result<Vec<CategoryOutcome>> {
+        let start = Instant::now();
+        let (k, d) = (cats.len(), head.dim());
+        // Row strides padded to multiples of 8 elements: aligned rows keep cuBLAS on its
+        // tensor-core kernels. Gene rows hold the weights, the bias at column d, then zeros.
+        let d1 = (d + 1).next_multiple_of(8);
+        let nv = valid.features.rows();
+        let nvp = nv.next_multiple_of(8);
+        let st = &self.stream;
+        // Training rows of each category (gathered on the device) and their labels; padding −1.
+        let known: Vec<(Vec<usize>, Vec<bool>)> =
+            cats.iter().map(|&cat| train.labels.per_category[cat].known_sorted()).collect();
+        let nmax = known.iter().map(|(i, _)| i.len()).max().unwrap_or(0).next_multiple_of(8);
+        let mut idx = vec![-1i32; k * nmax];
+        let mut ytr = vec![IGNORED; k * nmax];
+        let mut train_pos = 0;
+        for (b, (rows, y)) in known.iter().enumerate() {
+            for (j, (&r, &t)) in rows.iter().zip(y).enumerate() {
+                idx[b * nmax + j] = r as i32;
+                ytr[b * nmax + j] = if t { POSITIVE } else { NEGATIVE };
+            }
+            train_pos = train_pos.max(y.iter().filter(|&&t| t).count());
+        }
+        let mut yva = vec![IGNORED; k * nv];
+        let mut valid_known = vec![0usize; k];
+        let mut valid_pos = 0;
+        for (b, &cat) in cats.iter().enumerate() {
+            let (rows, y) = valid.labels.per_category[cat].known_sorted();
+            valid_known[b] = rows.len();
+            valid_pos = valid_pos.max(y.iter().filter(|&&t| t).count());
+            for (&r, &t) in rows.iter().zip(&y) {
+                yva[b * nv + r] = if t { POSITIVE } else { NEGATIVE };
+            }
+        }
+        let idx_d = st.clone_htod(&idx)?;
+        let ytr_d = st.clone_htod(&ytr)?;
+        let yva_d = st.clone_htod(&yva)?;
+        let xtr = self.gather(&shared.train, &idx_d, d, opts.precision)?;
+        drop(idx_d);
+        let mut params0 = Vec::with_capacity(k * d1);
+        for &cat in cats {
+            params0.extend_from_slice(head.weight.row(cat));
+            params0.push(head.bias[cat]);
+            params0.resize(params0.len() + d1 - d - 1, 0.0);
+        }
+        let mut scratch_t = Scratch::default();
+        let mut scratch_v = Scratch::default();
+        let mut head_d = st.clone_htod(&params0)?;
+        let mut best_d = st.clone_htod(&params0)?;
+        let mut head_bf = match opts.precision {
+            GemmPrecision::Bf16 => Some(st.alloc_zeros::<half::bf16>(k * d1)?),
+            _ => None,
+        };
+        let mut vscores = st.alloc_zeros::<f64>(k)?;
+        let mut vlogits = st.alloc_zeros::<f32>(k * nvp)?;
+        // Validation of the current heads: V (nv × k, column-major) = Xvᵀ-rows · headᵀ.
+        let validate = |head_d: &CudaSlice<f32>,
+                        head_bf: &mut Option<CudaSlice<half::bf16>>,
+                        vlogits: &mut CudaSlice<f32>,
+                        vscores: &mut CudaSlice<f64>,
+                        scratch_v: &mut Scratch|
+         -> Result<()> {
+            let hp = match head_bf {
+                Some(hb) => {
+                    self.bf16_copy(head_d, hb)?;
+                    hb.device_ptr(st).0
+                }
+                None => head_d.device_ptr(st).0,
+            };
+            let vp = vlogits.device_ptr_mut(st).0;
+            self.gemm(
+                opts.precision,
+                true,
+                false,
+                (nv, k, d),
+                (shared.valid.ptr(st), d, 0),
+                (hp, d1, 0),
+                (vp, nvp, 0),
+                1,
+            )?;
+            self.launch_rank(
+                cfg.metric,
+                vlogits,
+                nvp,
+                Some((head_d, d, d1)),
+                &yva_d,
+                nv,
+                1,
+                nv,
+                k,
+                valid_pos,
+                scratch_v,
+                vscores,
+            )
+        };
+        validate(&head_d, &mut head_bf, &mut vlogits, &mut vscores, &mut scratch_v)?;
+        let original = st.clone_dtoh(&vscores)?;
+        let mut best_score_d = st.clone_htod(&original)?;
+        let mut best_epoch_d = st.clone_htod(&vec![-1i32; k])?;
+        let mut improved = st.alloc_zeros::<u8>(k)?;
+        let mut active_h = vec![1u8; k];
+        let mut active_d = st.clone_htod(&active_h)?;
+        let mut host_best = original.clone();
+        let mut host_best_epoch = vec![-1i64; k];
+        let mut epochs_run = vec![0usize; k];
+        let mut history: Vec<Vec<EpochRecord>> = vec![Vec::new(); k];
+        let mut state = Optimizer::new(self, cfg, opts, &params0, k, nmax, d1)?;
+        let dims = Dims { k, d, d1, nmax };
+        for epoch in 0..cfg.max_epochs {
+            // One step for every category of the batch: the new heads land in `head_d`.
+            let (fit, loss) = state.step(
+                self,
+                cfg,
+                opts,
+                dims,
+                &xtr,
+                &ytr_d,
+                train_pos,
+                &mut head_d,
+                &active_d,
+                &mut scratch_t,
+                epoch,
+                cats,
+            )?;
+            validate(&head_d, &mut head_bf, &mut vlogits, &mut vscores, &mut scratch_v)?;
+            let e = epoch as i32;
+            let ki = k as i32;
+            unsafe {
+                st.launch_builder(&self.k.track_best)
+                    .arg(&vscores)
+                    .arg(&mut best_score_d)
+                    .arg(&mut best_epoch_d)
+                    .arg(&mut improved)
+                    .arg(&active_d)
+                    .arg(&ki)
+                    .arg(&e)
+                    .launch(grid(k, 128))
+            }?;
+            let d1i = d1 as i32;
+            unsafe {
+                st.launch_builder(&self.k.copy_improved)
+                    .arg(&head_d)
+                    .arg(&mut best_d)
+                    .arg(&improved)
+                    .arg(&ki)
+                    .arg(&d1i)
+                    .launch(grid(k * d1, 256))
+            }?;
+            let v = st.clone_dtoh(&vscores)?;
+            let fit_h = match (&fit, cfg.keep_history) {
+                (Some(f), true) => Some(st.clone_dtoh(f)?),
+                _ => None,
+            };
+            let loss_h = match (&loss, cfg.keep_history) {
+                (Some(l), true) => Some(st.clone_dtoh(l)?),
+                _ => None,
+            };
+            let mut changed = false;
+            for b in 0..k {
+                if active_h[b] == 0 {
+                    continue;
+                }
+                epochs_run[b] += 1;
+                if cfg.keep_history {
+                    let pop = fit_h.as_ref().map(|f| f.len() / k).unwrap_or(0);
+                    let fb = fit_h.as_ref().map(|f| &f[b * pop..(b + 1) * pop]);
+                    history[b].push(EpochRecord {
+                        epoch,
+                        loss: loss_h.as_ref().map(|l| l[b]),
+                        best_fitness: fb.map(|f| f.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+                        mean_fitness: fb.map(|f| f.iter().sum::<f64>() / f.len() as f64),
+                        valid_score: v[b],
+                    });
+                }
+                if v[b] > host_best[b] {
+                    host_best[b] = v[b];
+                    host_best_epoch[b] = epoch as i64;
+                }
+                if epoch as i64 - host_best_epoch[b] >= cfg.patience as i64 || epoch + 1 >= cfg.max_epochs {
+                    active_h[b] = 0;
+                    changed = true;
+                }
+            }
+            if changed {
+                st.memcpy_htod(&active_h, &mut active_d)?;
+            }
+            if active_h.iter().all(|&a| a == 0) {
+                break;
+            }
+        }
+        let best = st.clone_dtoh(&best_d)?;
+        let seconds = start.elapsed().as_secs_f64() / k as f64;
+        Ok(cats
+            .iter()
+            .enumerate()
+            .map(|(b, &cat)| CategoryOutcome {
+                category: cat,
+                skipped: None,
+                train_known: known[b].0.len(),
+                valid_known: valid_known[b],
+                original_score: Some(original[b]),
+                best_score: Some(host_best[b]),
+                best_epoch: host_best_epoch[b],
+                epochs_run: epochs_run[b],
+                seconds,
+                history: std::mem::take(&mut history[b]),
+                weight: best[b * d1..b * d1 + d].to_vec(),
+                bias: best[b * d1 + d],
+            })
+            .collect())
+    }
+
+    /// Gathers rows `idx` (−1: a zero row) of the device training features.
+    fn gather(&self, src: &DevMatrix, idx: &CudaSlice<i32>, d: usize, precision: GemmPrecision) -> Result<DevMatrix> {
+        let rows = idx.len();
+        let (r, di) = (rows as i64, d as i64);
+        let cfg = grid(rows * d, 256);
+        Ok(match src {
+            DevMatrix::F32(s) => {
+                let mut out = self.stream.alloc_zeros::<f32>(rows * d)?;
+                unsafe {
+                    self.stream
+                        .launch_builder(&self.k.gather_rows)
+                        .arg(s)
+                        .arg(idx)
+                        .arg(&r)
+                        .arg(&di)
+                        .arg(&mut out)
+                        .launch(cfg)
+                }?;
+                DevMatrix::F32(out)
+            }
+            DevMatrix::Bf16(s) => {
+                debug_assert_eq!(precision, GemmPrecision::Bf16);
+                let mut out = self.stream.alloc_zeros::<half::bf16>(rows * d)?;
+                unsafe {
+                    self.stream
+                        .launch_builder(&self.k.gather_rows_bf16)
+                        .arg(s)
+                        .arg(idx)
+                        .arg(&r)
+                        .arg(&di)
+                        .arg(&mut out)
+                        .launch(cfg)
+                }?;
+                DevMatrix::Bf16(out)
+            }
+        })
+    }
+}
+
+impl DevMatrix {
+    fn ptr(&self, st: &CudaStream) -> u64 {
+        match self {
+            DevMatrix::F32(s) => s.device_ptr(st).0,
+            DevMatrix::Bf16(s) => s.device_ptr(st).0,
+        }
+    }
+}
+
+/// Features shared by every batch: all training rows (gathered per batch) and the validation
+/// matrix.
+struct SharedData {
+    train: DevMatrix,
+    valid: DevMatrix,
+}
+
+impl SharedData {
+    fn upload(gpu: &Gpu, train: SplitRef<'_>, valid: SplitRef<'_>, precision: GemmPrecision) -> Result<Self> {
+        Ok(Self {
+            train: gpu.upload_features(train.features.as_slice(), precision)?,
+            valid: gpu.upload_features(valid.features.as_slice(), precision)?,
+        })
+    }
+}
+
+/// A growable device scratch area for the rank kernel's large rows.
+#[derive(Default)]
+struct Scratch {
+    buf: Option<CudaSlice<f32>>,
+}
+
+impl Scratch {
+    fn ensure(&mut self, st: &Arc<CudaStream>, len: usize) -> Result<()> {
+        if self.buf.as_ref().is_none_or(|b| b.len() < len) {
+            self.buf = Some(st.alloc_zeros::<f32>(len)?);
+        }
+        Ok(())
+    }
+}
+
+/// Sizes of a batch: categories, feature dimension, padded gene-row stride, padded training rows.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    k: usize,
+    d: usize,
+    d1: usize,
+    nmax: usize,
+}
+
+/// The optimizer state of a batch on the device.
+enum Optimizer {
+    Ga {
+        pop: usize,
+        genes: CudaSlice<f32>,
+        next: CudaSlice<f32>,
+        genes_bf: Option<CudaSlice<half::bf16>>,
+        scores: CudaSlice<f32>,
+        fitness: CudaSlice<f64>,
+        pa: CudaSlice<i32>,
+        pb: CudaSlice<i32>,
+        flag: CudaSlice<u8>,
+        best: CudaSlice<i32>,
+        cat_ids: CudaSlice<i32>,
+    },
+    Bp {
+        m: CudaSlice<f32>,
+        v: CudaSlice<f32>,
+        logits: CudaSlice<f32>,
+        grad: CudaSlice<f32>,
+        grad_bf: Option<CudaSlice<half::bf16>>,
+        grad_w: CudaSlice<f32>,
+        bias_grad: CudaSlice<f64>,
+        loss_sum: CudaSlice<f64>,
+    },
+}
+
+impl Optimizer {
+    fn new(
+        gpu: &Gpu,
+        cfg: &FineTuneConfig,
+        opts: &CudaOptions,
+        params0: &[f32],
+        k: usize,
+        nmax: usize,
+        d1: usize,
+    ) -> Result<Self> {
+        let st = &gpu.stream;
+        let bf = opts.precision == GemmPrecision::Bf16;
+        Ok(match cfg.method {
+            Method::Ga(ga) => {
+                let pop = ga.population;
+                let mut g = Vec::with_capacity(k * pop * d1);
+                for b in 0..k {
+                    for _ in 0..pop {
+                        g.extend_from_slice(&params0[b * d1..(b + 1) * d1]);
+                    }
+                }
+                Optimizer::Ga {
+                    pop,
+                    genes: st.clone_htod(&g)?,
+                    next: st.clone_htod(&g)?,
+                    genes_bf: if bf { Some(st.alloc_zeros(k * pop * d1)?) } else { None },
+                    scores: st.alloc_zeros(k * pop * nmax.max(1))?,
+                    fitness: st.alloc_zeros(k * pop)?,
+                    pa: st.alloc_zeros(k * pop)?,
+                    pb: st.alloc_zeros(k * pop)?,
+                    flag: st.alloc_zeros(k * pop)?,
+                    best: st.alloc_zeros(k)?,
+                    cat_ids: st.alloc_zeros(k)?,
+                }
+            }
+            Method::Bp { .. } => Optimizer::Bp {
+                m: st.alloc_zeros(k * d1)?,
+                v: st.alloc_zeros(k * d1)?,
+                logits: st.alloc_zeros(k * nmax.max(1))?,
+                grad: st.alloc_zeros(k * nmax.max(1))?,
+                grad_bf: if bf { Some(st.alloc_zeros(k * nmax.max(1))?) } else { None },
+                grad_w: st.alloc_zeros(k * d1)?,
+                bias_grad: st.alloc_zeros(k)?,
+                loss_sum: st.alloc_zeros(k)?,
+            },
+        })
+    }
+
+    /// One generation / epoch of every category; the new heads go to `head`. Returns the GA's
+    /// fitness buffer or BP's loss buffer for the history.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        gpu: &Gpu,
+        cfg: &FineTuneConfig,
+        opts: &CudaOptions,
+        dims: Dims,
+        x: &DevMatrix,
+        y: &CudaSlice<i8>,
+        max_pos: usize,
+        head: &mut CudaSlice<f32>,
+        active: &CudaSlice<u8>,
+        scratch: &mut Scratch,
+        epoch: usize,
+        cats: &[usize],
+    ) -> Result<(Option<CudaSlice<f64>>, Option<CudaSlice<f64>>)> {
+        let st = &gpu.stream;
+        let Dims { k, d, d1, nmax } = dims;
+        match self {
+            Optimizer::Ga { pop, genes, next, genes_bf, scores, fitness, pa, pb, flag, best, cat_ids } => {
+                let pop = *pop;
+                let Method::Ga(ga) = cfg.method else { unreachable!("GA state for a GA method") };
+                if epoch == 0 {
+                    let ids: Vec<i32> = cats.iter().map(|&c| c as i32).collect();
+                    st.memcpy_htod(&ids, cat_ids)?;
+                }
+                let gp = match genes_bf {
+                    Some(gb) => {
+                        gpu.bf16_copy(genes, gb)?;
+                        gb.device_ptr(st).0
+                    }
+                    None => genes.device_ptr(st).0,
+                };
+                // Scores of category b: (nmax × pop, column-major) = X_bᵀ-rows · genes_bᵀ.
+                gpu.gemm(
+                    opts.precision,
+                    true,
+                    false,
+                    (nmax, pop, d),
+                    (x.ptr(st), d, nmax * d),
+                    (gp, d1, pop * d1),
+                    (scores.device_ptr_mut(st).0, nmax, pop * nmax),
+                    k,
+                )?;
+                gpu.launch_rank(
+                    cfg.metric,
+                    scores,
+                    nmax,
+                    Some((genes, d, d1)),
+                    y,
+                    nmax,
+                    pop,
+                    nmax,
+                    k * pop,
+                    max_pos,
+                    scratch,
+                    fitness,
+                )?;
+                let (popi, eli, gen) = (pop as i32, ga.elitism as i32, epoch as i32);
+                let seed = cfg.seed;
+                let sel = LaunchConfig { grid_dim: (k as u32, 1, 1), block_dim: (64, 1, 1), shared_mem_bytes: 0 };
+                unsafe {
+                    st.launch_builder(&gpu.k.select)
+                        .arg(&*fitness)
+                        .arg(&popi)
+                        .arg(&eli)
+                        .arg(&ga.mutation_prob)
+                        .arg(&seed)
+                        .arg(&gen)
+                        .arg(&*cat_ids)
+                        .arg(&mut *pa)
+                        .arg(&mut *pb)
+                        .arg(&mut *flag)
+                        .arg(&mut *best)
+                        .launch(sel)
+                }?;
+                let (ki, d1i) = (k as i32, d1 as i32);
+                unsafe {
+                    st.launch_builder(&gpu.k.gather_best)
+                        .arg(&*genes)
+                        .arg(&*best)
+                        .arg(&mut *head)
+                        .arg(&ki)
+                        .arg(&popi)
+                        .arg(&d1i)
+                        .launch(grid(k * d1, 256))
+                }?;
+                unsafe {
+                    st.launch_builder(&gpu.k.breed)
+                        .arg(&*genes)
+                        .arg(&mut *next)
+                        .arg(&*pa)
+                        .arg(&*pb)
+                        .arg(&*flag)
+                        .arg(&*cat_ids)
+                        .arg(&ki)
+                        .arg(&popi)
+                        .arg(&d1i)
+                        .arg(&ga.crossover)
+                        .arg(&ga.mutation_range)
+                        .arg(&seed)
+                        .arg(&gen)
+                        .launch(grid(k * pop * d1, 256))
+                }?;
+                std::mem::swap(genes, next);
+                let fit = if cfg.keep_history { Some(st.clone_dtod(&*fitness)?) } else { None };
+                Ok((fit, None))
+            }
+            Optimizer::Bp { m, v, logits, grad, grad_bf, grad_w, bias_grad, loss_sum } => {
+                let Method::Bp { loss, adam } = cfg.method else { unreachable!("BP state for a BP method") };
+                let mut hb = match opts.precision {
+                    GemmPrecision::Bf16 => Some(st.alloc_zeros::<half::bf16>(k * d1)?),
+                    _ => None,
+                };
+                let hp = match &mut hb {
+                    Some(b) => {
+                        gpu.bf16_copy(head, b)?;
+                        b.device_ptr(st).0
+                    }
+                    None => head.device_ptr(st).0,
+                };
+                // Logits (nmax × 1 per category) = X_b-rows · w_b.
+                gpu.gemm(
+                    opts.precision,
+                    true,
+                    false,
+                    (nmax, 1, d),
+                    (x.ptr(st), d, nmax * d),
+                    (hp, d1, d1),
+                    (logits.device_ptr_mut(st).0, nmax, nmax),
+                    k,
+                )?;
+                st.memset_zeros(bias_grad)?;
+                st.memset_zeros(loss_sum)?;
+                let (code, gn, gp, clip, eps) = match loss {
+                    Loss::Bce => (0i32, 0f32, 0f32, 0f32, 0f32),
+                    Loss::Asl { gamma_neg, gamma_pos, clip, eps } => (1, gamma_neg, gamma_pos, clip, eps),
+                };
+                let (d1i, di, ki, ni) = (d1 as i32, d as i32, k as i32, nmax as i32);
+                let null = 0u64;
+                let lg = LaunchConfig {
+                    grid_dim: ((nmax as u32).div_ceil(256).clamp(1, 64), k as u32, 1),
+                    block_dim: (256, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                {
+                    let mut b = st.launch_builder(&gpu.k.loss_grad);
+                    b.arg(&*logits).arg(y).arg(&*head).arg(&d1i).arg(&di).arg(&ki).arg(&ni).arg(&code);
+                    b.arg(&gn).arg(&gp).arg(&clip).arg(&eps).arg(&mut *grad);
+                    match grad_bf {
+                        Some(g) => b.arg(&mut *g),
+                        None => b.arg(&null),
+                    };
+                    b.arg(&mut *bias_grad).arg(&mut *loss_sum);
+                    unsafe { b.launch(lg) }?;
+                }
+                let gptr = match grad_bf {
+                    Some(g) => g.device_ptr(st).0,
+                    None => grad.device_ptr(st).0,
+                };
+                // Weight gradient (d × 1 per category) = X_bᵀ · g_b.
+                gpu.gemm(
+                    opts.precision,
+                    false,
+                    false,
+                    (d, 1, nmax),
+                    (x.ptr(st), d, nmax * d),
+                    (gptr, nmax, nmax),
+                    (grad_w.device_ptr_mut(st).0, d1, d1),
+                    k,
+                )?;
+                let t = (epoch + 1) as i32;
+                let bc1 = 1.0 - f64::from(adam.beta1).powi(t);
+                let bc2 = 1.0 - f64::from(adam.beta2).powi(t);
+                let step_size = (f64::from(adam.lr) / bc1) as f32;
+                let bc2_sqrt = bc2.sqrt() as f32;
+                unsafe {
+                    st.launch_builder(&gpu.k.adam)
+                        .arg(&mut *head)
+                        .arg(&mut *m)
+                        .arg(&mut *v)
+                        .arg(&*grad_w)
+                        .arg(&*bias_grad)
+                        .arg(active)
+                        .arg(&ki)
+                        .arg(&d1i)
+                        .arg(&di)
+                        .arg(&adam.beta1)
+                        .arg(&adam.beta2)
+                        .arg(&adam.eps)
+                        .arg(&adam.weight_decay)
+                        .arg(&step_size)
+                        .arg(&bc2_sqrt)
+                        .launch(grid(k * d1, 256))
+                }?;
+                let l = if cfg.keep_history { Some(st.clone_dtod(&*loss_sum)?) } else { None };
+                Ok((None, l))
+            }
+        }
+    }
+}
+
+fn skipped_outcome(cat: usize, head: &LinearHead, reason: SkipReason, nt: usize, nv: usize) -> CategoryOutcome {
+    CategoryOutcome {
+        category: cat,
+        skipped: Some(reason),
+        train_known: nt,
+        valid_known: nv,
+        original_score: None,
+        best_score: None,
+        best_epoch: -1,
+        epochs_run: 0,
+        seconds: 0.0,
+        history: Vec::new(),
+        weight: head.weight.row(cat).to_vec(),
+        bias: head.bias[cat],
+    }
+}

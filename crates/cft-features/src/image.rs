@@ -1,0 +1,200 @@
+//! The image pipeline of the reference: decode (JPEG/PNG; grayscale X-rays become RGB), resize
+//! to S×S exactly as PIL's `Image.resize((S, S), BILINEAR)` (torchvision `Resize((S, S))`):
+//! a separable triangle filter whose support grows with the downscale factor (antialiasing),
+//! 8-bit fixed-point coefficients with 22 fractional bits, horizontal pass first, each pass
+//! rounded and clipped to u8; then `ToTensor` (÷255) and optional ImageNet normalisation.
+
+use crate::error::{FeatureError, Result};
+use std::path::Path;
+
+/// ImageNet channel means (torchvision).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Input normalisation after `ToTensor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalize {
+    /// Values in [0, 1] (the reference COCO pipeline).
+    None,
+    /// `(x − mean) / std` with ImageNet statistics (most torchvision weights).
+    Imagenet,
+}
+
+/// An 8-bit RGB image, row-major `h × w × 3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgb8 {
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// Pixels.
+    pub data: Vec<u8>,
+}
+
+/// Decodes an image file to RGB. Truncated JPEGs (no end-of-image marker) are errors, not
+/// silently grey-filled pictures.
+pub fn decode(path: &Path) -> Result<Rgb8> {
+    let bytes = std::fs::read(path).map_err(|e| FeatureError::Io { path: path.to_path_buf(), source: e })?;
+    decode_bytes(&bytes).map_err(|message| FeatureError::Image { path: path.to_path_buf(), message })
+}
+
+/// Decodes image bytes; the error is a message without the path.
+pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Rgb8, String> {
+    if bytes.is_empty() {
+        return Err("empty file".into());
+    }
+    let format = image::guess_format(bytes).map_err(|e| format!("not a recognised image: {e}"))?;
+    if format == image::ImageFormat::Jpeg {
+        let tail = &bytes[bytes.len().saturating_sub(64)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err("truncated JPEG (no end-of-image marker)".into());
+        }
+    }
+    let img = image::load_from_memory_with_format(bytes, format).map_err(|e| format!("cannot decode: {e}"))?;
+    let rgb = img.to_rgb8();
+    Ok(Rgb8 { width: rgb.width() as usize, height: rgb.height() as usize, data: rgb.into_raw() })
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// PIL's coefficients for one axis: per output pixel, the first input pixel and the fixed-point
+/// weights.
+fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // bilinear support 1.0, widened when shrinking
+    let ss = 1.0 / filterscale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = (((center + support + 0.5) as i64).min(in_size as i64) as usize).saturating_sub(xmin);
+            let mut k: Vec<f64> = (0..xmax)
+                .map(|x| {
+                    let t = ((x + xmin) as f64 - center + 0.5) * ss;
+                    let t = t.abs();
+                    if t < 1.0 {
+                        1.0 - t
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let ww: f64 = k.iter().sum();
+            if ww != 0.0 {
+                for v in &mut k {
+                    *v /= ww;
+                }
+            }
+            let fixed = k
+                .iter()
+                .map(|&v| {
+                    let s = v * f64::from(1u32 << PRECISION_BITS);
+                    if v < 0.0 {
+                        (-0.5 + s) as i32
+                    } else {
+                        (0.5 + s) as i32
+                    }
+                })
+                .collect();
+            (xmin, fixed)
+        })
+        .collect()
+}
+
+fn clip8(v: i64) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes to `out_w × out_h` like PIL's bilinear `resize`.
+pub fn resize_bilinear(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
+    let (w, h) = (img.width, img.height);
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let horizontal = if out_w != w {
+        let cx = coefficients(w, out_w);
+        let mut out = vec![0u8; h * out_w * 3];
+        for y in 0..h {
+            let row = &img.data[y * w * 3..(y + 1) * w * 3];
+            for (xx, (xmin, k)) in cx.iter().enumerate() {
+                for c in 0..3 {
+                    let mut ss = half;
+                    for (i, &kv) in k.iter().enumerate() {
+                        ss += i64::from(row[(xmin + i) * 3 + c]) * i64::from(kv);
+                    }
+                    out[(y * out_w + xx) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        Rgb8 { width: out_w, height: h, data: out }
+    } else {
+        img.clone()
+    };
+    if out_h == h {
+        return horizontal;
+    }
+    let cy = coefficients(h, out_h);
+    let mut out = vec![0u8; out_h * out_w * 3];
+    for (yy, (ymin, k)) in cy.iter().enumerate() {
+        for x in 0..out_w * 3 {
+            let mut ss = half;
+            for (i, &kv) in k.iter().enumerate() {
+                ss += i64::from(horizontal.data[(ymin + i) * out_w * 3 + x]) * i64::from(kv);
+            }
+            out[yy * out_w * 3 + x] = clip8(ss);
+        }
+    }
+    Rgb8 { width: out_w, height: out_h, data: out }
+}
+
+/// `ToTensor` (+ normalisation): CHW f32 values of an image.
+pub fn to_chw(img: &Rgb8, norm: Normalize) -> Vec<f32> {
+    let plane = img.width * img.height;
+    let mut out = vec![0.0f32; 3 * plane];
+    for (p, px) in img.data.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            let v = f32::from(px[c]) / 255.0;
+            out[c * plane + p] = match norm {
+                Normalize::None => v,
+                Normalize::Imagenet => (v - IMAGENET_MEAN[c]) / IMAGENET_STD[c],
+            };
+        }
+    }
+    out
+}
+
+/// Decode, resize to `size × size`, `ToTensor`, normalise: one network input (CHW).
+pub fn load_input(path: &Path, size: usize, norm: Normalize) -> Result<Vec<f32>> {
+    let img = decode(path)?;
+    Ok(to_chw(&resize_bilinear(&img, size, size), norm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_size_is_unchanged_and_constant_images_stay_constant() {
+        let img = Rgb8 { width: 5, height: 3, data: (0..45).map(|v| v as u8).collect() };
+        assert_eq!(resize_bilinear(&img, 5, 3), img);
+        let flat = Rgb8 { width: 37, height: 23, data: vec![200; 37 * 23 * 3] };
+        let r = resize_bilinear(&flat, 8, 11);
+        assert!(r.data.iter().all(|&v| v == 200));
+    }
+
+    #[test]
+    fn coefficients_sum_to_one_in_fixed_point() {
+        for (i, o) in [(100, 7), (7, 100), (448, 448), (2828, 448)] {
+            for (_, k) in coefficients(i, o) {
+                let s: i64 = k.iter().map(|&v| i64::from(v)).sum();
+                assert!((s - (1 << PRECISION_BITS)).abs() <= k.len() as i64, "{i}->{o}: {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_bytes_are_reported() {
+        assert!(decode_bytes(&[]).unwrap_err().contains("empty"));
+        assert!(decode_bytes(b"hello world").unwrap_err().contains("not a recognised image"));
+    }
+}

@@ -1,0 +1,55 @@
+//! # cft-features: backbone features for CFT, with candle
+//!
+//! CFT works on cached features `z = B(x)`. This crate turns PyTorch weights and folders of
+//! images into the core's feature sets with the numbers PyTorch produces:
+//!
+//! * [`backbone`]: torchvision ResNet-18…152 and DenseNet-121/169/201 with torchvision's
+//!   state-dict names (read from safetensors: `safetensors.torch.save_file(model.state_dict(),
+//!   "w.safetensors")`), classifier removed, its trained weights kept as a CFT head; the CIFAR
+//!   ResNet-20 as a small real backbone;
+//! * [`image`]: decoding and PIL-exact bilinear resizing, `ToTensor`, ImageNet normalisation;
+//! * [`extract`]: batched extraction with parallel decoding and explicit handling of bad
+//!   images.
+//!
+//! Runs on the CPU, and on NVIDIA GPUs with the `cuda` feature.
+
+pub mod backbone;
+pub mod cifar;
+pub mod densenet;
+pub mod error;
+pub mod extract;
+pub mod image;
+pub mod layers;
+pub mod resnet;
+pub mod weights;
+
+pub use backbone::{Backbone, NAMES};
+pub use error::{FeatureError, Result};
+pub use extract::{extract, list_folder, BadImage, ExtractOptions, Extracted, ImageRef};
+pub use image::Normalize;
+pub use layers::Placement;
+pub use weights::WeightSource;
+
+/// Parses `cpu`, `cuda` or `cuda:N` into a candle device.
+pub fn device(spec: &str) -> Result<candle_core::Device> {
+    let ordinal = match spec {
+        "cpu" => return Ok(candle_core::Device::Cpu),
+        "cuda" => 0,
+        _ => spec
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| FeatureError::Invalid(format!("device `{spec}`: expected cpu, cuda or cuda:N")))?,
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(FeatureError::Invalid(format!(
+            "device `{spec}`: this build has no CUDA support (rebuild with `--features cuda`, see gpu/README.md)"
+        )));
+    }
+    candle_core::Device::new_cuda(ordinal).map_err(|e| {
+        // candle appends a backtrace to the message: keep the first line.
+        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        FeatureError::Invalid(format!(
+            "cannot open CUDA device {ordinal}: {first} (is there an NVIDIA GPU and driver?)"
+        ))
+    })
+}

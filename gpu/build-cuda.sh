@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the `cuda` cft binary on a machine without a GPU and stages it in gpu-run/ (git-ignored)
+# with the check scripts, ready for the device tool's `carry`.
+# Needs the CUDA 13.0 toolchain from PyPI wheels: ../shared/gpu/cuda-toolchain.sh (or any CUDA
+# 13.0 install with CUDA_ROOT set). About 18 minutes cold (candle's kernels), then incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${CUDA_ROOT:-}" ]; then
+  eval "$(bash "${CFT_CUDA_TOOLCHAIN:-../shared/gpu/cuda-toolchain.sh}")"
+fi
+export PATH="$CUDA_ROOT/bin:$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
+export LIBRARY_PATH="$CUDA_ROOT/lib:$CUDA_ROOT/lib/stubs:${LIBRARY_PATH:-}"
+cargo build --release --features cuda -p cft-cli
+mkdir -p gpu-run
+cp target/release/cft gpu-run/cft
+strip gpu-run/cft
+# The device tool carries at most 64 MiB: ship it gzipped (check.sh unpacks it).
+gzip -f gpu-run/cft
+cp gpu/check.sh gpu/torchvision_bench.py gpu-run/
+ls -la gpu-run
