@@ -48,11 +48,11 @@ pub fn load_head_for(path: &Path, d: usize, c: Option<usize>, data_path: &Path) 
     Ok(head)
 }
 
-/// A progress bar on stderr (drawn only when stderr is a terminal).
+/// A progress bar on stderr (drawn only when stderr is a terminal), with the rate (items/s).
 pub fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})")
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} {elapsed_precise} (eta {eta})")
             .expect("valid template")
             .progress_chars("=> "),
     );

@@ -310,17 +310,10 @@ fn coco_labels(args: &CocoLabelsArgs) -> Result<()> {
     Ok(())
 }
 
-/// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
-fn peak_rss_mib() -> Option<f64> {
+/// A memory line of `/proc/self/status` in MiB (`VmHWM`: peak resident, `VmRSS`: current).
+fn proc_status_mib(key: &str) -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn current_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -377,11 +370,11 @@ fn bench(args: &DataBenchArgs) -> Result<()> {
         eprintln!("writing {} …", oi.display());
         cft_data::openimages::write_synthetic_annotations(&oi, args.openimages_rows, &classes)?;
     }
-    let baseline = current_rss_mib();
+    let baseline = proc_status_mib("VmRSS:");
     let t = std::time::Instant::now();
     let s = read_coco(&coco, ImageOrder::File)?;
     let coco_s = t.elapsed().as_secs_f64();
-    let coco_peak = peak_rss_mib();
+    let coco_peak = proc_status_mib("VmHWM:");
     let coco_bytes = std::fs::metadata(&coco)?.len();
     eprintln!(
         "COCO: {} images, {} annotations, {:.0} MB in {coco_s:.2} s",
@@ -407,7 +400,7 @@ fn bench(args: &DataBenchArgs) -> Result<()> {
         openimages_images: img.len(),
         openimages_seconds: oi_s,
         openimages_rows_per_second: stats.rows as f64 / oi_s,
-        openimages_peak_rss_mib: peak_rss_mib(),
+        openimages_peak_rss_mib: proc_status_mib("VmHWM:"),
         baseline_rss_mib: baseline,
     };
     println!("{}", serde_json::to_string_pretty(&r)?);

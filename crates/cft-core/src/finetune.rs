@@ -263,7 +263,8 @@ pub fn finetune(
     FineTuneRun { head: new_head, categories: outcomes }
 }
 
-pub(crate) fn skipped(cat: usize, w: &[f32], b: f32, reason: SkipReason, nt: usize, nv: usize) -> CategoryOutcome {
+/// The outcome of a category that is not fine-tuned: it keeps `(w, b)`; `nt`/`nv` known samples.
+pub fn skipped(cat: usize, w: &[f32], b: f32, reason: SkipReason, nt: usize, nv: usize) -> CategoryOutcome {
     CategoryOutcome {
         category: cat,
         skipped: Some(reason),

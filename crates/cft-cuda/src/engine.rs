@@ -15,7 +15,7 @@
 #![allow(unsafe_code)] // kernel launches and raw cuBLAS calls
 
 use crate::rank::{IGNORED, NEGATIVE, POSITIVE};
-use cft_core::finetune::skip_reason;
+use cft_core::finetune::{skip_reason, skipped};
 use cft_core::{
     CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric,
     SkipReason, SplitRef,
@@ -329,7 +329,7 @@ impl Gpu {
             };
             match skip {
                 Some((reason, nt, nv)) => {
-                    let o = skipped_outcome(cat, head, reason, nt, nv);
+                    let o = skipped(cat, head.weight.row(cat), head.bias[cat], reason, nt, nv);
                     on_done(&o);
                     outcomes[cat] = Some(o);
                 }
@@ -961,22 +961,5 @@ impl Optimizer {
                 Ok((None, l))
             }
         }
-    }
-}
-
-fn skipped_outcome(cat: usize, head: &LinearHead, reason: SkipReason, nt: usize, nv: usize) -> CategoryOutcome {
-    CategoryOutcome {
-        category: cat,
-        skipped: Some(reason),
-        train_known: nt,
-        valid_known: nv,
-        original_score: None,
-        best_score: None,
-        best_epoch: -1,
-        epochs_run: 0,
-        seconds: 0.0,
-        history: Vec::new(),
-        weight: head.weight.row(cat).to_vec(),
-        bias: head.bias[cat],
     }
 }

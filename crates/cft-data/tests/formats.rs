@@ -269,6 +269,31 @@ fn bounded_fuzz_of_every_parser() {
         ok[2] +=
             usize::from(r.unwrap_or_else(|_| panic!("label CSV parser panicked on {:?}", String::from_utf8_lossy(&m))));
     }
-    eprintln!("fuzz: mutants accepted: COCO {}/3000, OpenImages {}/3000, label CSV {}/300", ok[0], ok[1], ok[2]);
-    assert!(ok.iter().all(|&k| k > 0), "the mutators should leave some inputs valid: {ok:?}");
+    // ARFF (MEKA layout) and a CheXpert CSV, both small real-format seeds.
+    let arff = b"@relation 'toy: -C 2'\n@attribute a {0,1}\n@attribute b {0,1}\n@attribute f1 numeric\n@attribute f2 {x,y,z}\n@data\n1,0,0.5,x\n0,1,-2e3,z\n{0 1,2 1.5,3 y}\n";
+    let mut arff_ok = 0;
+    for m in mutants(arff, 3000) {
+        let text = String::from_utf8_lossy(&m).to_string();
+        let r =
+            std::panic::catch_unwind(|| cft_data::arff::parse_arff(path, &text, &cft_data::LabelLayout::Meka).is_ok());
+        arff_ok += usize::from(r.unwrap_or_else(|_| panic!("ARFF parser panicked on {text:?}")));
+    }
+    let chex = b"Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,Fracture,Support Devices\nCheXpert-v1.0/valid/patient1/study1/view1_frontal.jpg,Male,73,Frontal,AP,0.0,1.0,,-1.0,0.0,1.0,0.0,,1.0,0.0,-1.0,0.0,,1.0\n";
+    let cp = dir.path().join("chexpert.csv");
+    let mut chex_ok = 0;
+    for m in mutants(chex, 300) {
+        std::fs::write(&cp, &m).unwrap();
+        let opts = cft_data::chexpert::ChexpertOptions::default();
+        let r = std::panic::catch_unwind(|| cft_data::chexpert::read_chexpert(&cp, &opts).is_ok());
+        chex_ok +=
+            usize::from(r.unwrap_or_else(|_| panic!("CheXpert parser panicked on {:?}", String::from_utf8_lossy(&m))));
+    }
+    eprintln!(
+        "fuzz: mutants accepted: COCO {}/3000, OpenImages {}/3000, label CSV {}/300, ARFF {arff_ok}/3000, CheXpert {chex_ok}/300",
+        ok[0], ok[1], ok[2]
+    );
+    assert!(
+        ok.iter().chain([&arff_ok, &chex_ok]).all(|&k| k > 0),
+        "the mutators should leave some inputs valid: {ok:?}"
+    );
 }
