@@ -289,6 +289,18 @@ impl Gpu {
         })
     }
 
+    /// The device pointer a GEMM reads for `src`: `src` itself, or its bf16 copy in `staging`
+    /// (bf16 GEMMs).
+    fn operand(&self, src: &CudaSlice<f32>, staging: Option<&mut CudaSlice<half::bf16>>) -> Result<u64> {
+        Ok(match staging {
+            Some(b) => {
+                self.bf16_copy(src, b)?;
+                b.device_ptr(&self.stream).0
+            }
+            None => src.device_ptr(&self.stream).0,
+        })
+    }
+
     fn bf16_copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<half::bf16>) -> Result<()> {
         let n = src.len() as i64;
         unsafe { self.stream.launch_builder(&self.k.to_bf16).arg(src).arg(dst).arg(&n).launch(grid(src.len(), 256)) }?;
@@ -447,13 +459,7 @@ impl Gpu {
                         vscores: &mut CudaSlice<f64>,
                         scratch_v: &mut Scratch|
          -> Result<()> {
-            let hp = match head_bf {
-                Some(hb) => {
-                    self.bf16_copy(head_d, hb)?;
-                    hb.device_ptr(st).0
-                }
-                None => head_d.device_ptr(st).0,
-            };
+            let hp = self.operand(head_d, head_bf.as_mut())?;
             let vp = vlogits.device_ptr_mut(st).0;
             self.gemm(
                 opts.precision,
@@ -706,6 +712,7 @@ enum Optimizer {
         logits: CudaSlice<f32>,
         grad: CudaSlice<f32>,
         grad_bf: Option<CudaSlice<half::bf16>>,
+        head_bf: Option<CudaSlice<half::bf16>>,
         grad_w: CudaSlice<f32>,
         bias_grad: CudaSlice<f64>,
         loss_sum: CudaSlice<f64>,
@@ -753,6 +760,7 @@ impl Optimizer {
                 logits: st.alloc_zeros(k * nmax.max(1))?,
                 grad: st.alloc_zeros(k * nmax.max(1))?,
                 grad_bf: if bf { Some(st.alloc_zeros(k * nmax.max(1))?) } else { None },
+                head_bf: if bf { Some(st.alloc_zeros(k * d1)?) } else { None },
                 grad_w: st.alloc_zeros(k * d1)?,
                 bias_grad: st.alloc_zeros(k)?,
                 loss_sum: st.alloc_zeros(k)?,
@@ -788,13 +796,7 @@ impl Optimizer {
                     let ids: Vec<i32> = cats.iter().map(|&c| c as i32).collect();
                     st.memcpy_htod(&ids, cat_ids)?;
                 }
-                let gp = match genes_bf {
-                    Some(gb) => {
-                        gpu.bf16_copy(genes, gb)?;
-                        gb.device_ptr(st).0
-                    }
-                    None => genes.device_ptr(st).0,
-                };
+                let gp = gpu.operand(genes, genes_bf.as_mut())?;
                 // Scores of category b: (nmax × pop, column-major) = X_bᵀ-rows · genes_bᵀ.
                 gpu.gemm(
                     opts.precision,
@@ -870,19 +872,9 @@ impl Optimizer {
                 let fit = if cfg.keep_history { Some(st.clone_dtod(&*fitness)?) } else { None };
                 Ok((fit, None))
             }
-            Optimizer::Bp { m, v, logits, grad, grad_bf, grad_w, bias_grad, loss_sum } => {
+            Optimizer::Bp { m, v, logits, grad, grad_bf, head_bf, grad_w, bias_grad, loss_sum } => {
                 let Method::Bp { loss, adam } = cfg.method else { unreachable!("BP state for a BP method") };
-                let mut hb = match opts.precision {
-                    GemmPrecision::Bf16 => Some(st.alloc_zeros::<half::bf16>(k * d1)?),
-                    _ => None,
-                };
-                let hp = match &mut hb {
-                    Some(b) => {
-                        gpu.bf16_copy(head, b)?;
-                        b.device_ptr(st).0
-                    }
-                    None => head.device_ptr(st).0,
-                };
+                let hp = gpu.operand(head, head_bf.as_mut())?;
                 // Logits (nmax × 1 per category) = X_b-rows · w_b.
                 gpu.gemm(
                     opts.precision,
