@@ -128,3 +128,12 @@ pub fn sibling(out: &Path, suffix: &str) -> std::path::PathBuf {
     s.push(suffix);
     std::path::PathBuf::from(s)
 }
+
+/// The first line of a text file (header sniffing without reading the whole file).
+pub fn first_line(path: &Path) -> Result<String> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut line = String::new();
+    std::io::BufReader::new(f).read_line(&mut line).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}

@@ -151,7 +151,7 @@ pub fn load_dataset(args: &InspectArgs) -> Result<LabelledImages> {
         return Ok(with_known(s.images, args.known));
     }
     if ext == "csv" && p.is_file() {
-        let head = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+        let head = crate::common::first_line(&p)?;
         if head.starts_with("Path,Sex,") {
             let opts = cft_data::chexpert::ChexpertOptions::all_observations();
             let split = cft_data::chexpert::read_chexpert(&p, &opts)?;

@@ -113,13 +113,13 @@ fn read_list(args: &ExtractArgs) -> Result<ImageList> {
         return Ok(ImageList { images: cft_features::list_folder(p)?, labels: None });
     }
     let root = args.image_root.clone().unwrap_or_else(|| p.parent().map(Path::to_path_buf).unwrap_or_default());
-    let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
-    if text.starts_with("Path,Sex,") {
+    if crate::common::first_line(p)?.starts_with("Path,Sex,") {
         let split = cft_data::chexpert::read_chexpert(p, &cft_data::chexpert::ChexpertOptions::default())?;
         let images =
             split.images.iter().map(|im| ImageRef { file: root.join(&im.path), name: im.path.clone() }).collect();
         return Ok(ImageList { images, labels: Some((split.labels, split.tasks)) });
     }
+    let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
     let images: Vec<ImageRef> = text
         .lines()
         .map(str::trim)

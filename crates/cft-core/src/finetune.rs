@@ -326,6 +326,12 @@ impl Selection {
 pub fn skip_reason(train: &CategorySamples<'_>, valid: &CategorySamples<'_>) -> Option<SkipReason> {
     let (tp, tn) = train.class_counts();
     let (vp, vn) = valid.class_counts();
+    skip_reason_from_counts(tp, tn, vp, vn)
+}
+
+/// The skip rule from known positive/negative counts of the training and validation splits
+/// (engines that do not gather the samples on the host use this).
+pub fn skip_reason_from_counts(tp: usize, tn: usize, vp: usize, vn: usize) -> Option<SkipReason> {
     if tp == 0 {
         Some(SkipReason::NoTrainPositive)
     } else if tn == 0 {

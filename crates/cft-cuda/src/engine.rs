@@ -15,10 +15,9 @@
 #![allow(unsafe_code)] // kernel launches and raw cuBLAS calls
 
 use crate::rank::{IGNORED, NEGATIVE, POSITIVE};
-use cft_core::finetune::{skip_reason, skipped};
+use cft_core::finetune::{skip_reason_from_counts, skipped};
 use cft_core::{
-    CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric,
-    SkipReason, SplitRef,
+    CategoryOutcome, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric, SkipReason, SplitRef,
 };
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
 use cudarc::driver::{
@@ -333,9 +332,11 @@ impl Gpu {
         let mut runnable = Vec::new();
         for cat in 0..c {
             let requested = cfg.categories.as_ref().is_none_or(|only| only.contains(&cat));
+            // Counted from the sparse labels: no feature rows are copied on the host.
             let skip = if requested {
-                let (tr, va) = (CategorySamples::gather(train, cat), CategorySamples::gather(valid, cat));
-                skip_reason(&tr, &va).map(|r| (r, tr.y.len(), va.y.len()))
+                let (t, v) = (&train.labels.per_category[cat], &valid.labels.per_category[cat]);
+                let (tp, tn, vp, vn) = (t.positives.len(), t.negatives.len(), v.positives.len(), v.negatives.len());
+                skip_reason_from_counts(tp, tn, vp, vn).map(|r| (r, tp + tn, vp + vn))
             } else {
                 Some((SkipReason::NotRequested, 0, 0))
             };
@@ -434,7 +435,7 @@ impl Gpu {
         let idx_d = st.clone_htod(&idx)?;
         let ytr_d = st.clone_htod(&ytr)?;
         let yva_d = st.clone_htod(&yva)?;
-        let xtr = self.gather(&shared.train, &idx_d, d, opts.precision)?;
+        let xtr = self.gather(&shared.train, &idx_d, d)?;
         drop(idx_d);
         let mut params0 = Vec::with_capacity(k * d1);
         for &cat in cats {
@@ -604,41 +605,34 @@ impl Gpu {
     }
 
     /// Gathers rows `idx` (−1: a zero row) of the device training features.
-    fn gather(&self, src: &DevMatrix, idx: &CudaSlice<i32>, d: usize, precision: GemmPrecision) -> Result<DevMatrix> {
+    fn gather(&self, src: &DevMatrix, idx: &CudaSlice<i32>, d: usize) -> Result<DevMatrix> {
+        Ok(match src {
+            DevMatrix::F32(s) => DevMatrix::F32(self.gather_rows(&self.k.gather_rows, s, idx, d)?),
+            DevMatrix::Bf16(s) => DevMatrix::Bf16(self.gather_rows(&self.k.gather_rows_bf16, s, idx, d)?),
+        })
+    }
+
+    fn gather_rows<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        kernel: &CudaFunction,
+        src: &CudaSlice<T>,
+        idx: &CudaSlice<i32>,
+        d: usize,
+    ) -> Result<CudaSlice<T>> {
         let rows = idx.len();
         let (r, di) = (rows as i64, d as i64);
-        let cfg = grid(rows * d, 256);
-        Ok(match src {
-            DevMatrix::F32(s) => {
-                let mut out = self.stream.alloc_zeros::<f32>(rows * d)?;
-                unsafe {
-                    self.stream
-                        .launch_builder(&self.k.gather_rows)
-                        .arg(s)
-                        .arg(idx)
-                        .arg(&r)
-                        .arg(&di)
-                        .arg(&mut out)
-                        .launch(cfg)
-                }?;
-                DevMatrix::F32(out)
-            }
-            DevMatrix::Bf16(s) => {
-                debug_assert_eq!(precision, GemmPrecision::Bf16);
-                let mut out = self.stream.alloc_zeros::<half::bf16>(rows * d)?;
-                unsafe {
-                    self.stream
-                        .launch_builder(&self.k.gather_rows_bf16)
-                        .arg(s)
-                        .arg(idx)
-                        .arg(&r)
-                        .arg(&di)
-                        .arg(&mut out)
-                        .launch(cfg)
-                }?;
-                DevMatrix::Bf16(out)
-            }
-        })
+        let mut out = self.stream.alloc_zeros::<T>(rows * d)?;
+        unsafe {
+            self.stream
+                .launch_builder(kernel)
+                .arg(src)
+                .arg(idx)
+                .arg(&r)
+                .arg(&di)
+                .arg(&mut out)
+                .launch(grid(rows * d, 256))
+        }?;
+        Ok(out)
     }
 }
 
