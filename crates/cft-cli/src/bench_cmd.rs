@@ -174,7 +174,7 @@ fn run_all_categories(args: &BenchArgs) -> Result<()> {
         #[cfg(not(feature = "cuda"))]
         {
             let _ = ordinal;
-            return Err(crate::gpu_cmd::not_built());
+            return Err(crate::gpu_cmd::not_built(Some("--device cpu")));
         }
     }
     let (c, g) = (args.categories, args.generations);

@@ -1,10 +1,12 @@
 //! Helpers shared by the commands: loading checked inputs, progress bars, summary tables.
 
 use anyhow::{bail, Result};
-use cft_core::{CategoryOutcome, LinearHead, PartialLabels, UncertainPolicy};
-use cft_data::{read_feature_set, read_head, FeatureSet};
-use indicatif::{ProgressBar, ProgressStyle};
+use cft_core::{CategoryOutcome, PartialLabels, UncertainPolicy};
+use cft_data::{read_feature_set, read_head_file, FeatureSet, HeadFile};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// A feature set that must carry labels.
 pub struct Labelled {
@@ -23,9 +25,11 @@ pub fn load_labelled(path: &Path, policy: UncertainPolicy) -> Result<Labelled> {
     Ok(Labelled { labels: labels.resolve_uncertain(&[policy]), set })
 }
 
-/// Reads a head and checks it against features of dimension `d` and `c` label columns.
-pub fn load_head_for(path: &Path, d: usize, c: Option<usize>, data_path: &Path) -> Result<LinearHead> {
-    let head = read_head(path)?;
+/// Reads a head (found under `key` in a model state dict, see [`cft_data::read_head_file`])
+/// and checks it against features of dimension `d` and `c` label columns.
+pub fn load_head_for(path: &Path, key: Option<&str>, d: usize, c: Option<usize>, data_path: &Path) -> Result<HeadFile> {
+    let file = read_head_file(path, key)?;
+    let head = &file.head;
     if head.dim() != d {
         bail!(
             "{}: the head's weight is [{}, {}] but the features in {} have d = {d}: the head must be trained on these features",
@@ -45,19 +49,85 @@ pub fn load_head_for(path: &Path, d: usize, c: Option<usize>, data_path: &Path) 
             );
         }
     }
-    Ok(head)
+    Ok(file)
 }
 
-/// A progress bar on stderr (drawn only when stderr is a terminal), with the rate (items/s).
+/// A progress bar on stderr: drawn in place on a terminal; elsewhere (CI, `nohup`, Slurm
+/// logs) a plain line every 10 seconds (`CFT_PROGRESS_INTERVAL` seconds), as cargo and pip do.
 pub fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} {elapsed_precise} (eta {eta})")
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} {elapsed_precise} (eta {eta})",
+            )
             .expect("valid template")
             .progress_chars("=> "),
-    );
+        );
+        bar
+    } else {
+        let every = std::env::var("CFT_PROGRESS_INTERVAL")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(10.0);
+        let log = LogLines { every: Duration::from_secs_f64(every), last: Mutex::new(None) };
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::term_like(Box::new(log)));
+        bar.set_style(
+            ProgressStyle::with_template("{msg}: {pos}/{len} ({percent}%), {per_sec}, {elapsed} elapsed, eta {eta}")
+                .expect("valid template"),
+        );
+        bar
+    };
     bar.set_message(what.to_string());
     bar
+}
+
+/// The non-terminal progress target: prints the rendered line at most once per interval.
+#[derive(Debug)]
+struct LogLines {
+    every: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl TermLike for LogLines {
+    fn width(&self) -> u16 {
+        160
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, line: &str) -> std::io::Result<()> {
+        self.write_str(line)
+    }
+    fn write_str(&self, line: &str) -> std::io::Result<()> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= self.every) {
+            eprintln!("{line}");
+            *last = Some(Instant::now());
+        }
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Category names: from the file, or `0..C` as strings.
@@ -69,12 +139,14 @@ fn fmt_score(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |x| format!("{x:.4}"))
 }
 
-/// The per-category summary printed by `cft finetune`.
-pub fn outcome_table(outcomes: &[CategoryOutcome], names: &[String]) -> String {
+/// The per-category summary printed by `cft finetune`. Status: `fine-tuned`, `unchanged` (no
+/// epoch beat the original, which is kept), `fine-tuned, at the epoch limit` (the run ended at
+/// `max_epochs` while the best epoch was recent: more epochs might still help), or the skip reason.
+pub fn outcome_table(outcomes: &[CategoryOutcome], names: &[String], max_epochs: usize) -> String {
     let w = names.iter().map(String::len).max().unwrap_or(8).clamp(8, 28);
     let mut s = format!(
-        "{:>4}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  status\n",
-        "cat", "name", "train", "valid", "original", "best", "delta", "best@", "epochs", "seconds"
+        "{:>5}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  status\n",
+        "index", "category", "train", "valid", "original", "best", "delta", "best@", "epochs", "seconds"
     );
     for o in outcomes {
         let name: String = names.get(o.category).map_or("?", String::as_str).chars().take(w).collect();
@@ -82,9 +154,15 @@ pub fn outcome_table(outcomes: &[CategoryOutcome], names: &[String]) -> String {
             (Some(a), Some(b)) => format!("{:+.4}", b - a),
             _ => "—".into(),
         };
-        let status = o.skipped.map_or_else(|| "fine-tuned".to_string(), |r| format!("skipped: {r}"));
+        let status = match o.skipped {
+            Some(r) => format!("skipped: {r}"),
+            None if o.best_epoch < 0 => "unchanged (no epoch beat the original)".to_string(),
+            // Stopped by the epoch limit, not by patience: the score was still improving.
+            None if o.epochs_run >= max_epochs => "fine-tuned, at the epoch limit (still improving)".to_string(),
+            None => "fine-tuned".to_string(),
+        };
         s.push_str(&format!(
-            "{:>4}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7.2}  {status}\n",
+            "{:>5}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7.2}  {status}\n",
             o.category,
             name,
             o.train_known,
@@ -135,5 +213,5 @@ pub fn first_line(path: &Path) -> Result<String> {
     let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut line = String::new();
     std::io::BufReader::new(f).read_line(&mut line).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    Ok(line.trim_start_matches('\u{feff}').trim_end_matches(['\n', '\r']).to_string())
 }

@@ -85,6 +85,14 @@ pub struct DataBenchArgs {
     pub json: Option<PathBuf>,
 }
 
+/// Refuses a known-label proportion outside [0, 1] (or NaN).
+pub fn check_known(option: &str, p: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        bail!("{option} {p}: expected a proportion of known labels in [0, 1]");
+    }
+    Ok(())
+}
+
 /// Runs `cft data …`.
 pub fn run(cmd: &DataCommand) -> Result<()> {
     match cmd {
@@ -106,7 +114,8 @@ fn with_known(images: LabelledImages, known: Option<f64>) -> LabelledImages {
 
 fn category_names_from(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).with_context(|| path.display().to_string())?;
     let list = v.get("categories").unwrap_or(&v);
     let Some(arr) = list.as_array() else { bail!("{}: no category list", path.display()) };
     arr.iter()
@@ -122,7 +131,13 @@ pub fn load_dataset(args: &InspectArgs) -> Result<LabelledImages> {
     let p = PathBuf::from(&args.dataset);
     if p.is_dir() && p.join("classes-trainable.txt").exists() {
         let classes = cft_data::openimages::read_trainable(&p.join("classes-trainable.txt"))?;
-        let names = cft_data::openimages::read_class_descriptions(&p.join("class-descriptions.csv")).ok();
+        let descriptions = p.join("class-descriptions.csv");
+        let names = if descriptions.is_file() {
+            Some(cft_data::openimages::read_class_descriptions(&descriptions)?)
+        } else {
+            eprintln!("note: {} not found; classes are named by their MIDs", descriptions.display());
+            None
+        };
         let ann = p.join(&args.subset).join("annotations-human.csv");
         let ann = if ann.exists() { ann } else { p.join("annotations-human.csv") };
         let (mut img, stats) = cft_data::openimages::read_annotations(&ann, &args.subset, &classes, &|_| {})?;
@@ -140,6 +155,9 @@ pub fn load_dataset(args: &InspectArgs) -> Result<LabelledImages> {
         return Ok(with_known(img, args.known));
     }
     let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if ext == "json" && p.is_file() && is_dataset_manifest(&p) {
+        return manifest_dataset(&args.dataset, args.known);
+    }
     if ext == "json" && p.is_file() {
         let s = read_coco(&p, ImageOrder::File)?;
         eprintln!(
@@ -175,11 +193,60 @@ pub fn load_dataset(args: &InspectArgs) -> Result<LabelledImages> {
             p.display()
         );
     }
+    manifest_dataset(&args.dataset, args.known)
+}
+
+/// Whether a JSON file is a dataset manifest rather than a COCO instances file: a manifest is
+/// small and has `splits`; only the first KiB is sniffed, so a 300 MB COCO file is not read twice.
+fn is_dataset_manifest(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 1024];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]);
+    text.contains("\"splits\"") && !text.contains("\"images\"")
+}
+
+/// The training split of a bundled dataset name or a dataset manifest path.
+fn manifest_dataset(dataset: &str, known: Option<f64>) -> Result<LabelledImages> {
     let datasets = crate::reproduce_cmd::default_datasets_dir();
-    let manifest = cft_data::DatasetManifest::resolve(&args.dataset, &datasets)?;
+    let manifest = cft_data::DatasetManifest::resolve(dataset, &datasets)?;
     let train = manifest.load_split("train")?;
     let ids: Vec<String> = (0..train.labels.n_samples()).map(|i| i.to_string()).collect();
-    Ok(with_known(LabelledImages::from_dense(ids.clone(), ids, train.categories, &train.labels), args.known))
+    Ok(with_known(LabelledImages::from_dense(ids.clone(), ids, train.categories, &train.labels), known))
+}
+
+/// `cft data inspect FILE.safetensors`: one of this tool's feature sets: rows, dimension,
+/// feature statistics, and the label counts per category with the known fraction.
+fn inspect_feature_set(args: &InspectArgs) -> Result<()> {
+    let path = PathBuf::from(&args.dataset);
+    let set = cft_data::read_feature_set(&path)?;
+    let f = &set.features;
+    let v = f.as_slice();
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
+    let (lo, hi) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let zeros = v.iter().filter(|&&x| x == 0.0).count() as f64 / n;
+    println!(
+        "{}: feature set, {} rows × {} features; mean {mean:.4}, std {:.4}, min {lo:.4}, max {hi:.4}, {:.1}% zeros",
+        path.display(),
+        f.rows(),
+        f.cols(),
+        var.sqrt(),
+        100.0 * zeros
+    );
+    let Some(labels) = &set.labels else {
+        println!("no `labels` tensor (features only)");
+        return Ok(());
+    };
+    let names = crate::common::category_names(&set, labels.n_categories());
+    let img = LabelledImages::from_dense(
+        (0..f.rows()).map(|i| i.to_string()).collect(),
+        set.paths.clone().unwrap_or_else(|| (0..f.rows()).map(|i| i.to_string()).collect()),
+        names,
+        labels,
+    );
+    report_labels(args, with_known(img, args.known))
 }
 
 /// Per-category counts of an inspected dataset.
@@ -215,7 +282,33 @@ pub struct Inspection {
 }
 
 fn inspect(args: &InspectArgs) -> Result<()> {
-    let img = load_dataset(args)?;
+    if let Some(p) = args.known {
+        check_known("--known", p)?;
+    }
+    if let Some(stem) = &args.plot {
+        let (png, svg, json) = (stem.with_extension("png"), stem.with_extension("svg"), stem.with_extension("json"));
+        let dataset = PathBuf::from(&args.dataset);
+        let mut inputs = vec![cft_data::Named::new("the dataset", &dataset)];
+        if let Some(c) = &args.categories_from {
+            inputs.push(cft_data::Named::new("--categories-from", c));
+        }
+        cft_data::check_outputs(
+            &inputs,
+            &[
+                cft_data::Named::new("--plot (.png)", &png),
+                cft_data::Named::new("--plot (.svg)", &svg),
+                cft_data::Named::new("--plot (.json)", &json),
+            ],
+        )?;
+    }
+    if args.dataset.ends_with(".safetensors") {
+        return inspect_feature_set(args);
+    }
+    report_labels(args, load_dataset(args)?)
+}
+
+/// Prints (and with `--plot`, draws) the per-category label counts of `img`.
+fn report_labels(args: &InspectArgs, img: LabelledImages) -> Result<()> {
     let per: Vec<CategoryStats> = img
         .labels
         .per_category
@@ -296,6 +389,11 @@ fn inspect(args: &InspectArgs) -> Result<()> {
 }
 
 fn coco_labels(args: &CocoLabelsArgs) -> Result<()> {
+    check_known("--known", args.known)?;
+    cft_data::check_outputs(
+        &[cft_data::Named::new("--instances", &args.instances)],
+        &[cft_data::Named::new("--out", &args.out)],
+    )?;
     let order = if args.ascending_ids { ImageOrder::AscendingId } else { ImageOrder::File };
     let s = read_coco(&args.instances, order)?;
     let dense: PartialLabels = drop_labels(&s.images.dense(), args.known, args.seed);

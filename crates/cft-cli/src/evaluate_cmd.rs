@@ -5,15 +5,19 @@ use crate::finetune_cmd::{MetricArg, PolicyArg};
 use crate::manifest::{write_manifest, InputFile, RunClock};
 use anyhow::Result;
 use cft_core::{mean_defined, partial_scores, train_base_head, BaseHeadConfig, BaseMode, Metric};
+use cft_data::{check_outputs, Named, OutputLock};
 use serde::Serialize;
 use std::path::PathBuf;
 
 /// Arguments of `cft evaluate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvaluateArgs {
-    /// The head to score.
+    /// The head to score (an nn.Linear state dict, or a model state dict with a classifier).
     #[arg(long)]
     pub head: PathBuf,
+    /// The classifier's key prefix in a model state dict (e.g. `fc`).
+    #[arg(long)]
+    pub head_key: Option<String>,
     /// A labelled feature set (unknown labels are left out per category).
     #[arg(long)]
     pub data: PathBuf,
@@ -43,9 +47,20 @@ pub struct Evaluation {
 
 /// Runs `cft evaluate`.
 pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
+    if let Some(j) = &args.json {
+        check_outputs(
+            &[Named::new("--head", &args.head), Named::new("--data", &args.data)],
+            &[Named::new("--json", j)],
+        )?;
+    }
     let data = load_labelled(&args.data, args.uncertain.into())?;
     let c = data.labels.n_categories();
-    let head = load_head_for(&args.head, data.set.features.cols(), Some(c), &args.data)?;
+    let head_file = load_head_for(&args.head, args.head_key.as_deref(), data.set.features.cols(), Some(c), &args.data)?;
+    crate::finetune_cmd::check_same_categories(&[
+        (&args.data, data.set.categories.as_deref()),
+        (&args.head, head_file.categories.as_deref()),
+    ])?;
+    let head = head_file.head;
     let metric: Metric = args.metric.into();
     let per = partial_scores(metric, &head.logits(&data.set.features), &data.labels);
     let names = category_names(&data.set, c);
@@ -102,18 +117,37 @@ pub struct TrainHeadArgs {
 /// Runs `cft train-head`.
 pub fn train_head(args: &TrainHeadArgs) -> Result<()> {
     let clock = RunClock::start();
+    crate::finetune_cmd::check_lr("--lr", args.lr)?;
+    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
+        anyhow::bail!("--weight-decay {}: expected a finite number ≥ 0", args.weight_decay);
+    }
+    let mpath = crate::common::sibling(&args.out, ".manifest.json");
+    check_outputs(
+        &[Named::new("--train", &args.train)],
+        &[Named::new("--out", &args.out), Named::new("the manifest (<out>.manifest.json)", &mpath)],
+    )?;
+    let _lock = OutputLock::acquire(&args.out)?;
     let data = load_labelled(&args.train, cft_core::UncertainPolicy::Ignore)?;
+    if data.labels.known_fraction() == 0.0 {
+        anyhow::bail!("{}: no known label (every entry is unknown): nothing to train a head on", args.train.display());
+    }
     let mode = match args.mode {
         ModeArg::An => BaseMode::An,
         ModeArg::Ignore => BaseMode::Ignore,
     };
     let cfg = BaseHeadConfig { mode, epochs: args.epochs, lr: args.lr, weight_decay: args.weight_decay };
     let head = train_base_head(&data.set.features, &data.labels, &cfg);
+    if let Some((r, c, v)) = head.weight.first_non_finite() {
+        anyhow::bail!(
+            "training diverged: weight [{r}, {c}] became {v} (--lr {}); lower the learning rate. Nothing was written",
+            args.lr
+        );
+    }
+    if head.bias.iter().any(|b| !b.is_finite()) {
+        anyhow::bail!("training diverged: a bias became non-finite (--lr {}); lower the learning rate", args.lr);
+    }
     let names = category_names(&data.set, data.labels.n_categories());
     cft_data::write_head(&args.out, &head, Some(&names))?;
-    let mut mpath = args.out.as_os_str().to_owned();
-    mpath.push(".manifest.json");
-    let mpath = PathBuf::from(mpath);
     let m = clock.manifest("train-head", cfg, vec![InputFile::of(&args.train)?], vec![args.out.clone(), mpath.clone()]);
     write_manifest(&mpath, &m)?;
     eprintln!(

@@ -11,7 +11,7 @@ use crate::manifest::{write_manifest, InputFile, RunClock};
 use crate::reproduce_cmd::PrecisionArg;
 use anyhow::{bail, Context, Result};
 use cft_core::{LinearHead, Matrix, PartialLabels};
-use cft_data::{read_feature_set, write_feature_set, FeatureSet};
+use cft_data::{check_outputs, read_feature_set, write_feature_set, FeatureSet, Named};
 use cft_features::{Backbone, BadImage, ExtractOptions, ImageRef, Normalize, Placement, WeightSource};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -96,6 +96,19 @@ fn dtype(p: PrecisionArg) -> candle_core::DType {
 
 /// Loads a backbone by name from a weights file or the fixture rule.
 pub fn load_backbone(name: &str, weights: &str, device: &str, precision: PrecisionArg) -> Result<Backbone> {
+    if precision == PrecisionArg::Bf16 && device == "cpu" {
+        // candle's CPU backend has no bf16 matmul: refuse here rather than fail inside it.
+        bail!("--precision bf16 runs on CUDA devices only; on the CPU use --precision f32 (or f16)");
+    }
+    if weights != "rule" {
+        // A `torch.save` checkpoint is the common first try: say how to convert it.
+        let mut head = [0u8; 8];
+        let path = Path::new(weights);
+        let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+        if let Some(hint) = cft_data::pytorch_pickle_hint(path, &head[..n]) {
+            bail!("{weights}: {hint}");
+        }
+    }
     let src = if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file(Path::new(weights))? };
     let placement = Placement { device: cft_features::device(device)?, dtype: dtype(precision) };
     Ok(Backbone::load(name, &src, placement)?)
@@ -163,6 +176,31 @@ struct ExtractConfig<'a> {
 /// Runs `cft extract`.
 pub fn run(args: &ExtractArgs) -> Result<()> {
     let clock = RunClock::start();
+    let parts_dir = sibling(&args.out, ".parts");
+    let skipped_path = sibling(&args.out, ".skipped.tsv");
+    let manifest_path = sibling(&args.out, ".manifest.json");
+    let weights_path = PathBuf::from(&args.weights);
+    let mut inputs = vec![Named::new("--images", &args.images)];
+    if args.weights != "rule" {
+        inputs.push(Named::new("--weights", &weights_path));
+    }
+    let mut outputs = vec![
+        Named::new("--out", &args.out),
+        Named::new("the skipped-image list (<out>.skipped.tsv)", &skipped_path),
+        Named::new("the manifest (<out>.manifest.json)", &manifest_path),
+    ];
+    if let Some(h) = &args.head_out {
+        outputs.push(Named::new("--head-out", h));
+    }
+    check_outputs(&inputs, &outputs)?;
+    if args.images.starts_with(&parts_dir) {
+        bail!(
+            "--images {} lies inside the part folder {} that this run rewrites",
+            args.images.display(),
+            parts_dir.display()
+        );
+    }
+    let _lock = cft_data::OutputLock::acquire(&args.out)?;
     let list = read_list(args)?;
     let range = match &args.shard {
         Some(s) => parse_shard(s, list.images.len())?,
@@ -181,11 +219,60 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             BadImageArg::Fail => BadImage::Fail,
         },
     };
-    let parts_dir = sibling(&args.out, ".parts");
-    if parts_dir.exists() && !args.resume {
-        std::fs::remove_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
+    // The part folder records what its parts were extracted with; a resume must match it.
+    #[derive(Serialize)]
+    struct PartsKey<'a> {
+        backbone: &'a str,
+        weights_rule: bool,
+        /// Count and FNV-1a 64 of the image names, newline-joined, of this run's range.
+        images: (usize, String),
+        image_size: usize,
+        normalize: NormalizeArg,
+        precision: PrecisionArg,
+        device_kind: &'a str,
+        chunk: usize,
+        image_range: (usize, usize),
     }
-    std::fs::create_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
+    let key = PartsKey {
+        backbone: &args.backbone,
+        weights_rule: args.weights == "rule",
+        images: {
+            let names = &list.images[range.clone()];
+            let h = names.iter().fold(crate::manifest::FNV_OFFSET, |h, im| {
+                crate::manifest::fnv1a64(crate::manifest::fnv1a64(h, im.name.as_bytes()), b"\n")
+            });
+            (names.len(), format!("{h:016x}"))
+        },
+        image_size: args.image_size,
+        normalize: args.normalize,
+        precision: args.precision,
+        device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
+        chunk: args.chunk,
+        image_range: (range.start, range.end),
+    };
+    let weight_input: Vec<(&str, &Path)> =
+        if args.weights == "rule" { vec![] } else { vec![("--weights", weights_path.as_path())] };
+    let fingerprint = crate::checkpoint::Fingerprint::new(&key, &weight_input)?;
+    let parts_key = parts_dir.join("fingerprint.json");
+    if args.resume && parts_key.is_file() {
+        let text = std::fs::read_to_string(&parts_key).with_context(|| parts_key.display().to_string())?;
+        let stored: crate::checkpoint::Fingerprint = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}: not a part-folder fingerprint ({e}): refusing to resume", parts_key.display())
+        })?;
+        stored.check_resume(&fingerprint, &parts_key)?;
+    } else {
+        if parts_dir.exists() {
+            if args.resume {
+                bail!(
+                    "{}: a part folder without a fingerprint (an older version, or not ours): refusing to resume; remove it or run without --resume",
+                    parts_dir.display()
+                );
+            }
+            std::fs::remove_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
+        }
+        std::fs::create_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
+        cft_data::write_atomic(&parts_key, (serde_json::to_string_pretty(&fingerprint)? + "\n").as_bytes())?;
+    }
     let todo = &list.images[range.clone()];
     let bar = progress(todo.len() as u64, &format!("extract {} ({})", net.name(), args.device));
     let t = std::time::Instant::now();
@@ -202,7 +289,15 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             (set.features.into_vec(), set.paths.unwrap_or_default(), s)
         } else {
             let base = bar.position();
-            let out = cft_features::extract(&net, chunk, &opts, &|done| bar.set_position(base + done as u64))?;
+            let out = cft_features::extract(&net, chunk, &opts, &|done| bar.set_position(base + done as u64)).map_err(
+                |e| match args.on_bad_image {
+                    BadImageArg::Fail => anyhow::anyhow!(
+                        "{e}; rerun with --on-bad-image skip to leave unreadable images out (they are listed in {})",
+                        skipped_path.display()
+                    ),
+                    BadImageArg::Skip => e.into(),
+                },
+            )?;
             fresh += chunk.len();
             let set = FeatureSet {
                 features: Matrix::new(out.names.len(), out.dim, out.features.clone()).context("feature shape")?,
@@ -245,7 +340,6 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     let precision: cft_core::Precision = args.precision.into();
     write_feature_set(&args.out, &set, precision)?;
     let mut outputs = vec![args.out.clone()];
-    let skipped_path = sibling(&args.out, ".skipped.tsv");
     let tsv: String = std::iter::once("image\treason\n".to_string())
         .chain(skipped.iter().map(|(n, r)| format!("{n}\t{}\n", r.replace(['\t', '\n'], " "))))
         .collect();
@@ -264,7 +358,6 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         cft_data::write_head(h, &head, None)?;
         outputs.push(h.clone());
     }
-    let manifest_path = sibling(&args.out, ".manifest.json");
     outputs.push(manifest_path.clone());
     let mut inputs = vec![InputFile::of(&args.images).unwrap_or(InputFile {
         path: args.images.display().to_string(),
@@ -315,6 +408,8 @@ pub struct MergeArgs {
 
 /// Runs `cft merge-features`: concatenates shards' rows (same dimension and categories).
 pub fn merge(args: &MergeArgs) -> Result<()> {
+    let inputs: Vec<Named<'_>> = args.shards.iter().map(|p| Named::new("a shard", p)).collect();
+    check_outputs(&inputs, &[Named::new("--out", &args.out)])?;
     let sets: Vec<FeatureSet> = args.shards.iter().map(|p| read_feature_set(p)).collect::<Result<_, _>>()?;
     let d = sets[0].features.cols();
     for (s, p) in sets.iter().zip(&args.shards) {

@@ -1,12 +1,14 @@
 //! `cft finetune`: CFT on a feature set, with a per-category summary, history CSV, run
 //! manifest, and a checkpoint file that lets an interrupted run resume where it stopped.
 
+use crate::checkpoint::{self, Fingerprint};
 use crate::common::{category_names, load_head_for, load_labelled, outcome_table, progress, sibling};
-use crate::manifest::{write_manifest, InputFile, RunClock};
+use crate::manifest::{write_manifest, RunClock};
 use anyhow::{Context, Result};
 use cft_core::{
     finetune, AdamConfig, CategoryOutcome, FineTuneConfig, GaConfig, Loss, Method, Metric, SplitRef, UncertainPolicy,
 };
+use cft_data::{check_outputs, Named, OutputLock};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,9 +46,14 @@ pub struct FinetuneArgs {
     /// Validation feature set: the epoch with the best score on its known labels is kept.
     #[arg(long)]
     pub valid: PathBuf,
-    /// The trained head to repair (safetensors `weight` [C, d], `bias` [C]).
+    /// The trained head to repair: an nn.Linear state dict (`weight` [C, d], optional `bias`
+    /// [C]) or a whole model's state dict whose classifier is found (`fc.`, `classifier.`,
+    /// `head.`, `linear.`; `module.` prefixes accepted).
     #[arg(long)]
     pub head: PathBuf,
+    /// The classifier's key prefix in a model state dict (e.g. `fc` for `fc.weight`).
+    #[arg(long)]
+    pub head_key: Option<String>,
     /// Optimizer.
     #[arg(long, value_enum)]
     pub method: MethodArg,
@@ -155,9 +162,54 @@ struct Checkpoint {
     bias: f32,
 }
 
+/// The kind tag of `cft finetune` progress files.
+const CHECKPOINT_KIND: &str = "cft finetune";
+
+/// What a checkpoint must agree on to be resumed: everything that decides a category's result.
+#[derive(Serialize)]
+struct ResumeKey<'a> {
+    finetune: &'a FineTuneConfig,
+    uncertain: PolicyArg,
+    /// The CPU engines give identical results; the CUDA engine's depend on its GEMM precision.
+    engine: String,
+    head_key: Option<&'a str>,
+}
+
+/// Refuses a learning rate that is not a positive, finite number of sensible size.
+pub fn check_lr(option: &str, lr: f32) -> Result<()> {
+    if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
+        anyhow::bail!(
+            "{option} {lr}: expected a learning rate in (0, 1] (the reference uses 1e-4 for CFT, 1e-2 for base heads)"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `cft finetune`.
 pub fn run(args: &FinetuneArgs) -> Result<()> {
     let clock = RunClock::start();
+    // Everything that can be refused is refused before a file is touched.
+    if args.engine == EngineArg::Cuda && !cfg!(feature = "cuda") {
+        return Err(crate::gpu_cmd::not_built(Some("--engine batched (the CPU engine)")));
+    }
+    check_lr("--lr", args.lr)?;
+    if args.batch == 0 {
+        anyhow::bail!("--batch 0: the batched engine needs at least one category per batch");
+    }
+    let progress_path = sibling(&args.out, ".progress.jsonl");
+    let manifest_path = sibling(&args.out, ".manifest.json");
+    let inputs =
+        [Named::new("--train", &args.train), Named::new("--valid", &args.valid), Named::new("--head", &args.head)];
+    let mut outputs = vec![
+        Named::new("--out", &args.out),
+        Named::new("the manifest (<out>.manifest.json)", &manifest_path),
+        Named::new("the checkpoint (<out>.progress.jsonl)", &progress_path),
+    ];
+    if let Some(h) = &args.history {
+        outputs.push(Named::new("--history", h));
+    }
+    check_outputs(&inputs, &outputs)?;
+    let _lock = OutputLock::acquire(&args.out)?;
     let train = load_labelled(&args.train, args.uncertain.into())?;
     let valid = load_labelled(&args.valid, args.uncertain.into())?;
     let (d, c) = (train.set.features.cols(), train.labels.n_categories());
@@ -172,7 +224,13 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             train.set.features.rows()
         );
     }
-    let head = load_head_for(&args.head, d, Some(c), &args.train)?;
+    let head_file = load_head_for(&args.head, args.head_key.as_deref(), d, Some(c), &args.train)?;
+    check_same_categories(&[
+        (&args.train, train.set.categories.as_deref()),
+        (&args.valid, valid.set.categories.as_deref()),
+        (&args.head, head_file.categories.as_deref()),
+    ])?;
+    let head = head_file.head;
     let names = category_names(&train.set, c);
     let mut cfg = FineTuneConfig::reference(args.method.method(args.lr));
     cfg.metric = args.metric.into();
@@ -180,27 +238,48 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     cfg.patience = args.patience;
     cfg.seed = args.seed;
     cfg.keep_history = args.history.is_some();
-    let progress_path = sibling(&args.out, ".progress.jsonl");
-    // Resume: categories already in the checkpoint keep their stored result.
-    let mut done: Vec<Checkpoint> = Vec::new();
-    if args.resume && progress_path.is_file() {
-        let text = std::fs::read_to_string(&progress_path).with_context(|| progress_path.display().to_string())?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            match serde_json::from_str::<Checkpoint>(line) {
-                Ok(cp) => done.push(cp),
-                // A line cut by the interruption is simply redone.
-                Err(e) => {
-                    eprintln!("{}:{}: ignoring an incomplete checkpoint line ({e})", progress_path.display(), i + 1)
-                }
-            }
-        }
-        eprintln!("resuming: {} of {c} categories already done", done.len());
-    } else if progress_path.exists() {
-        std::fs::remove_file(&progress_path).with_context(|| progress_path.display().to_string())?;
-    }
     let requested: Vec<usize> = args.categories.clone().unwrap_or_else(|| (0..c).collect());
     if let Some(bad) = requested.iter().find(|&&k| k >= c) {
         anyhow::bail!("--categories: {bad} is not a category index (the data has {c} categories)");
+    }
+    let key_cfg = FineTuneConfig { categories: Some(requested.clone()), keep_history: false, ..cfg.clone() };
+    let engine_family = match args.engine {
+        EngineArg::Cuda => format!("cuda {}", args.gemm_precision),
+        _ => "cpu".to_string(),
+    };
+    let key = ResumeKey {
+        finetune: &key_cfg,
+        uncertain: args.uncertain,
+        engine: engine_family,
+        head_key: args.head_key.as_deref(),
+    };
+    let fingerprint = Fingerprint::new(&key, &inputs.map(|n| (n.role, n.path)))?;
+    // Resume: categories already in the checkpoint keep their stored result.
+    let mut done: Vec<Checkpoint> = Vec::new();
+    if args.resume && progress_path.is_file() {
+        for (line, cp) in checkpoint::read_progress::<Checkpoint>(&progress_path, CHECKPOINT_KIND, &fingerprint)? {
+            let k = cp.outcome.category;
+            let bad = if !requested.contains(&k) {
+                Some(format!("category {k} is not one of this run's categories"))
+            } else if done.iter().any(|o| o.outcome.category == k) {
+                Some(format!("category {k} is listed twice"))
+            } else if cp.weight.len() != d || cp.weight.iter().any(|v| !v.is_finite()) || !cp.bias.is_finite() {
+                Some(format!("category {k}: {} finite weights expected, found {}", d, cp.weight.len()))
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                anyhow::bail!("{}:{line}: {why}: refusing to resume", progress_path.display());
+            }
+            done.push(cp);
+        }
+        eprintln!("resuming: {} of {} categories already done", done.len(), requested.len());
+    } else {
+        if args.resume {
+            eprintln!("{}: no checkpoint, starting from the beginning", progress_path.display());
+        }
+        let header = checkpoint::header_line(CHECKPOINT_KIND, &fingerprint)? + "\n";
+        std::fs::write(&progress_path, header).with_context(|| progress_path.display().to_string())?;
     }
     cfg.categories =
         Some(requested.iter().copied().filter(|k| !done.iter().any(|cp| cp.outcome.category == *k)).collect());
@@ -208,12 +287,8 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let sparse_v = valid.labels.to_sparse();
     let bar = progress(requested.len() as u64, &format!("CFT {}", cfg.method.name()));
     bar.inc(done.len() as u64);
-    if let Some(parent) = progress_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    }
     let checkpoint = Mutex::new(
         std::fs::OpenOptions::new()
-            .create(true)
             .append(true)
             .open(&progress_path)
             .with_context(|| progress_path.display().to_string())?,
@@ -223,13 +298,12 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let finished = std::sync::atomic::AtomicUsize::new(0);
     let on_done = |o: &CategoryOutcome| {
         if o.skipped != Some(cft_core::SkipReason::NotRequested) {
-            let line = serde_json::to_string(&Checkpoint {
+            let entry = Checkpoint {
                 outcome: CategoryOutcome { history: Vec::new(), ..o.clone() },
                 weight: o.weight.clone(),
                 bias: o.bias,
-            })
-            .expect("serialisable");
-            if let Ok(mut f) = checkpoint.lock() {
+            };
+            if let (Ok(line), Ok(mut f)) = (checkpoint::entry_line(&entry), checkpoint.lock()) {
                 // Best effort: a failed checkpoint write only costs a redo on resume.
                 let _ = writeln!(f, "{line}");
                 let _ = f.flush();
@@ -270,25 +344,30 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     }
     let shown: Vec<CategoryOutcome> =
         run.categories.iter().filter(|o| requested.contains(&o.category)).cloned().collect();
-    print!("{}", outcome_table(&shown, &names));
-    let mut outputs = vec![args.out.clone()];
-    cft_data::write_head(&args.out, &run.head, Some(&names))?;
+    print!("{}", outcome_table(&shown, &names, args.epochs));
+    let mut written = vec![args.out.clone()];
+    if !head_file.has_bias {
+        eprintln!(
+            "note: {} has no bias (nn.Linear(bias=False)); the fine-tuned head is written without one (AP and AUC do not depend on it)",
+            args.head.display()
+        );
+    }
+    cft_data::write_head_as(&args.out, &run.head, Some(&names), head_file.has_bias)?;
     if let Some(h) = &args.history {
         let mut csv = String::from(crate::common::HISTORY_HEADER);
         crate::common::append_history(&mut csv, cfg.method.name(), &names, &run.categories);
         cft_data::write_atomic(h, csv.as_bytes())?;
-        outputs.push(h.clone());
+        written.push(h.clone());
     }
     #[derive(Serialize)]
     struct Config<'a> {
         finetune: &'a FineTuneConfig,
         uncertain: PolicyArg,
         engine: EngineArg,
+        head_prefix: &'a str,
         categories: Vec<CategoryOutcome>,
     }
-    let manifest_path = sibling(&args.out, ".manifest.json");
-    outputs.push(manifest_path.clone());
-    let inputs = vec![InputFile::of(&args.train)?, InputFile::of(&args.valid)?, InputFile::of(&args.head)?];
+    written.push(manifest_path.clone());
     let cfg_for_manifest = FineTuneConfig { categories: Some(requested), ..cfg };
     let m = clock.manifest(
         "finetune",
@@ -296,15 +375,34 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             finetune: &cfg_for_manifest,
             uncertain: args.uncertain,
             engine: args.engine,
+            head_prefix: &head_file.prefix,
             categories: run.categories.iter().map(|o| CategoryOutcome { history: Vec::new(), ..o.clone() }).collect(),
         },
-        inputs,
-        outputs,
+        fingerprint.inputs.iter().map(|(_, f)| f.clone()).collect(),
+        written,
     );
     write_manifest(&manifest_path, &m)?;
     let _ = std::fs::remove_file(&progress_path);
     let improved = run.categories.iter().filter(|o| o.best_epoch >= 0).count();
     eprintln!("wrote {} ({improved} of {c} categories improved) in {:.1} s", args.out.display(), clock.seconds());
+    Ok(())
+}
+
+/// Refuses files whose category names disagree (same count, other names or order).
+pub fn check_same_categories(files: &[(&std::path::Path, Option<&[String]>)]) -> Result<()> {
+    let named: Vec<_> = files.iter().filter_map(|(p, c)| c.map(|c| (p, c))).collect();
+    for pair in named.windows(2) {
+        let ((pa, a), (pb, b)) = (pair[0], pair[1]);
+        if let Some(k) = (0..a.len().max(b.len())).find(|&k| a.get(k) != b.get(k)) {
+            anyhow::bail!(
+                "{}: category {k} is `{}` but {} names it `{}`: the files must list the same categories in the same order",
+                pb.display(),
+                b.get(k).map_or("(none)", String::as_str),
+                pa.display(),
+                a.get(k).map_or("(none)", String::as_str)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -333,5 +431,5 @@ fn cuda_finetune(
     _cfg: &FineTuneConfig,
     _cb: &(dyn Fn(&CategoryOutcome) + Sync),
 ) -> Result<cft_core::FineTuneRun> {
-    Err(crate::gpu_cmd::not_built())
+    Err(crate::gpu_cmd::not_built(Some("--engine batched (the CPU engine)")))
 }

@@ -50,16 +50,19 @@ pub fn open_gpu(ordinal: usize) -> Result<cft_cuda::Gpu> {
 }
 
 /// The error for CUDA requests in a build without the `cuda` feature.
-pub fn not_built() -> anyhow::Error {
+/// The error of a CUDA request in a build without CUDA; `cpu_choice` names the option that
+/// runs the same work on the CPU (`--engine batched`, `--device cpu`), if there is one.
+pub fn not_built(cpu_choice: Option<&str>) -> anyhow::Error {
+    let alternative = cpu_choice.map(|c| format!(", or use {c}")).unwrap_or_default();
     anyhow::anyhow!(
-        "this `cft` was built without CUDA support; rebuild with `--features cuda` (see gpu/README.md) or use --device cpu"
+        "this `cft` was built without CUDA support; rebuild with `--features cuda` (see gpu/README.md){alternative}"
     )
 }
 
 /// Runs `cft gpu-check`.
 #[cfg(not(feature = "cuda"))]
 pub fn run(_args: &GpuCheckArgs) -> Result<()> {
-    Err(not_built())
+    Err(not_built(None))
 }
 
 /// Runs `cft gpu-check`.

@@ -4,6 +4,7 @@
 //! `cft-core`, and writes results (atomically) with a run manifest beside them.
 
 pub mod bench_cmd;
+pub mod checkpoint;
 pub mod chexpert_cmd;
 pub mod common;
 pub mod data_cmd;
@@ -61,9 +62,40 @@ pub enum Command {
     GpuCheck(gpu_cmd::GpuCheckArgs),
 }
 
+/// The most worker threads `--threads` accepts: a few per core is plenty for CFT's
+/// data-parallel loops, and thousands of threads only make a run crawl.
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (8 * cores).max(64)
+}
+
+/// An error as one line: each cause of the chain once. Causes whose text the message before
+/// already holds (an error that prints its source as part of itself) are left out.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
+        let max = max_threads();
+        if n == 0 || n > max {
+            anyhow::bail!(
+                "--threads {n}: expected 1 to {max} (this machine has {} cores)",
+                std::thread::available_parallelism().map_or(1, usize::from)
+            );
+        }
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
     }
     match cli.command {

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     match cft_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cft_cli::error_message(&e));
             ExitCode::from(1)
         }
     }

@@ -2,12 +2,13 @@
 //! it took. One is written beside every result so that a number can be traced and rerun.
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// An input file as recorded in a manifest.
-#[derive(Debug, Clone, Serialize)]
+/// An input file as recorded in a manifest (and in checkpoints, to recognise the same input).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputFile {
     /// Path as given.
     pub path: String,
@@ -18,16 +19,39 @@ pub struct InputFile {
 }
 
 impl InputFile {
-    /// Records a file (size and content hash).
+    /// Records a file (size and content hash), streaming it in blocks.
     pub fn of(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in &bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let (mut h, mut bytes) = (FNV_OFFSET, 0u64);
+        loop {
+            let n = f.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            h = fnv1a64(h, &buf[..n]);
+            bytes += n as u64;
         }
-        Ok(Self { path: path.display().to_string(), bytes: bytes.len() as u64, fnv1a64: format!("{h:016x}") })
+        Ok(Self { path: path.display().to_string(), bytes, fnv1a64: format!("{h:016x}") })
     }
+
+    /// Whether two records describe the same content (the path may differ).
+    pub fn same_content(&self, other: &Self) -> bool {
+        self.bytes == other.bytes && self.fnv1a64 == other.fnv1a64
+    }
+}
+
+/// The FNV-1a 64 offset basis.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 of `bytes`, continuing from `h` (start with [`FNV_OFFSET`]).
+pub fn fnv1a64(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// Software versions and the source commit.

@@ -14,13 +14,15 @@
 //! units whose configuration matches. The aggregated `results.json` holds no timing, so two
 //! runs give byte-identical results; timings go to `manifest.json`.
 
+use crate::checkpoint::Fingerprint;
 use crate::common::progress;
 use crate::manifest::{write_manifest, InputFile, RunClock};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use cft_core::{
     drop_labels, finetune, mean_defined, partial_scores, train_base_head, AdamConfig, BaseHeadConfig, BaseMode,
     CategoryOutcome, FineTuneConfig, GaConfig, LinearHead, Loss, Method, Metric, Pcg64, SplitRef,
 };
+use cft_data::{check_collisions, Named};
 use cft_data::{ArffDataset, DatasetManifest};
 use cft_report::{ExperimentResults, MethodRow, Protocol, ResultCell};
 use rayon::prelude::*;
@@ -178,6 +180,10 @@ pub struct UnitResult {
     pub fit_known_fraction: f64,
     /// Rows.
     pub methods: Vec<UnitMethod>,
+    /// The dataset files the unit was computed from (size and hash), so that `--resume`
+    /// never adopts a unit of other data. Absent in units of older versions.
+    #[serde(default)]
+    pub inputs: Vec<InputFile>,
 }
 
 fn unit_id(p: f64, protocol: Protocol) -> String {
@@ -287,8 +293,32 @@ fn run_unit(
         selection_images: sel_x.rows(),
         fit_known_fraction: fit_y.known_fraction(),
         methods,
+        inputs: Vec::new(),
     };
     (unit, history)
+}
+
+/// A finished unit that `--resume` may reuse: same configuration, same dataset files; anything
+/// else (another run's unit, an older version's, a damaged file) is refused with the reason.
+fn resumable_unit(path: &std::path::Path, cfg: &ReproduceConfig, inputs: &[InputFile]) -> Result<UnitResult> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let u: UnitResult = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: line {}: not a readable unit ({e}): refusing to resume; remove it or run without --resume",
+            path.display(),
+            e.line()
+        )
+    })?;
+    let stored = Fingerprint {
+        config: serde_json::to_value(&u.config)?,
+        inputs: u.inputs.iter().enumerate().map(|(k, f)| (format!("dataset file {k}"), f.clone())).collect(),
+    };
+    let now = Fingerprint {
+        config: serde_json::to_value(cfg)?,
+        inputs: inputs.iter().enumerate().map(|(k, f)| (format!("dataset file {k}"), f.clone())).collect(),
+    };
+    stored.check_resume(&now, path)?;
+    Ok(u)
 }
 
 /// Aggregates units into the table-shaped results.
@@ -355,7 +385,34 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     test.features = test.features.rounded(cfg.feature_precision);
     let dir = args.out.join(&manifest.name);
     let runs = dir.join("runs");
+    let input_paths: Vec<PathBuf> =
+        manifest.splits.values().chain(manifest.labels_xml.iter()).map(|f| manifest.file(f)).collect();
+    let (results_path, manifest_path) = (dir.join("results.json"), dir.join("manifest.json"));
+    let named_inputs: Vec<Named<'_>> = input_paths.iter().map(|p| Named::new("a dataset file", p)).collect();
+    for p in &input_paths {
+        if std::fs::canonicalize(p)
+            .ok()
+            .zip(std::fs::canonicalize(&args.out).ok())
+            .is_some_and(|(f, o)| f.starts_with(o.join(&manifest.name)))
+        {
+            bail!(
+                "--out {}: the dataset file {} lies inside the report folder this run rewrites",
+                args.out.display(),
+                p.display()
+            );
+        }
+    }
+    cft_data::check_output_folder(Named::new("--out", &args.out))?;
+    if dir.exists() && !dir.is_dir() {
+        bail!("{}: exists and is not a folder", dir.display());
+    }
+    check_collisions(
+        &named_inputs,
+        &[Named::new("results.json", &results_path), Named::new("manifest.json", &manifest_path)],
+    )?;
     std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;
+    let _lock = cft_data::OutputLock::acquire(&results_path)?;
+    let inputs: Vec<InputFile> = input_paths.iter().map(|p| InputFile::of(p)).collect::<Result<_>>()?;
     let units: Vec<(f64, Protocol)> =
         cfg.proportions.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
     let steps_per_unit = 2 + cfg.methods().len();
@@ -372,19 +429,15 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
         .par_iter()
         .map(|&(p, protocol)| {
             let path = runs.join(format!("{}.json", unit_id(p, protocol)));
-            if args.resume {
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    if let Ok(u) = serde_json::from_str::<UnitResult>(&text) {
-                        if u.config == cfg {
-                            bar.inc(steps_per_unit as u64);
-                            return Ok(u);
-                        }
-                    }
-                }
+            if args.resume && path.is_file() {
+                let u = resumable_unit(&path, &cfg, &inputs)?;
+                bar.inc(steps_per_unit as u64);
+                return Ok(u);
             }
             // Histories are kept for the first proportion: enough to plot, small to store.
             let keep_history = p == cfg.proportions[0];
-            let (u, history) = run_unit(&cfg, &train, &test, p, protocol, keep_history, &|| bar.inc(1));
+            let (mut u, history) = run_unit(&cfg, &train, &test, p, protocol, keep_history, &|| bar.inc(1));
+            u.inputs = inputs.clone();
             if let Some(h) = history {
                 cft_data::write_atomic(&runs.join(format!("{}-history.csv", unit_id(p, protocol))), h.as_bytes())?;
             }
@@ -395,7 +448,6 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     bar.finish_and_clear();
     let units: Vec<UnitResult> = results.into_iter().collect::<Result<_>>()?;
     let results = aggregate(&cfg, &train.categories, &units);
-    let results_path = dir.join("results.json");
     cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
     let mut outputs = cft_report::write_dataset_report(&dir, &results)?;
     outputs.push(results_path);
@@ -406,11 +458,6 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     } else {
         eprintln!("note: {} not found; skipping the reports index (run `cft report` later)", reference.display());
     }
-    let mut inputs = Vec::new();
-    for file in manifest.splits.values().chain(manifest.labels_xml.iter()) {
-        inputs.push(InputFile::of(&manifest.file(file))?);
-    }
-    let manifest_path = dir.join("manifest.json");
     outputs.push(manifest_path.clone());
     #[derive(Serialize)]
     struct Config<'a> {

@@ -212,7 +212,9 @@ fn an_interrupted_finetune_resumes_to_the_same_head() {
     assert_eq!(interrupted.status.code(), Some(3));
     assert!(!d.join("part.safetensors").exists());
     let progress = std::fs::read_to_string(d.join("part.safetensors.progress.jsonl")).unwrap();
-    assert_eq!(progress.lines().count(), 2);
+    // The header (configuration and input fingerprints), then one line per finished category.
+    assert_eq!(progress.lines().count(), 3);
+    assert!(progress.starts_with("{\"checkpoint\":\"cft finetune\""), "{progress}");
     let mut resumed = args("part.safetensors");
     resumed.push("--resume");
     let out = Command::new(env!("CARGO_BIN_EXE_cft")).args(&resumed).current_dir(d).output().unwrap();

@@ -123,6 +123,8 @@ pub fn read_arff(path: &Path, layout: &LabelLayout) -> Result<ArffDataset> {
 
 /// Parses ARFF text; `path` is only used in error messages.
 pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffDataset> {
+    // A UTF-8 byte-order mark (Windows editors write one) is not part of the text.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut relation = None;
     let mut attributes: Vec<Attribute> = Vec::new();
     let mut lines = text.lines().enumerate();
@@ -223,10 +225,19 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
             let v = cells[ai].ok_or_else(|| {
                 DataError::parse(path, i + 1, &attributes[ai].name, "missing value `?` in a feature; impute it first")
             })?;
-            features.push(match onehot {
+            let x = match onehot {
                 None => v as f32,
                 Some(k) => f32::from(u8::from(v as usize == k)),
-            });
+            };
+            if !x.is_finite() {
+                return Err(DataError::parse(
+                    path,
+                    i + 1,
+                    &attributes[ai].name,
+                    format!("`{v}` is not a finite 32-bit number: features must be finite"),
+                ));
+            }
+            features.push(x);
         }
         for &li in &label_idx {
             labels.push(match cells[li] {

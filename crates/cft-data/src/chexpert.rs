@@ -285,6 +285,21 @@ pub fn competition_score(predictions: &Path, groundtruth: &Path) -> Result<Compe
             ));
         }
     }
+    let mut gt_row = HashMap::new();
+    for r in 0..gt.rows {
+        let s = gt.columns[gs][r]
+            .as_deref()
+            .map(key)
+            .ok_or_else(|| DataError::parse(groundtruth, r + 2, "Study", "empty study"))?;
+        if let Some(first) = gt_row.insert(s.clone(), r) {
+            return Err(DataError::parse(
+                groundtruth,
+                r + 2,
+                "Study",
+                format!("duplicate study `{s}` (first on line {}): each study is scored once", first + 2),
+            ));
+        }
+    }
     let mut tasks = Vec::new();
     for task in COMPETITION_TASKS {
         let (gc, pc) = (gt.column(groundtruth, task)?, pr.column(predictions, task)?);

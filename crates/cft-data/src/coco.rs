@@ -79,13 +79,22 @@ pub fn image_folder(path: &Path) -> String {
     s.split('_').next().unwrap_or(s).to_string()
 }
 
+/// Consumes a UTF-8 byte-order mark at the start of `reader`, if there is one.
+fn skip_bom<R: std::io::BufRead>(reader: &mut R) -> std::io::Result<()> {
+    if reader.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
+        reader.consume(3);
+    }
+    Ok(())
+}
+
 /// Reads an instances JSON file.
 pub fn read_coco(path: &Path, order: ImageOrder) -> Result<CocoSplit> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
         return Err(DataError::invalid(path, "empty file: expected a COCO instances JSON object"));
     }
-    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    skip_bom(&mut reader).map_err(|e| DataError::io(path, e))?;
     let raw: RawInstances = serde_json::from_reader(reader).map_err(|e| {
         let field = if e.is_eof() { "json (truncated)" } else { "json" };
         DataError::parse(path, e.line(), field, e.to_string())
@@ -95,6 +104,7 @@ pub fn read_coco(path: &Path, order: ImageOrder) -> Result<CocoSplit> {
 
 /// Parses instances JSON held in memory (the fuzz target's entry point).
 pub fn parse_coco(path: &Path, bytes: &[u8], order: ImageOrder) -> Result<CocoSplit> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let raw: RawInstances =
         serde_json::from_slice(bytes).map_err(|e| DataError::parse(path, e.line(), "json", e.to_string()))?;
     from_raw(path, raw, order)
@@ -103,6 +113,7 @@ pub fn parse_coco(path: &Path, bytes: &[u8], order: ImageOrder) -> Result<CocoSp
 fn from_raw(path: &Path, raw: RawInstances, order: ImageOrder) -> Result<CocoSplit> {
     let folder = image_folder(path);
     let mut cat_index = HashMap::with_capacity(raw.categories.len());
+    let mut cat_names: HashMap<&str, usize> = HashMap::with_capacity(raw.categories.len());
     for (i, c) in raw.categories.iter().enumerate() {
         if cat_index.insert(c.id, i).is_some() {
             return Err(DataError::parse(
@@ -110,6 +121,15 @@ fn from_raw(path: &Path, raw: RawInstances, order: ImageOrder) -> Result<CocoSpl
                 0,
                 format!("categories[{i}].id"),
                 format!("duplicate category id {}", c.id),
+            ));
+        }
+        // Names label the columns of every table and head: two columns of one name would mix.
+        if let Some(first) = cat_names.insert(c.name.as_str(), i) {
+            return Err(DataError::parse(
+                path,
+                0,
+                format!("categories[{i}].name"),
+                format!("duplicate category name `{}` (also categories[{first}])", c.name),
             ));
         }
     }

@@ -9,12 +9,14 @@ pub type Result<T> = std::result::Result<T, DataError>;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    // The OS error is part of the message, not a `source`: printed with its chain (`{:#}`), a
+    // source would repeat the cause ("No such file (os error 2): No such file (os error 2)").
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A text file has a malformed line.
     #[error("{path}:{line}: {field}: {message}")]
@@ -41,7 +43,7 @@ pub enum DataError {
 impl DataError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        DataError::Io { path: path.to_path_buf(), source }
+        DataError::Io { path: path.to_path_buf(), error: source }
     }
 
     /// A content error on `path`.

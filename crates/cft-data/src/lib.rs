@@ -8,7 +8,8 @@
 //!   competition scoring;
 //! * [`manifest`]: dataset manifests naming files, splits, categories and provenance;
 //! * [`tensors`]: feature sets (`features`, `labels`) and heads (`weight`, `bias`);
-//! * [`fsutil`]: atomic writes, so no stage ever leaves a partial file.
+//! * [`fsutil`]: atomic writes, so no stage ever leaves a partial file;
+//! * [`outputs`]: outputs checked against inputs before any work, and one writer per output.
 //!
 //! Every error names the file, and parse errors the line and field ([`DataError`]).
 
@@ -21,6 +22,7 @@ pub mod fsutil;
 pub mod image_list;
 pub mod manifest;
 pub mod openimages;
+pub mod outputs;
 pub mod records_csv;
 pub mod tensors;
 
@@ -29,4 +31,8 @@ pub use error::{DataError, Result};
 pub use fsutil::write_atomic;
 pub use image_list::LabelledImages;
 pub use manifest::{DatasetFormat, DatasetManifest};
-pub use tensors::{read_feature_set, read_head, write_feature_set, write_head, FeaturePrecision, FeatureSet};
+pub use outputs::{check_collisions, check_output_folder, check_outputs, Named, OutputLock};
+pub use tensors::{
+    pytorch_pickle_hint, read_feature_set, read_head, read_head_file, write_feature_set, write_head, write_head_as,
+    FeaturePrecision, FeatureSet, HeadFile,
+};

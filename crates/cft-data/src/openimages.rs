@@ -4,7 +4,8 @@
 //!
 //! Human-verified labels only: Confidence 1 → positive, 0 → negative, anything else unknown;
 //! labels of classes outside the trainable list are dropped; images appear in file order
-//! (the files are sorted by ImageID) with paths `{subset}/{ImageID}.jpg`.
+//! with paths `{subset}/{ImageID}.jpg`; rows may come in any order (the official files are
+//! sorted by ImageID, but a user's filtered or concatenated file need not be).
 //!
 //! The annotations file of the train subset has tens of millions of rows, so it is **streamed**
 //! line by line into the sparse label form: memory is the image-id table plus one `u32` per
@@ -56,6 +57,13 @@ pub fn read_class_descriptions(path: &Path) -> Result<HashMap<String, String>> {
     let mut out = HashMap::with_capacity(t.rows);
     for r in 0..t.rows {
         let mid = t.columns[0][r].clone().ok_or_else(|| DataError::parse(path, r + 1, "MID", "empty"))?;
+        let mid = mid.trim_start_matches('\u{feff}').to_string();
+        if !mid.starts_with('/') {
+            return Err(DataError::parse(path, r + 1, "MID", format!("`{mid}` is not a class MID like /m/0abc")));
+        }
+        if out.contains_key(&mid) {
+            return Err(DataError::parse(path, r + 1, "MID", format!("duplicate class `{mid}`")));
+        }
         let name = t.columns[1][r].clone().unwrap_or_default();
         out.insert(mid, name);
     }
@@ -127,9 +135,6 @@ pub fn read_annotations_from<R: BufRead>(
     let mut ids: Vec<String> = Vec::new();
     let mut stats = StreamStats::default();
     let mut buf = Vec::with_capacity(256);
-    // Labels of the current image, to merge repeated (image, class) rows.
-    let mut current: Option<u32> = None;
-    let mut seen: HashMap<u32, Option<bool>> = HashMap::new();
     let io = |e| DataError::io(path, e);
     let mut line_no = 0usize;
     loop {
@@ -187,10 +192,6 @@ pub fn read_annotations_from<R: BufRead>(
                 i
             }
         };
-        if current != Some(img) {
-            current = Some(img);
-            seen.clear();
-        }
         let Some(&k) = class_index.get(f[2].as_str()) else {
             stats.untrainable += 1;
             continue;
@@ -203,25 +204,7 @@ pub fn read_annotations_from<R: BufRead>(
             stats.other_confidence += 1;
             continue;
         };
-        // Repeated rows (other sources) agree or conflict; a conflict makes the label unknown.
-        // Still-contiguous rows of one image: its entry, if any, is the category's last one.
         let known = &mut per_category[k as usize];
-        match seen.get(&k) {
-            Some(&Some(p)) if p == positive => continue,
-            Some(&Some(p)) => {
-                let list = if p { &mut known.positives } else { &mut known.negatives };
-                if list.last() == Some(&img) {
-                    list.pop();
-                }
-                seen.insert(k, None);
-                stats.conflicts += 1;
-                continue;
-            }
-            Some(None) => continue,
-            None => {
-                seen.insert(k, Some(positive));
-            }
-        }
         if positive {
             known.positives.push(img);
         } else {
@@ -231,9 +214,19 @@ pub fn read_annotations_from<R: BufRead>(
     if line_no == 0 {
         return Err(DataError::invalid(path, format!("empty file: expected the header `{ANNOTATIONS_HEADER}`")));
     }
+    // Repeated rows (other sources) agree or conflict, wherever they are in the file: agreeing
+    // repeats count once, and an (image, class) pair given both 1 and 0 becomes unknown.
     for k in &mut per_category {
         k.positives.sort_unstable();
+        k.positives.dedup();
         k.negatives.sort_unstable();
+        k.negatives.dedup();
+        let both: Vec<u32> = intersect_sorted(&k.positives, &k.negatives);
+        if !both.is_empty() {
+            stats.conflicts += both.len() as u64;
+            k.positives.retain(|i| both.binary_search(i).is_err());
+            k.negatives.retain(|i| both.binary_search(i).is_err());
+        }
     }
     let paths = ids.iter().map(|id| format!("{subset}/{id}.jpg")).collect();
     let n = ids.len();
@@ -246,6 +239,23 @@ pub fn read_annotations_from<R: BufRead>(
         },
         stats,
     ))
+}
+
+/// The values present in both sorted, duplicate-free lists.
+fn intersect_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Writes a synthetic `annotations-human.csv` of `rows` rows over `classes` (realistic shape:

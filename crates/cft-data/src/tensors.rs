@@ -47,7 +47,23 @@ fn tensor_to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f
     })
 }
 
+/// When `bytes` start like a `torch.save` file (a zip archive, or a bare pickle), the message
+/// that says so and how to convert it; `None` otherwise.
+pub fn pytorch_pickle_hint(path: &Path, bytes: &[u8]) -> Option<String> {
+    let zip = bytes.starts_with(b"PK\x03\x04");
+    let pickle = bytes.len() > 1 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]);
+    (zip || pickle).then(|| {
+        let p = path.display();
+        format!(
+            "a PyTorch `torch.save` file (pickle), not safetensors; convert it once with: python -c \"import torch; from safetensors.torch import save_file; sd = torch.load('{p}', map_location='cpu'); sd = sd.get('state_dict', sd); save_file({{k: v.contiguous() for k, v in sd.items()}}, '{p}.safetensors')\""
+        )
+    })
+}
+
 fn open<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
+    if let Some(hint) = pytorch_pickle_hint(path, bytes) {
+        return Err(DataError::invalid(path, hint));
+    }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| DataError::invalid(path, format!("not a valid safetensors file: {e}")))?;
     let (_, meta) = SafeTensors::read_metadata(bytes)
@@ -93,6 +109,12 @@ pub fn read_feature_set(path: &Path) -> Result<FeatureSet> {
     let (st, meta) = open(path, &bytes)?;
     let (fv, fshape) = get(path, &st, "features", 2)?;
     let (n, d) = (fshape[0], fshape[1]);
+    if n == 0 || d == 0 {
+        return Err(DataError::invalid(
+            path,
+            format!("tensor `features` has shape [{n}, {d}]: a feature set needs at least one row and one column"),
+        ));
+    }
     let features = Matrix::new(n, d, tensor_to_f32(path, "features", &fv)?).expect("shape checked");
     if let Some((row, col, v)) = features.first_non_finite() {
         return Err(DataError::invalid(
@@ -112,6 +134,9 @@ pub fn read_feature_set(path: &Path) -> Result<FeatureSet> {
             ));
         }
         let c = lshape[1];
+        if c == 0 {
+            return Err(DataError::invalid(path, format!("tensor `labels` has shape [{n}, 0]: no category")));
+        }
         let values = tensor_to_f32(path, "labels", &lv)?;
         let mut data = Vec::with_capacity(values.len());
         for (i, &v) in values.iter().enumerate() {
@@ -190,37 +215,129 @@ pub fn write_feature_set(path: &Path, set: &FeatureSet, precision: FeaturePrecis
     serialize(path, tensors, meta)
 }
 
-/// Reads a head (`weight` `[C, d]`, `bias` `[C]`), rejecting non-finite values.
+/// Reads a head (`weight` `[C, d]`, `bias` `[C]`), rejecting non-finite values. Accepts
+/// what [`read_head_file`] accepts without a key.
 pub fn read_head(path: &Path) -> Result<LinearHead> {
+    read_head_file(path, None).map(|h| h.head)
+}
+
+/// A head as found in a file: an `nn.Linear` state dict, or the classifier of a whole model's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadFile {
+    /// The head (bias 0 where the file has none).
+    pub head: LinearHead,
+    /// Category names from the file's `categories` metadata, if any.
+    pub categories: Option<Vec<String>>,
+    /// The key prefix the head was found under (`""`, `fc.`, `module.classifier.`, …).
+    pub prefix: String,
+    /// Whether the file has a bias (`nn.Linear(bias=False)` has none).
+    pub has_bias: bool,
+}
+
+/// Classifier prefixes of common torchvision / timm models, tried in this order.
+pub const CLASSIFIER_PREFIXES: [&str; 4] = ["fc.", "classifier.", "head.", "linear."];
+
+/// Reads a head from an `nn.Linear` state dict (`weight`, optional `bias`) or from a whole
+/// model's state dict, finding its classifier under `key` (e.g. `fc` or `fc.`) or else under
+/// one of [`CLASSIFIER_PREFIXES`]; a `module.` prefix (DataParallel / DDP) is accepted.
+pub fn read_head_file(path: &Path, key: Option<&str>) -> Result<HeadFile> {
     let bytes = read(path)?;
-    let (st, _) = open(path, &bytes)?;
-    let (wv, ws) = get(path, &st, "weight", 2)?;
-    let (bv, bs) = get(path, &st, "bias", 1)?;
-    if bs[0] != ws[0] {
-        return Err(DataError::invalid(
-            path,
-            format!("tensor `bias` has shape {bs:?} but `weight` has shape {ws:?}: expected bias [{}]", ws[0]),
-        ));
+    let (st, meta) = open(path, &bytes)?;
+    let names: Vec<&str> = st.names();
+    let module = if !names.is_empty() && names.iter().all(|n| n.starts_with("module.")) { "module." } else { "" };
+    let has = |p: &str| names.contains(&format!("{module}{p}weight").as_str());
+    let prefix = match key {
+        Some(k) => {
+            let k = k.trim_start_matches("module.");
+            let k = if k.is_empty() || k.ends_with('.') { k.to_string() } else { format!("{k}.") };
+            if !has(&k) {
+                return Err(DataError::invalid(
+                    path,
+                    format!("--head-key {k}: no tensor `{module}{k}weight` in this file ({})", name_sample(&names)),
+                ));
+            }
+            k
+        }
+        None if has("") => String::new(),
+        None => {
+            let found: Vec<&str> = CLASSIFIER_PREFIXES.iter().copied().filter(|p| has(p)).collect();
+            match found.as_slice() {
+                [one] => one.to_string(),
+                [] => {
+                    return Err(DataError::invalid(
+                        path,
+                        format!(
+                            "no head found: expected an nn.Linear state dict (`weight` [C, d], `bias` [C]) or a model state dict with a classifier under {}; name another with --head-key PREFIX ({})",
+                            CLASSIFIER_PREFIXES.map(|p| format!("`{p}weight`")).join(", "),
+                            name_sample(&names)
+                        ),
+                    ))
+                }
+                many => {
+                    return Err(DataError::invalid(
+                        path,
+                        format!("several classifiers ({}): choose one with --head-key PREFIX", many.join(", ")),
+                    ))
+                }
+            }
+        }
+    };
+    let full = format!("{module}{prefix}");
+    let (wname, bname) = (format!("{full}weight"), format!("{full}bias"));
+    let (wv, ws) = get(path, &st, &wname, 2)?;
+    if ws[0] == 0 || ws[1] == 0 {
+        return Err(DataError::invalid(path, format!("tensor `{wname}` has shape {ws:?}: an empty head")));
     }
-    let weight = Matrix::new(ws[0], ws[1], tensor_to_f32(path, "weight", &wv)?).expect("shape checked");
-    let bias = tensor_to_f32(path, "bias", &bv)?;
+    let has_bias = names.contains(&bname.as_str());
+    let bias = if has_bias {
+        let (bv, bs) = get(path, &st, &bname, 1)?;
+        if bs[0] != ws[0] {
+            return Err(DataError::invalid(
+                path,
+                format!("tensor `{bname}` has shape {bs:?} but `{wname}` has shape {ws:?}: expected bias [{}]", ws[0]),
+            ));
+        }
+        tensor_to_f32(path, &bname, &bv)?
+    } else {
+        vec![0.0; ws[0]]
+    };
+    let weight = Matrix::new(ws[0], ws[1], tensor_to_f32(path, &wname, &wv)?).expect("shape checked");
     if let Some((r, c, v)) = weight.first_non_finite() {
-        return Err(DataError::invalid(path, format!("tensor `weight` [{r}, {c}] is {v}")));
+        return Err(DataError::invalid(path, format!("tensor `{wname}` [{r}, {c}] is {v}")));
     }
     if let Some(i) = bias.iter().position(|v| !v.is_finite()) {
-        return Err(DataError::invalid(path, format!("tensor `bias` [{i}] is {}", bias[i])));
+        return Err(DataError::invalid(path, format!("tensor `{bname}` [{i}] is {}", bias[i])));
     }
-    Ok(LinearHead::new(weight, bias).expect("shape checked"))
+    let categories = json_list(path, &meta, "categories", ws[0], "head rows")?;
+    Ok(HeadFile { head: LinearHead::new(weight, bias).expect("shape checked"), categories, prefix: full, has_bias })
+}
+
+/// The first tensor names of a file, for messages.
+fn name_sample(names: &[&str]) -> String {
+    let mut sorted = names.to_vec();
+    sorted.sort_unstable();
+    let shown: Vec<&str> = sorted.iter().copied().take(6).collect();
+    if sorted.len() > shown.len() {
+        format!("{} tensors: {}, …", sorted.len(), shown.join(", "))
+    } else {
+        format!("tensors: {}", shown.join(", "))
+    }
 }
 
 /// Writes a head atomically as an `nn.Linear` state dict (f32).
 pub fn write_head(path: &Path, head: &LinearHead, categories: Option<&[String]>) -> Result<()> {
+    write_head_as(path, head, categories, true)
+}
+
+/// [`write_head`], without the `bias` tensor when `with_bias` is false (for an
+/// `nn.Linear(bias=False)` head, which `load_state_dict` would otherwise refuse).
+pub fn write_head_as(path: &Path, head: &LinearHead, categories: Option<&[String]>, with_bias: bool) -> Result<()> {
     let (_, w) = f32_bytes(head.weight.as_slice(), FeaturePrecision::F32);
     let (_, b) = f32_bytes(&head.bias, FeaturePrecision::F32);
-    let tensors = vec![
-        ("weight", Dtype::F32, vec![head.categories(), head.dim()], w),
-        ("bias", Dtype::F32, vec![head.categories()], b),
-    ];
+    let mut tensors = vec![("weight", Dtype::F32, vec![head.categories(), head.dim()], w)];
+    if with_bias {
+        tensors.push(("bias", Dtype::F32, vec![head.categories()], b));
+    }
     let mut meta = HashMap::new();
     if let Some(c) = categories {
         meta.insert("categories".to_string(), serde_json::to_string(c).expect("strings"));

@@ -85,6 +85,29 @@ fn openimages_streams_human_labels_of_trainable_classes() {
 }
 
 #[test]
+fn openimages_rows_in_any_order_give_the_same_labels() {
+    let dir = formats().join("openimages");
+    let classes = read_trainable(&dir.join("classes-trainable.txt")).unwrap();
+    // The fixture's rows with image 000a's rows split around 000b's and the conflicting pair
+    // of 000b (0, then 1) separated by other images: grouped, the labels and counts are as sorted.
+    let text = "ImageID,Source,LabelName,Confidence\n\
+        000a,verification,/m/01,1\n\
+        000b,verification,/m/01,0\n\
+        000c,verification,/m/02,0\n\
+        000a,verification,/m/02,0\n\
+        000b,verification,/m/03,1\n\
+        000a,crowdsource-verification,/m/01,1\n\
+        000b,machine,/m/02,0.7\n\
+        000a,verification,/m/99,1\n\
+        000b,crowdsource-verification,/m/01,1\n";
+    let (img, stats) =
+        read_annotations_from(Path::new("shuffled.csv"), text.as_bytes(), "validation", &classes, &|_| {}).unwrap();
+    assert_eq!(img.ids, ["000a", "000b", "000c"]);
+    assert_eq!(rows(&img), [vec![P, N, U], vec![U, U, P], vec![U, N, U]]);
+    assert_eq!((stats.rows, stats.untrainable, stats.other_confidence, stats.conflicts), (9, 1, 1, 1));
+}
+
+#[test]
 fn real_coco_samples() {
     let Some(root) = real_data() else { return };
     let cats: serde_json::Value =

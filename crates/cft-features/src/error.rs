@@ -38,12 +38,12 @@ pub enum FeatureError {
         message: String,
     },
     /// A file-system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, not a `source`, so that it is printed once).
+        error: std::io::Error,
     },
     /// Invalid arguments or inputs.
     #[error("{0}")]

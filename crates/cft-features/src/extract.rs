@@ -56,10 +56,10 @@ pub struct Extracted {
 /// The image files of a folder (`.jpg`, `.jpeg`, `.png`, any case), sorted by file name; an
 /// empty folder is an error.
 pub fn list_folder(dir: &Path) -> Result<Vec<ImageRef>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| FeatureError::Io { path: dir.to_path_buf(), source: e })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| FeatureError::Io { path: dir.to_path_buf(), error: e })?;
     let mut names = Vec::new();
     for entry in rd {
-        let entry = entry.map_err(|e| FeatureError::Io { path: dir.to_path_buf(), source: e })?;
+        let entry = entry.map_err(|e| FeatureError::Io { path: dir.to_path_buf(), error: e })?;
         let name = entry.file_name().to_string_lossy().to_string();
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         if entry.path().is_file() && matches!(ext.as_str(), "jpg" | "jpeg" | "png") {

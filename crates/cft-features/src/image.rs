@@ -35,7 +35,7 @@ pub struct Rgb8 {
 /// Decodes an image file to RGB. Truncated JPEGs (no end-of-image marker) are errors, not
 /// silently grey-filled pictures.
 pub fn decode(path: &Path) -> Result<Rgb8> {
-    let bytes = std::fs::read(path).map_err(|e| FeatureError::Io { path: path.to_path_buf(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| FeatureError::Io { path: path.to_path_buf(), error: e })?;
     decode_bytes(&bytes).map_err(|message| FeatureError::Image { path: path.to_path_buf(), message })
 }
 

@@ -29,11 +29,15 @@ impl WeightSource {
         if !path.exists() {
             return Err(FeatureError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)
             .map_err(|e| FeatureError::Invalid(format!("{}: not a readable safetensors file: {e}", path.display())))?;
+        // A model wrapped in DataParallel / DistributedDataParallel saves every key as `module.…`.
+        if !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("module.")) {
+            tensors = tensors.into_iter().map(|(k, v)| (k["module.".len()..].to_string(), v)).collect();
+        }
         Ok(Self::File { path: path.to_path_buf(), tensors })
     }
 

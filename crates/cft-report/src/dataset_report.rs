@@ -30,8 +30,10 @@ pub const FIGURE_SIZE: (u32, u32) = (900, 560);
 /// Reads a `results.json`.
 pub fn read_results(path: &Path) -> Result<ExperimentResults, ReportError> {
     let text = cft_data::fsutil::read_to_string(path)?;
-    serde_json::from_str(&text)
-        .map_err(|e| ReportError::Invalid { path: path.to_path_buf(), message: format!("line {}: {e}", e.line()) })
+    let res: ExperimentResults = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| ReportError::Invalid { path: path.to_path_buf(), message: format!("line {}: {e}", e.line()) })?;
+    res.validate().map_err(|message| ReportError::Invalid { path: path.to_path_buf(), message })?;
+    Ok(res)
 }
 
 /// Writes `table.{md,csv,tex}`, `score_vs_known.{png,svg}`, `delta_at_<p>.{png,svg}` and

@@ -48,6 +48,15 @@ pub trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult;
 }
 
+/// A temporary file removed when dropped (also on an error or a panic while drawing).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Renders one figure to `<stem>.png` and `<stem>.svg` of `size` pixels.
 pub fn render<F: Figure>(stem: &Path, size: (u32, u32), fig: &F) -> Result<Vec<PathBuf>, PlotError> {
     register_font();
@@ -57,12 +66,12 @@ pub fn render<F: Figure>(stem: &Path, size: (u32, u32), fig: &F) -> Result<Vec<P
     let dir = png.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
     let name = png.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp_png = dir.join(format!(".{name}.tmp-{}.png", std::process::id()));
+    let tmp_png = TempFile(dir.join(format!(".{name}.tmp-{}.png", std::process::id())));
     {
-        let root = BitMapBackend::new(&tmp_png, size).into_drawing_area();
+        let root = BitMapBackend::new(&tmp_png.0, size).into_drawing_area();
         fig.draw(root).map_err(|m| err(&png, m))?;
     }
-    std::fs::rename(&tmp_png, &png).map_err(|e| err(&png, e.to_string()))?;
+    std::fs::rename(&tmp_png.0, &png).map_err(|e| err(&png, e.to_string()))?;
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
@@ -224,8 +233,8 @@ fn delta_bars<DB: DrawingBackend>(
         let delta = |r: &crate::results::MethodRow, k: usize| -> Option<f64> {
             Some(
                 100.0
-                    * (r.cells[col].per_category.get(k).copied()??
-                        - base_row.cells[col].per_category.get(k).copied()??),
+                    * (r.cells.get(col)?.per_category.get(k).copied()??
+                        - base_row.cells.get(col)?.per_category.get(k).copied()??),
             )
         };
         let mut order: Vec<usize> = (0..c).collect();

@@ -72,6 +72,47 @@ pub struct ExperimentResults {
 }
 
 impl ExperimentResults {
+    /// Checks the shape the tables and plots rely on: one cell per proportion in every row,
+    /// cells in the proportions' order, one score per category, finite numbers. The message
+    /// names the row and cell.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.categories.is_empty() {
+            return Err("`categories` is empty".into());
+        }
+        if let Some(p) = self.proportions.iter().find(|p| !(p.is_finite() && **p > 0.0 && **p <= 1.0)) {
+            return Err(format!("`proportions` holds {p}: expected values in (0, 1]"));
+        }
+        let c = self.categories.len();
+        for (i, r) in self.rows.iter().enumerate() {
+            let at = format!("rows[{i}] (`{}`, {})", r.method, r.protocol.label());
+            if r.cells.len() != self.proportions.len() {
+                return Err(format!(
+                    "{at}: {} cells, but there are {} proportions (one cell per proportion is required)",
+                    r.cells.len(),
+                    self.proportions.len()
+                ));
+            }
+            for (j, (cell, p)) in r.cells.iter().zip(&self.proportions).enumerate() {
+                if (cell.proportion - p).abs() > 1e-9 {
+                    return Err(format!("{at}.cells[{j}]: proportion {} where {p} is expected", cell.proportion));
+                }
+                if cell.per_category.len() != c {
+                    return Err(format!(
+                        "{at}.cells[{j}]: {} per-category scores for {c} categories",
+                        cell.per_category.len()
+                    ));
+                }
+                if cell.mean.into_iter().chain(cell.per_category.iter().flatten().copied()).any(|v| !v.is_finite()) {
+                    return Err(format!("{at}.cells[{j}]: a score is not finite"));
+                }
+                if let Some((k, _)) = cell.skipped.iter().find(|(k, _)| *k >= c) {
+                    return Err(format!("{at}.cells[{j}]: skipped category {k} of {c}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The row of `method` under `protocol`.
     pub fn row(&self, method: &str, protocol: Protocol) -> Option<&MethodRow> {
         self.rows.iter().find(|r| r.method == method && r.protocol == protocol)
