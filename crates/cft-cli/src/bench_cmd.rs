@@ -253,6 +253,10 @@ pub struct BenchResult {
 
 /// Runs `cft bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    // A long measurement must not end in an unwritable output.
+    if let Some(p) = &args.json {
+        cft_data::outputs::check_output_path(cft_data::Named::new("--json", p))?;
+    }
     if args.all_categories {
         return run_all_categories(args);
     }

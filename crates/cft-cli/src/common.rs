@@ -59,11 +59,10 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(len);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} {elapsed_precise} (eta {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {rate} {elapsed_precise} (eta {eta})")
+                .expect("valid template")
+                .with_key("rate", rate)
+                .progress_chars("=> "),
         );
         bar
     } else {
@@ -75,13 +74,20 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
         let log = LogLines { every: Duration::from_secs_f64(every), last: Mutex::new(None) };
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::term_like(Box::new(log)));
         bar.set_style(
-            ProgressStyle::with_template("{msg}: {pos}/{len} ({percent}%), {per_sec}, {elapsed} elapsed, eta {eta}")
-                .expect("valid template"),
+            ProgressStyle::with_template("{msg}: {pos}/{len} ({percent}%), {rate}, {elapsed} elapsed, eta {eta}")
+                .expect("valid template")
+                .with_key("rate", rate),
         );
         bar
     };
     bar.set_message(what.to_string());
     bar
+}
+
+/// The rate as a whole number per second (indicatif's `per_sec` prints four decimals).
+fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let r = state.per_sec();
+    let _ = if r >= 10.0 { write!(w, "{r:.0}/s") } else { write!(w, "{r:.2}/s") };
 }
 
 /// The non-terminal progress target: prints the rendered line at most once per interval.

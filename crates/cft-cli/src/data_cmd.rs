@@ -446,6 +446,9 @@ pub struct DataBench {
 }
 
 fn bench(args: &DataBenchArgs) -> Result<()> {
+    if let Some(p) = &args.json {
+        cft_data::outputs::check_output_path(cft_data::Named::new("--json", p))?;
+    }
     let tmp;
     let dir = match &args.dir {
         Some(d) => {

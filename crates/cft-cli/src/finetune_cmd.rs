@@ -285,8 +285,14 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         Some(requested.iter().copied().filter(|k| !done.iter().any(|cp| cp.outcome.category == *k)).collect());
     let sparse_t = train.labels.to_sparse();
     let sparse_v = valid.labels.to_sparse();
-    let bar = progress(requested.len() as u64, &format!("CFT {}", cfg.method.name()));
-    bar.inc(done.len() as u64);
+    // Progress in category-epochs (the work), so that the rate and the estimate follow it; a
+    // category that stops early (patience) or is skipped counts its remaining epochs as done.
+    let per_category = args.epochs.max(1) as u64;
+    let what = |finished: usize| format!("CFT {} ({finished}/{} categories)", cfg.method.name(), requested.len());
+    let bar = progress(requested.len() as u64 * per_category, &what(done.len()));
+    bar.inc(done.len() as u64 * per_category);
+    let categories_done = std::sync::atomic::AtomicUsize::new(done.len());
+    let epochs_reported = args.engine == EngineArg::Batched;
     let checkpoint = Mutex::new(
         std::fs::OpenOptions::new()
             .append(true)
@@ -313,9 +319,13 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
                     std::process::exit(3);
                 }
             }
-            bar.inc(1);
+            let counted = if epochs_reported { o.epochs_run.min(args.epochs) as u64 } else { 0 };
+            bar.inc(per_category - counted);
+            let n = categories_done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            bar.set_message(what(n));
         }
     };
+    let on_epochs = |n: usize| bar.inc(n as u64);
     let engine = |head: &cft_core::LinearHead,
                   t,
                   v,
@@ -324,7 +334,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
      -> Result<cft_core::FineTuneRun> {
         Ok(match args.engine {
             EngineArg::PerCategory => finetune(head, t, v, cfg, cb),
-            EngineArg::Batched => cft_core::finetune_batched(head, t, v, cfg, args.batch, cb),
+            EngineArg::Batched => cft_core::finetune_batched_observed(head, t, v, cfg, args.batch, cb, &on_epochs),
             EngineArg::Cuda => cuda_finetune(args, head, t, v, cfg, cb)?,
         })
     };

@@ -764,3 +764,52 @@ fn pytorch_files_bf16_and_messages_say_what_to_do() {
         refused(&finetune_args("o.safetensors", &["--engine", "cuda", "--device", "cpu"]), d, &["--engine batched"]);
     assert!(!msg.contains("use --device cpu"), "{msg}");
 }
+
+#[test]
+fn a_model_state_dict_head_is_fine_tuned_and_written_back_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fixture(d);
+    let head = cft_data::read_head(&d.join("head.safetensors")).unwrap();
+    // The head inside a DDP-wrapped model state dict, without a bias (nn.Linear(bias=False)).
+    write_tensors(
+        &d.join("model.safetensors"),
+        &[
+            ("module.conv1.weight", vec![2, 2], vec![0.1, 0.2, 0.3, 0.4]),
+            ("module.fc.weight", vec![3, 4], head.weight.as_slice().to_vec()),
+        ],
+        None,
+    );
+    let out = ok(&cft(&finetune_args("o.safetensors", &["--head", "model.safetensors"]), d));
+    assert!(out.contains("index") && !out.contains(" cat "), "{out}");
+    let e = stderr(&cft(&finetune_args("p.safetensors", &["--head", "model.safetensors"]), d));
+    assert!(e.contains("has no bias"), "{e}");
+    let bytes = std::fs::read(d.join("o.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.names(), ["weight"]);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("o.safetensors.manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["config"]["head_prefix"], "module.fc.");
+    // `--head-key` picks a prefix explicitly; a wrong one names the file and the key.
+    ok(&cft(&finetune_args("q.safetensors", &["--head", "model.safetensors", "--head-key", "fc"]), d));
+    refused(
+        &finetune_args("r.safetensors", &["--head", "model.safetensors", "--head-key", "classifier"]),
+        d,
+        &["model.safetensors", "no tensor `module.classifier.weight`"],
+    );
+}
+
+#[test]
+fn progress_is_logged_off_a_terminal_in_category_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fixture(d);
+    let args = finetune_args("o.safetensors", &["--epochs", "200", "--patience", "200"]);
+    let e = stderr(&cft_env(&args, d, &[("CFT_PROGRESS_INTERVAL", "0")]));
+    let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("CFT bp-asl (")).collect();
+    // Plain lines (no bar drawing), advancing epoch by epoch before the first category is done.
+    assert!(lines.len() > 10, "{e}");
+    assert!(lines.iter().all(|l| !l.contains('\u{1b}') && l.contains("/600 (")), "{e}");
+    assert!(lines.iter().any(|l| l.starts_with("CFT bp-asl (0/3 categories): 1") && !l.contains(": 0/")), "{e}");
+    assert!(lines.last().unwrap().contains("600/600 (100%)"), "{e}");
+}

@@ -53,7 +53,8 @@ pub fn multi_head_scores(x: &Matrix, heads: &[&[f32]], out: &mut [f32]) {
 }
 
 /// Fine-tunes every category of `head` with the batched engine, `batch` categories at a time.
-/// Same result as [`crate::finetune`] for the same configuration.
+/// Same result as [`crate::finetune`] for the same configuration. `on_done` is called as each
+/// category finishes.
 pub fn finetune_batched(
     head: &LinearHead,
     train: SplitRef<'_>,
@@ -61,6 +62,21 @@ pub fn finetune_batched(
     cfg: &FineTuneConfig,
     batch: usize,
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+) -> FineTuneRun {
+    finetune_batched_observed(head, train, valid, cfg, batch, on_done, &|_| {})
+}
+
+/// [`finetune_batched`], also reporting progress in category-epochs: `on_epochs(n)` after each
+/// step in which `n` categories advanced one epoch (for progress bars whose rate and estimate
+/// follow the work, not the finished categories).
+pub fn finetune_batched_observed(
+    head: &LinearHead,
+    train: SplitRef<'_>,
+    valid: SplitRef<'_>,
+    cfg: &FineTuneConfig,
+    batch: usize,
+    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+    on_epochs: &(dyn Fn(usize) + Sync),
 ) -> FineTuneRun {
     let c = head.categories();
     let mut outcomes: Vec<Option<CategoryOutcome>> = vec![None; c];
@@ -72,8 +88,7 @@ pub fn finetune_batched(
         outcomes[k] = Some(o);
     }
     for chunk in requested.chunks(batch.max(1)) {
-        for o in run_chunk(head, train, valid, cfg, chunk) {
-            on_done(&o);
+        for o in run_chunk(head, train, valid, cfg, chunk, on_done, on_epochs) {
             let k = o.category;
             outcomes[k] = Some(o);
         }
@@ -94,6 +109,8 @@ fn run_chunk(
     valid: SplitRef<'_>,
     cfg: &FineTuneConfig,
     cats: &[usize],
+    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+    on_epochs: &(dyn Fn(usize) + Sync),
 ) -> Vec<CategoryOutcome> {
     let samples: Vec<(usize, CategorySamples<'_>, CategorySamples<'_>)> =
         cats.par_iter().map(|&k| (k, CategorySamples::gather(train, k), CategorySamples::gather(valid, k))).collect();
@@ -101,7 +118,11 @@ fn run_chunk(
     let mut live: Vec<(usize, &CategorySamples<'_>)> = Vec::new();
     for (k, tr, va) in &samples {
         match skip_reason(tr, va) {
-            Some(r) => done.push(skipped(*k, head.weight.row(*k), head.bias[*k], r, tr.y.len(), va.y.len())),
+            Some(r) => {
+                let o = skipped(*k, head.weight.row(*k), head.bias[*k], r, tr.y.len(), va.y.len());
+                on_done(&o);
+                done.push(o);
+            }
             None => live.push((*k, va)),
         }
     }
@@ -123,6 +144,7 @@ fn run_chunk(
     let mut valids: Vec<&CategorySamples<'_>> = live.iter().map(|(_, va)| *va).collect();
     while !runs.is_empty() {
         let outs: Vec<StepOutput> = runs.par_iter_mut().map(CategoryRun::step).collect();
+        on_epochs(runs.len());
         let need: Vec<usize> = (0..runs.len()).filter(|&i| outs[i].cached_valid.is_none()).collect();
         let to_score: Vec<(Vec<f32>, &CategorySamples<'_>)> =
             need.iter().map(|&i| (runs[i].params().to_vec(), valids[i])).collect();
@@ -141,7 +163,9 @@ fn run_chunk(
         let mut keep_valids = Vec::with_capacity(runs.len());
         for ((r, va), stop) in runs.into_iter().zip(valids).zip(stops) {
             if stop {
-                done.push(r.into_outcome(va.y.len()));
+                let o = r.into_outcome(va.y.len());
+                on_done(&o);
+                done.push(o);
             } else {
                 keep_runs.push(r);
                 keep_valids.push(va);

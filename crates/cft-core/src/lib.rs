@@ -32,7 +32,7 @@ pub mod synthetic;
 
 pub use adam::{Adam, AdamConfig};
 pub use base_head::{train_base_head, BaseHeadConfig, BaseMode};
-pub use batched::finetune_batched;
+pub use batched::{finetune_batched, finetune_batched_observed};
 pub use finetune::{
     finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, GaConfig,
     Method, SkipReason, SplitRef,

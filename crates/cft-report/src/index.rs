@@ -2,7 +2,7 @@
 //! tables with published numbers beside ours (or why ours are missing), figures and speed.
 
 use crate::dataset_report::{read_results, write_dataset_report, ReportError, FIGURE_SIZE};
-use crate::plots::{render, LineChart, LogBars, Series, Stacked};
+use crate::plots::{render, LineChart, LogBars, Series, Stacked, MARKERS};
 use crate::published_tables::{chexpert_table, coco_table, openimages_table, Ours};
 use crate::reference::{read_csv, Published};
 use crate::results::ExperimentResults;
@@ -45,6 +45,12 @@ fn history_figure(dir: &Path, res: &ExperimentResults) -> Result<Option<Stacked>
         return Ok(None);
     }
     let df = read_csv(&path)?;
+    // The epoch limit of the run, from its unit file (absent: no run is marked as stopped by it).
+    let unit = dir.join(format!("runs/p{:02}-paper.json", (100.0 * p).round() as u32));
+    let max_epochs = std::fs::read_to_string(&unit)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["config"]["max_epochs"].as_u64());
     let get = |name: &str| -> Result<Column, ReportError> {
         df.column(name).cloned().map_err(|e| ReportError::Invalid { path: path.clone(), message: e.to_string() })
     };
@@ -81,14 +87,18 @@ fn history_figure(dir: &Path, res: &ExperimentResults) -> Result<Option<Stacked>
             let series = methods
                 .iter()
                 .enumerate()
-                .map(|(mi, m)| Series {
-                    label: m.clone(),
-                    points: (0..df.height())
+                .map(|(mi, m)| {
+                    let points: Vec<(f64, f64)> = (0..df.height())
                         .filter(|&i| method.get(i) == Some(m.as_str()) && category.get(i) == Some(k as i64))
                         .filter_map(|i| Some((epoch.get(i)?, 100.0 * score.get(i)?)))
-                        .collect(),
-                    dashed: false,
-                    color: mi + 2,
+                        .collect();
+                    // The run reached the epoch limit: patience had not run out, it was still improving.
+                    let open_end = max_epochs.is_some_and(|m| points.last().is_some_and(|p| p.0 + 1.0 >= m as f64));
+                    Series {
+                        marker: Some(MARKERS[(mi + 2) % MARKERS.len()]),
+                        open_end,
+                        ..Series::line(m.clone(), points, mi + 2)
+                    }
                 })
                 .collect();
             LineChart {
@@ -99,7 +109,8 @@ fn history_figure(dir: &Path, res: &ExperimentResults) -> Result<Option<Stacked>
                     100.0 * p
                 ),
                 x_desc: "epoch (GA: generation)".into(),
-                y_desc: "validation AP (%)".into(),
+                // Under the paper protocol the selection set is the test split.
+                y_desc: "selection score: test AP (%)".into(),
                 series,
             }
         })
@@ -145,7 +156,7 @@ pub fn write_index(runs_dir: &Path, out: &Path, reference_dir: &Path) -> Result<
         if let Some(fig) = history_figure(&runs_dir.join(name), res)? {
             let stem = dir.join("history");
             written.extend(render(&stem, (FIGURE_SIZE.0, 2 * FIGURE_SIZE.1 * 4 / 5), &fig)?);
-            md.push_str(&format!("![{name} validation histories]({name}/history.png)\n\n"));
+            md.push_str(&format!("![{name}: selection-score histories (paper protocol: scored on the test split)]({name}/history.png)\n\n"));
         }
     }
     let tables = out.join("tables");
@@ -174,22 +185,36 @@ pub fn write_index(runs_dir: &Path, out: &Path, reference_dir: &Path) -> Result<
         .iter()
         .filter(|r| r.values.keys().any(|k| k.ends_with('%')))
         .enumerate()
-        .map(|(i, r)| Series {
-            label: r.method.clone(),
-            points: (1..=9)
+        .map(|(i, r)| {
+            let points = (1..=9)
                 .filter_map(|k| r.values.get(&format!("{}%", 10 * k)).map(|v| (f64::from(10 * k), *v)))
-                .collect(),
-            dashed: true,
-            color: i,
+                .collect();
+            // Colour i % 7 and marker i % 5: no two series share both.
+            Series {
+                dashed: true,
+                marker: Some(MARKERS[i % MARKERS.len()]),
+                ..Series::line(r.method.clone(), points, i)
+            }
         })
         .collect();
+    // The paper publishes CFT's average over the proportions only: a flat line at that value.
+    for r in coco_rows.iter().filter(|r| r.method.starts_with("CFT")) {
+        if let Some(avg) = r.values.get("Avg") {
+            series.push(Series::line(
+                format!("CFT (paper): {avg:.2}, average over 10–90%"),
+                vec![(10.0, *avg), (90.0, *avg)],
+                6,
+            ));
+        }
+    }
     if let Some((_, res)) = coco {
+        let first = series.len();
         for (i, r) in res.rows.iter().enumerate() {
+            let points = r.cells.iter().filter_map(|c| c.mean.map(|m| (100.0 * c.proportion, 100.0 * m))).collect();
+            let label = format!("ours: {} [{}]", r.method, r.protocol.label());
             series.push(Series {
-                label: format!("ours: {} [{}]", r.method, r.protocol.label()),
-                points: r.cells.iter().filter_map(|c| c.mean.map(|m| (100.0 * c.proportion, 100.0 * m))).collect(),
-                dashed: false,
-                color: i,
+                marker: Some(MARKERS[(first + i) % MARKERS.len()]),
+                ..Series::line(label, points, first + i)
             });
         }
     }
@@ -233,7 +258,7 @@ pub fn write_index(runs_dir: &Path, out: &Path, reference_dir: &Path) -> Result<
             }
         }
         let fig = LogBars {
-            title: "Seconds per category: one epoch at COCO scale".into(),
+            title: "Milliseconds per category-epoch at COCO scale".into(),
             y_desc: "milliseconds per category-epoch (log scale)".into(),
             bars,
         };

@@ -7,6 +7,7 @@
 //! score: every number comes from the files.
 
 pub mod dataset_report;
+pub mod glyphs;
 pub mod index;
 pub mod plots;
 pub mod published_tables;

@@ -5,7 +5,9 @@
 
 use crate::results::{ExperimentResults, Protocol};
 use plotters::coord::Shift;
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
+use plotters_backend::{BackendCoord, DrawingErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -25,8 +27,7 @@ static FONT: Once = Once::new();
 
 fn register_font() {
     FONT.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+        plotters::style::register_font("sans-serif", FontStyle::Normal, crate::glyphs::FONT_BYTES)
             .unwrap_or_else(|_| panic!("the bundled DejaVuSans.ttf is a valid font"));
     });
 }
@@ -41,6 +42,88 @@ pub const PALETTE: [RGBColor; 7] = [
     RGBColor(86, 180, 233),
     RGBColor(0, 0, 0),
 ];
+
+/// Point markers, so that series stay apart where their lines coincide (and in grey print).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// ●
+    Circle,
+    /// ■
+    Square,
+    /// ▲
+    Triangle,
+    /// ◆
+    Diamond,
+    /// ✕
+    Cross,
+}
+
+/// The markers in the order series get them; 5 is coprime to the palette's 7 colours, so
+/// series `i` gets colour `i % 7` and marker `i % 5`: 35 distinct pairs.
+pub const MARKERS: [Marker; 5] = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::Cross];
+
+/// One marker at `at` (in the coordinates of whatever it is drawn on: a chart's data
+/// coordinates or a legend's pixels), about `size` pixels in half-width, filled or as an outline.
+#[derive(Debug, Clone)]
+pub struct MarkerAt<C> {
+    /// Where.
+    pub at: C,
+    /// Which shape.
+    pub kind: Marker,
+    /// Half-width in pixels.
+    pub size: i32,
+    /// Colour.
+    pub color: RGBColor,
+    /// Filled, or an outline.
+    pub filled: bool,
+}
+
+/// A marker element (see [`MarkerAt`]).
+pub fn marker_at<C>(kind: Marker, at: C, size: i32, color: RGBColor, filled: bool) -> MarkerAt<C> {
+    MarkerAt { at, kind, size, color, filled }
+}
+
+impl<'a, C> PointCollection<'a, C> for &'a MarkerAt<C> {
+    type Point = &'a C;
+    type IntoIter = std::iter::Once<&'a C>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<C, DB: DrawingBackend> Drawable<DB> for MarkerAt<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = points.next() else { return Ok(()) };
+        let r = self.size;
+        let style = if self.filled { self.color.filled() } else { self.color.stroke_width(2) };
+        let shape = |backend: &mut DB, pts: Vec<(i32, i32)>| {
+            let abs: Vec<(i32, i32)> = pts.iter().map(|(dx, dy)| (x + dx, y + dy)).collect();
+            if self.filled {
+                backend.fill_polygon(abs, &style)
+            } else {
+                let mut closed = abs.clone();
+                closed.push(abs[0]);
+                backend.draw_path(closed, &style)
+            }
+        };
+        match self.kind {
+            Marker::Circle => backend.draw_circle((x, y), r as u32, &style, self.filled),
+            Marker::Square => shape(backend, vec![(-r, -r), (r, -r), (r, r), (-r, r)]),
+            Marker::Triangle => shape(backend, vec![(0, -r - 1), (r + 1, r), (-r - 1, r)]),
+            Marker::Diamond => shape(backend, vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)]),
+            Marker::Cross => {
+                let st = self.color.stroke_width(if self.filled { 3 } else { 2 });
+                backend.draw_path(vec![(x - r, y - r), (x + r, y + r)], &st)?;
+                backend.draw_path(vec![(x - r, y + r), (x + r, y - r)], &st)
+            }
+        }
+    }
+}
 
 /// A figure that can draw itself on any plotters backend.
 pub trait Figure {
@@ -68,7 +151,7 @@ pub fn render<F: Figure>(stem: &Path, size: (u32, u32), fig: &F) -> Result<Vec<P
     let name = png.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp_png = TempFile(dir.join(format!(".{name}.tmp-{}.png", std::process::id())));
     {
-        let root = BitMapBackend::new(&tmp_png.0, size).into_drawing_area();
+        let root = crate::glyphs::GlyphText(BitMapBackend::new(&tmp_png.0, size)).into_drawing_area();
         fig.draw(root).map_err(|m| err(&png, m))?;
     }
     std::fs::rename(&tmp_png.0, &png).map_err(|e| err(&png, e.to_string()))?;
@@ -115,7 +198,7 @@ impl Figure for DeltaBars<'_> {
 fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &ExperimentResults) -> DrawResult {
     root.fill(&WHITE).map_err(s)?;
     let (w, _) = root.dim_in_pixel();
-    let (plot_area, legend_area) = root.split_horizontally(w * 70 / 100);
+    let (plot_area, legend_area) = root.split_horizontally(w * 68 / 100);
     let values: Vec<f64> =
         res.rows.iter().flat_map(|r| r.cells.iter().filter_map(|c| c.mean)).map(|v| 100.0 * v).collect();
     let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
@@ -145,54 +228,61 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
             methods.push(&r.method);
         }
     }
-    let color_of = |m: &str| PALETTE[methods.iter().position(|x| *x == m).unwrap_or(0) % PALETTE.len()];
-    for r in &res.rows {
-        let color = color_of(&r.method);
+    // Each method has its own colour and marker; the protocol is the line (solid / dashed) and
+    // the marker's fill (filled / outline). Base rows are drawn first and wider, so a CFT line
+    // that coincides with its base (CFT-GA on AN) leaves the base visible around it.
+    let style_of = |m: &str| {
+        let i = methods.iter().position(|x| *x == m).unwrap_or(0);
+        (PALETTE[i % PALETTE.len()], MARKERS[i % MARKERS.len()])
+    };
+    let mut order: Vec<&crate::results::MethodRow> = res.rows.iter().collect();
+    order.sort_by_key(|r| !r.is_base);
+    for r in order {
+        let (color, mk) = style_of(&r.method);
         let pts: Vec<(f64, f64)> =
             r.cells.iter().filter_map(|c| c.mean.map(|m| (100.0 * c.proportion, 100.0 * m))).collect();
-        let style = color.stroke_width(2);
+        let style = color.stroke_width(if r.is_base { 5 } else { 2 });
         match r.protocol {
             Protocol::Paper => chart.draw_series(LineSeries::new(pts.clone(), style)).map_err(s)?,
             Protocol::HeldOut => chart.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style)).map_err(s)?,
         };
-        chart
-            .draw_series(pts.iter().map(|&(x, y)| match r.protocol {
-                Protocol::Paper => Circle::new((x, y), 3, color.filled()).into_dyn(),
-                Protocol::HeldOut => TriangleMarker::new((x, y), 4, color.filled()).into_dyn(),
-            }))
-            .map_err(s)?;
+        let filled = r.protocol == Protocol::Paper;
+        chart.draw_series(pts.iter().map(|&p| marker_at(mk, p, 4, color, filled))).map_err(s)?;
     }
-    // The legend sits beside the plot so that it never hides a line.
-    let mut y = 60;
+    // The legend sits beside the plot so that it never hides a line; it says what each
+    // protocol selects on.
+    let mut y = 40;
     for protocol in [Protocol::Paper, Protocol::HeldOut] {
-        let what = match protocol {
-            Protocol::Paper => "paper protocol (solid)",
-            Protocol::HeldOut => "held-out protocol (dashed)",
+        let (head, how) = match protocol {
+            Protocol::Paper => ("paper protocol (solid, filled)", "CFT epochs selected on the test split"),
+            Protocol::HeldOut => ("held-out protocol (dashed, open)", "selected on 20% held-out training images"),
         };
         legend_area
-            .draw(&Text::new(what.to_string(), (10, y), ("sans-serif", 15).into_font().style(FontStyle::Bold)))
+            .draw(&Text::new(head.to_string(), (8, y), ("sans-serif", 15).into_font().style(FontStyle::Bold)))
             .map_err(s)?;
+        y += 19;
+        legend_area.draw(&Text::new(how.to_string(), (8, y), ("sans-serif", 13).into_font())).map_err(s)?;
         y += 24;
         for r in res.rows.iter().filter(|r| r.protocol == protocol) {
-            let color = color_of(&r.method);
-            let seg = [(10, y), (50, y)];
+            let (color, mk) = style_of(&r.method);
+            let width = if r.is_base { 5 } else { 2 };
             match protocol {
                 Protocol::Paper => {
-                    legend_area.draw(&PathElement::new(seg.to_vec(), color.stroke_width(2))).map_err(s)?
+                    legend_area.draw(&PathElement::new(vec![(10, y), (50, y)], color.stroke_width(width))).map_err(s)?
                 }
                 Protocol::HeldOut => {
                     for k in 0..4 {
                         legend_area
-                            .draw(&PathElement::new(vec![(10 + 11 * k, y), (16 + 11 * k, y)], color.stroke_width(2)))
+                            .draw(&PathElement::new(
+                                vec![(10 + 11 * k, y), (16 + 11 * k, y)],
+                                color.stroke_width(width),
+                            ))
                             .map_err(s)?;
                     }
                 }
             }
-            match protocol {
-                Protocol::Paper => legend_area.draw(&Circle::new((30, y), 3, color.filled())).map_err(s)?,
-                Protocol::HeldOut => legend_area.draw(&TriangleMarker::new((30, y), 4, color.filled())).map_err(s)?,
-            }
-            legend_area.draw(&Text::new(display_name(&r.method), (58, y - 8), ("sans-serif", 14))).map_err(s)?;
+            legend_area.draw(&marker_at(mk, (30, y), 4, color, protocol == Protocol::Paper)).map_err(s)?;
+            legend_area.draw(&Text::new(r.method.clone(), (58, y - 8), ("sans-serif", 14))).map_err(s)?;
             y += 22;
         }
         y += 16;
@@ -210,11 +300,6 @@ fn slot_label(labels: &[String], x: f64) -> String {
     }
 }
 
-/// Names as drawn: plotters' glyph layout collides "T-", so `CFT-GA` is drawn `CFT GA`.
-pub fn display_name(method: &str) -> String {
-    method.replace("CFT-", "CFT ")
-}
-
 fn delta_bars<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     res: &ExperimentResults,
@@ -224,24 +309,40 @@ fn delta_bars<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(s)?;
     let col = res.proportions.iter().position(|p| (p - proportion).abs() < 1e-9).ok_or("proportion not in results")?;
     let protocols = [Protocol::Paper, Protocol::HeldOut];
+    let c = res.categories.len();
+    let cft_rows = |protocol: Protocol| -> Vec<&crate::results::MethodRow> {
+        res.rows.iter().filter(|r| !r.is_base && r.protocol == protocol && r.method.starts_with(base)).collect()
+    };
+    let delta = |r: &crate::results::MethodRow, k: usize| -> Option<f64> {
+        let base_row = res.row(base, r.protocol)?;
+        Some(
+            100.0
+                * (r.cells.get(col)?.per_category.get(k).copied()??
+                    - base_row.cells.get(col)?.per_category.get(k).copied()??),
+        )
+    };
+    // One category order for both panels (by the mean Δ over every CFT row of both protocols),
+    // so that a category sits in the same slot in each.
+    let all_rows: Vec<&crate::results::MethodRow> = protocols.iter().flat_map(|&p| cft_rows(p)).collect();
+    let mean_delta = |k: usize| {
+        let v: Vec<f64> = all_rows.iter().filter_map(|r| delta(r, k)).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let mut order: Vec<usize> = (0..c).collect();
+    order.sort_by(|&a, &b| mean_delta(b).total_cmp(&mean_delta(a)).then(a.cmp(&b)));
+    let names: Vec<String> = order.iter().map(|&k| res.categories[k].clone()).collect();
     let panels = root.split_evenly((protocols.len(), 1));
     for (panel, protocol) in panels.iter().zip(protocols) {
-        let Some(base_row) = res.row(base, protocol) else { continue };
-        let cft: Vec<_> =
-            res.rows.iter().filter(|r| !r.is_base && r.protocol == protocol && r.method.starts_with(base)).collect();
-        let c = res.categories.len();
-        let delta = |r: &crate::results::MethodRow, k: usize| -> Option<f64> {
-            Some(
-                100.0
-                    * (r.cells.get(col)?.per_category.get(k).copied()??
-                        - base_row.cells.get(col)?.per_category.get(k).copied()??),
-            )
-        };
-        let mut order: Vec<usize> = (0..c).collect();
-        let mean_delta = |k: usize| cft.iter().filter_map(|r| delta(r, k)).sum::<f64>() / cft.len().max(1) as f64;
-        order.sort_by(|&a, &b| mean_delta(b).total_cmp(&mean_delta(a)));
+        if res.row(base, protocol).is_none() {
+            continue;
+        }
+        let cft = cft_rows(protocol);
         let all: Vec<f64> = cft.iter().flat_map(|r| (0..c).filter_map(|k| delta(r, k))).collect();
-        let top = all.iter().fold(0.5f64, |m, v| m.max(v.abs())) * 1.15;
+        // The axis spans the data and zero, nothing more: under the paper protocol no Δ can be
+        // negative (the epoch is selected on the test split itself), and the axis shows that.
+        let (lo, hi) = all.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        let pad = ((hi - lo) * 0.08).max(0.1);
+        let (lo, hi) = (if lo < 0.0 { lo - pad } else { -pad * 0.5 }, if hi > 0.0 { hi + pad } else { pad * 0.5 });
         let mut chart = ChartBuilder::on(panel)
             .caption(
                 format!(
@@ -256,14 +357,14 @@ fn delta_bars<DB: DrawingBackend>(
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.5f64..(c as f64 - 0.5), -top..top)
+            .build_cartesian_2d(-0.5f64..(c as f64 - 0.5), lo..hi)
             .map_err(s)?;
-        let names: Vec<String> = order.iter().map(|&k| res.categories[k].clone()).collect();
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(c)
             .x_label_formatter(&|x| slot_label(&names, *x))
+            .y_label_formatter(&|y| format!("{:.1}", if y.abs() < 1e-9 { 0.0 } else { *y }))
             .y_desc(format!("Δ{} (points)", res.metric.trim_start_matches('m')))
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
@@ -272,19 +373,27 @@ fn delta_bars<DB: DrawingBackend>(
         let width = 0.8 / cft.len().max(1) as f64;
         for (m, r) in cft.iter().enumerate() {
             let color = PALETTE[(m + 1) % PALETTE.len()];
-            let bars: Vec<Rectangle<(f64, f64)>> = order
+            let deltas: Vec<Option<f64>> = order.iter().map(|&k| delta(r, k)).collect();
+            let bars: Vec<Rectangle<(f64, f64)>> = deltas
                 .iter()
                 .enumerate()
-                .filter_map(|(pos, &k)| {
-                    let d = delta(r, k)?;
+                .filter_map(|(pos, d)| {
+                    let d = (*d)?;
                     let x = pos as f64 - 0.4 + m as f64 * width;
                     Some(Rectangle::new([(x, 0.0), (x + width * 0.9, d)], color.filled()))
                 })
                 .collect();
+            // A method that changed nothing has no bars: say so rather than show an empty entry.
+            let name = r.method.trim_start_matches(base).trim_start_matches(" + ");
+            let label = if deltas.iter().flatten().all(|d| *d == 0.0) {
+                format!("{name}: no change in any category")
+            } else {
+                name.to_string()
+            };
             chart
                 .draw_series(bars)
                 .map_err(s)?
-                .label(display_name(r.method.trim_start_matches(base).trim_start_matches(" + ")))
+                .label(label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         }
         chart
@@ -292,14 +401,76 @@ fn delta_bars<DB: DrawingBackend>(
             .map_err(s)?;
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
+            .position(emptiest_corner(&bar_extents(&cft, &order, &delta), c, (lo, hi)))
+            .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font(("sans-serif", 13))
             .draw()
             .map_err(s)?;
     }
     root.present().map_err(s)
+}
+
+/// A right-pointing arrow head at a point: "the curve goes on beyond here".
+struct EndArrow<C> {
+    at: C,
+    color: RGBColor,
+}
+
+impl<'a, C> PointCollection<'a, C> for &'a EndArrow<C> {
+    type Point = &'a C;
+    type IntoIter = std::iter::Once<&'a C>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<C, DB: DrawingBackend> Drawable<DB> for EndArrow<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = points.next() else { return Ok(()) };
+        backend.fill_polygon(vec![(x + 2, y - 7), (x + 14, y), (x + 2, y + 7)], &self.color.filled())
+    }
+}
+
+/// Every drawn bar as (slot, low, high) in data units.
+fn bar_extents(
+    rows: &[&crate::results::MethodRow],
+    order: &[usize],
+    delta: &dyn Fn(&crate::results::MethodRow, usize) -> Option<f64>,
+) -> Vec<(usize, f64, f64)> {
+    rows.iter()
+        .flat_map(|r| {
+            order.iter().enumerate().filter_map(move |(pos, &k)| delta(r, k).map(|d| (pos, d.min(0.0), d.max(0.0))))
+        })
+        .collect()
+}
+
+/// The corner where a legend (about 45% of the slots wide, a quarter of the height tall)
+/// covers the fewest bars; upper right on a tie.
+fn emptiest_corner(bars: &[(usize, f64, f64)], slots: usize, (lo, hi): (f64, f64)) -> SeriesLabelPosition {
+    let span = hi - lo;
+    let wide = (slots as f64 * 0.45).ceil() as usize;
+    let corners = [
+        (SeriesLabelPosition::UpperRight, false, true),
+        (SeriesLabelPosition::UpperLeft, true, true),
+        (SeriesLabelPosition::LowerRight, false, false),
+        (SeriesLabelPosition::LowerLeft, true, false),
+    ];
+    let hits = |left: bool, upper: bool| {
+        let (y0, y1) = if upper { (hi - 0.25 * span, hi) } else { (lo, lo + 0.25 * span) };
+        bars.iter()
+            .filter(|&&(pos, a, b)| (if left { pos < wide } else { pos + wide >= slots }) && b > y0 && a < y1)
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|&(_, left, upper)| hits(left, upper))
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 /// One line of a [`LineChart`].
@@ -313,6 +484,18 @@ pub struct Series {
     pub dashed: bool,
     /// Palette index.
     pub color: usize,
+    /// A marker on the points (on every point of short series, on about ten of long ones).
+    pub marker: Option<Marker>,
+    /// The run behind the series was stopped by the epoch limit, not by patience (it was still
+    /// improving): an arrow marks its end and the legend says so.
+    pub open_end: bool,
+}
+
+impl Series {
+    /// A plain solid line in palette colour `color`.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>, color: usize) -> Self {
+        Self { label: label.into(), points, dashed: false, color, marker: None, open_end: false }
+    }
 }
 
 /// A titled line chart with axis descriptions and a legend beside the plot.
@@ -364,11 +547,27 @@ impl LineChart {
             .draw()
             .map_err(s)?;
         for ser in &self.series {
-            let style = PALETTE[ser.color % PALETTE.len()].stroke_width(2);
+            let color = PALETTE[ser.color % PALETTE.len()];
+            let style = color.stroke_width(2);
             if ser.dashed {
                 chart.draw_series(DashedLineSeries::new(ser.points.clone(), 6, 4, style)).map_err(s)?;
             } else {
                 chart.draw_series(LineSeries::new(ser.points.clone(), style)).map_err(s)?;
+            }
+            if let Some(mk) = ser.marker {
+                // Every point of a short series; on a long one, the first point in each tenth
+                // of the x axis, so that markers are spread evenly whatever the series' length.
+                let tenth = |x: f64| ((x - x0) / (x1 - x0).max(1e-12) * 10.0).floor() as i64;
+                let marked: Vec<(f64, f64)> = if ser.points.len() <= 20 {
+                    ser.points.clone()
+                } else {
+                    let mut last = None;
+                    ser.points.iter().copied().filter(|p| last.replace(tenth(p.0)) != Some(tenth(p.0))).collect()
+                };
+                chart.draw_series(marked.into_iter().map(|p| marker_at(mk, p, 4, color, true))).map_err(s)?;
+            }
+            if let (true, Some(&end)) = (ser.open_end, ser.points.last()) {
+                chart.draw_series(std::iter::once(EndArrow { at: end, color })).map_err(s)?;
             }
         }
         let mut y = 50;
@@ -383,8 +582,18 @@ impl LineChart {
             } else {
                 legend_area.draw(&PathElement::new(vec![(8, y), (34, y)], color.stroke_width(2))).map_err(s)?;
             }
-            legend_area.draw(&Text::new(display_name(&ser.label), (42, y - 8), ("sans-serif", 13))).map_err(s)?;
+            if let Some(mk) = ser.marker {
+                legend_area.draw(&marker_at(mk, (21, y), 4, color, true)).map_err(s)?;
+            }
+            legend_area.draw(&Text::new(ser.label.clone(), (42, y - 8), ("sans-serif", 13))).map_err(s)?;
             y += 21;
+            if ser.open_end {
+                legend_area.draw(&EndArrow { at: (28, y), color }).map_err(s)?;
+                legend_area
+                    .draw(&Text::new("stopped by the epoch limit", (48, y - 8), ("sans-serif", 12)))
+                    .map_err(s)?;
+                y += 21;
+            }
         }
         Ok(())
     }
@@ -432,7 +641,7 @@ impl Figure for LogBars {
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 19))
             .margin(12)
-            .x_label_area_size(80)
+            .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (lo..hi).log_scale())
             .map_err(s)?;
@@ -442,6 +651,7 @@ impl Figure for LogBars {
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&|x| slot_label(&labels, *x))
+            .y_label_formatter(&|y| if *y >= 1.0 { format!("{y:.0}") } else { format!("{y}") })
             .y_desc(self.y_desc.as_str())
             .label_style(("sans-serif", 13))
             .axis_desc_style(("sans-serif", 15))
@@ -463,9 +673,9 @@ impl Figure for LogBars {
     }
 }
 
-/// Known positives and negatives per category (log scale), most positives first; with many
-/// categories the 30 most and 30 least frequent are shown. Categories CFT would skip are marked
-/// with a `×` under their bars.
+/// Known positives and negatives per category on a linear axis, most positives first; with
+/// many categories the 30 most and 30 least frequent are shown. Counts are written on the bars
+/// (up to 30 categories); categories CFT would skip are marked `×` (explained beside the plot).
 #[derive(Debug, Clone)]
 pub struct CategoryCounts {
     /// Title.
@@ -479,19 +689,27 @@ impl Figure for CategoryCounts {
         root.fill(&WHITE).map_err(s)?;
         let mut rows = self.counts.clone();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
-        if rows.len() > 60 {
+        let omitted = rows.len().saturating_sub(60);
+        if omitted > 0 {
             let tail = rows.split_off(rows.len() - 30);
             rows.truncate(30);
             rows.extend(tail);
         }
         let n = rows.len().max(1);
-        let hi = rows.iter().map(|r| r.1.max(r.2)).max().unwrap_or(1).max(1) as f64 * 2.0;
-        let mut chart = ChartBuilder::on(&root)
+        let top = rows.iter().map(|r| r.1.max(r.2)).max().unwrap_or(1).max(1) as f64;
+        let (w, _) = root.dim_in_pixel();
+        let (main, side) = root.split_horizontally(w.saturating_sub(230));
+        // Room under the axis for the longest (rotated) category name, no more.
+        let longest = rows.iter().map(|r| r.0.chars().count() + if r.3 { 2 } else { 0 }).max().unwrap_or(4);
+        // Few categories: names side by side; many: turned a quarter.
+        let rotate = n > 12;
+        let label_area = if rotate { (longest as u32 * 6 + 16).clamp(30, 150) } else { 34 };
+        let mut chart = ChartBuilder::on(&main)
             .caption(&self.title, ("sans-serif", 19))
             .margin(12)
-            .x_label_area_size(110)
+            .x_label_area_size(label_area)
             .y_label_area_size(70)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (0.5f64..hi).log_scale())
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top * 1.12)
             .map_err(s)?;
         let labels: Vec<String> = rows.iter().map(|r| if r.3 { format!("× {}", r.0) } else { r.0.clone() }).collect();
         chart
@@ -499,34 +717,61 @@ impl Figure for CategoryCounts {
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&|x| slot_label(&labels, *x))
-            .x_label_style(("sans-serif", 11).into_font().transform(FontTransform::Rotate90))
-            .y_desc("known labels (log scale)")
+            // `label_style` sets both axes: it must come before the x-specific style.
             .label_style(("sans-serif", 12))
+            .x_label_style(if rotate {
+                ("sans-serif", 11).into_font().transform(FontTransform::Rotate90)
+            } else {
+                ("sans-serif", 13).into_font()
+            })
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_desc("known labels")
             .axis_desc_style(("sans-serif", 14))
             .draw()
             .map_err(s)?;
-        for (series, offset, color, label) in [(1usize, -0.2f64, 0usize, "positives"), (2, 0.2, 1, "negatives")] {
+        for (series, offset, color) in [(1usize, -0.2f64, 0usize), (2, 0.2, 1)] {
+            let value = |r: &(String, usize, usize, bool)| if series == 1 { r.1 } else { r.2 };
             chart
-                .draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
-                    let v = if series == 1 { r.1 } else { r.2 };
-                    (v > 0).then(|| {
-                        Rectangle::new(
-                            [(i as f64 + offset - 0.18, 0.5), (i as f64 + offset + 0.18, v as f64)],
-                            PALETTE[color].filled(),
-                        )
-                    })
+                .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                    Rectangle::new(
+                        [(i as f64 + offset - 0.18, 0.0), (i as f64 + offset + 0.18, value(r) as f64)],
+                        PALETTE[color].filled(),
+                    )
                 }))
-                .map_err(s)?
-                .label(label)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], PALETTE[color].filled()));
+                .map_err(s)?;
+            if n <= 30 {
+                chart
+                    .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                        Text::new(
+                            value(r).to_string(),
+                            (i as f64 + offset - 0.17, value(r) as f64 + top * 0.035),
+                            ("sans-serif", 11),
+                        )
+                    }))
+                    .map_err(s)?;
+            }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(s)?;
+        // The legend and the notes beside the plot, where they cover nothing.
+        let mut y = 50;
+        for (label, color) in [("known positives", 0usize), ("known negatives", 1)] {
+            side.draw(&Rectangle::new([(10, y - 6), (24, y + 6)], PALETTE[color].filled())).map_err(s)?;
+            side.draw(&Text::new(label, (32, y - 7), ("sans-serif", 13))).map_err(s)?;
+            y += 22;
+        }
+        y += 10;
+        let mut notes = Vec::new();
+        if rows.iter().any(|r| r.3) {
+            notes.extend(["× before a name: CFT skips", "this category (no known", "positive or negative)"]);
+        }
+        let shown_note;
+        if omitted > 0 {
+            shown_note = format!("{omitted} categories between the 30",);
+            notes.extend([shown_note.as_str(), "most and 30 least frequent", "are not shown"]);
+        }
+        for line in notes {
+            side.draw(&Text::new(line, (10, y), ("sans-serif", 12))).map_err(s)?;
+            y += 17;
+        }
         root.present().map_err(s)
     }
 }

@@ -123,10 +123,10 @@ fn figures_are_valid_png_and_svg_of_the_requested_size() {
         x_desc: "x (%)".into(),
         y_desc: "y (%)".into(),
         series: vec![Series {
-            label: "AN + CFT-GA".into(),
-            points: vec![(10.0, 50.0), (90.0, 70.0)],
             dashed: true,
-            color: 1,
+            marker: Some(cft_report::plots::Marker::Diamond),
+            open_end: true,
+            ..Series::line("AN + CFT-GA", vec![(10.0, 50.0), (90.0, 70.0)], 1)
         }],
     };
     let files = render(&dir.path().join("fig"), (640, 400), &chart).unwrap();
