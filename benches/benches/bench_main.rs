@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the CFT kernels at COCO scale (synthetic features): one BP epoch and
 //! one GA generation of one category (8,200 known training samples, 40,137 validation samples,
-//! d = 2048), and exact AP / ROC-AUC throughput.
+//! d = 2048), exact AP / ROC-AUC throughput, and the machine-independent matrix products at
+//! each kernel level.
 //!
 //! Run: `cargo bench -p cft-benches` (add `-- --quick` for a short run).
 
@@ -58,5 +59,30 @@ fn metrics(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epochs, metrics);
+/// The machine-independent products at every kernel level this machine has: a GA
+/// population's scores (50 heads × 8,200 rows × 2,048) and a base head's gradient (80 heads).
+fn kernels(c: &mut Criterion) {
+    use cft_core::kernels::{scores_nt_at, weighted_row_sums_at, KernelLevel};
+    let (n, k, p, m) = (TRAIN, DIM, 50usize, 80usize);
+    let x = synthetic_split(n, k, 1, 1.0, 0.05, 5).features;
+    let w: Vec<f32> = (0..p * k).map(|i| ((i * 104_729) % 2000) as f32 / 1000.0 - 1.0).collect();
+    let a: Vec<f32> = (0..m * n).map(|i| ((i * 31) % 100) as f32 / 100.0).collect();
+    let bias = vec![0.5f32; p];
+    let (mut out, mut grad) = (vec![0.0f32; n * p], vec![0.0f32; m * k]);
+    let mut group = c.benchmark_group("kernels_coco_scale");
+    group.sample_size(10);
+    for level in KernelLevel::available() {
+        group.throughput(Throughput::Elements((n * k * p) as u64));
+        group.bench_function(BenchmarkId::new("population_scores_50", level.name()), |b| {
+            b.iter(|| scores_nt_at(level, x.as_slice(), n, k, &w, p, &bias, black_box(&mut out)))
+        });
+        group.throughput(Throughput::Elements((n * k * m) as u64));
+        group.bench_function(BenchmarkId::new("head_gradient_80", level.name()), |b| {
+            b.iter(|| weighted_row_sums_at(level, &a, m, x.as_slice(), n, k, black_box(&mut grad)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, epochs, metrics, kernels);
 criterion_main!(benches);

@@ -23,9 +23,13 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "cft", version, about, long_about = None)]
 pub struct Cli {
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// CPU kernel level: scalar, avx2 or auto (default: `CFT_KERNEL`, else auto). Results are
+    /// bit-identical at every level; only the speed differs.
+    #[arg(long, global = true)]
+    pub kernel: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -97,6 +101,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    }
+    let level = match (&cli.kernel, std::env::var("CFT_KERNEL")) {
+        (Some(k), _) => {
+            Some(k.parse::<cft_core::kernels::KernelLevel>().map_err(|e| anyhow::anyhow!("--kernel: {e}"))?)
+        }
+        (None, Ok(k)) => {
+            Some(k.parse::<cft_core::kernels::KernelLevel>().map_err(|e| anyhow::anyhow!("CFT_KERNEL: {e}"))?)
+        }
+        (None, Err(_)) => None,
+    };
+    if let Some(level) = level {
+        cft_core::kernels::set_kernel_level(level);
     }
     match cli.command {
         Command::Reproduce(a) => reproduce_cmd::run(&a).map(|_| ()),

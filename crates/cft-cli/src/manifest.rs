@@ -65,6 +65,8 @@ pub struct Versions {
     pub git_dirty: Option<bool>,
     /// Target triple and build profile.
     pub build: String,
+    /// The CPU kernel level that ran (results are the same at every level).
+    pub kernel: &'static str,
 }
 
 fn git(args: &[&str]) -> Option<String> {
@@ -89,6 +91,7 @@ impl Versions {
                 std::env::consts::OS,
                 if cfg!(debug_assertions) { "debug" } else { "release" }
             ),
+            kernel: cft_core::kernels::kernel_level().name(),
         }
     }
 }

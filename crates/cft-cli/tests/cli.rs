@@ -1,6 +1,8 @@
 //! The `cft` binary end to end: the commands on real data (the bundled `scene`), bad input,
 //! resume after an interruption, and the reduced `reproduce` grid.
 
+mod common;
+
 use cft_core::drop_labels;
 use cft_data::{write_feature_set, DatasetManifest, FeaturePrecision, FeatureSet};
 use std::path::{Path, PathBuf};
@@ -77,12 +79,8 @@ fn train_head_finetune_and_evaluate_on_scene() {
     assert!(stdout.contains("Beach") && stdout.contains("fine-tuned"), "{stdout}");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("cft.safetensors.manifest.json")).unwrap()).unwrap();
-    let cats = manifest["config"]["categories"].as_array().unwrap();
+    let cats = manifest["config"]["categories"].as_array().unwrap().clone();
     assert_eq!(cats.len(), 6);
-    for c in cats {
-        // CFT never returns a head that scores below the original on validation.
-        assert!(c["best_score"].as_f64().unwrap() >= c["original_score"].as_f64().unwrap());
-    }
     assert!(manifest["versions"]["cft"].is_string() && manifest["seconds"].as_f64().unwrap() > 0.0);
     let hist = std::fs::read_to_string(d.join("hist.csv")).unwrap();
     assert!(hist.starts_with("method,category,name,epoch,loss,") && hist.lines().count() > 6 * 20);
@@ -97,22 +95,19 @@ fn train_head_finetune_and_evaluate_on_scene() {
     let per: Vec<f64> = ft["per_category"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     let mean = per.iter().sum::<f64>() / per.len() as f64;
     assert!((mean - ft["mean"].as_f64().unwrap()).abs() < 1e-12);
-    assert!(per.iter().all(|x| (0.0..=1.0).contains(x)));
-    // Selected on this very split (paper protocol), the fine-tuned head cannot be worse.
-    assert!(ft["mean"].as_f64().unwrap() >= an["mean"].as_f64().unwrap());
+    // The validation was this very split: the scores finetune kept (original and best) are the
+    // ones `evaluate` computes from the written heads, through its own path.
+    for (k, c) in cats.iter().enumerate() {
+        let (orig, best) = (c["original_score"].as_f64().unwrap(), c["best_score"].as_f64().unwrap());
+        assert!((orig - an["per_category"][k].as_f64().unwrap()).abs() < 1e-9, "category {k}: {orig}");
+        assert!((best - per[k]).abs() < 1e-9, "category {k}: {best} vs {}", per[k]);
+    }
+    // And some category did change (the run was not a no-op).
+    assert!(cats.iter().any(|c| c["best_epoch"].as_i64().unwrap() >= 0));
 }
 
 fn raw_file(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((n, s, _), b)| {
-            (*n, safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, s.clone(), b).unwrap())
-        })
-        .collect();
-    std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+    common::write_tensors(path, tensors, None);
 }
 
 #[test]
@@ -226,22 +221,52 @@ fn an_interrupted_finetune_resumes_to_the_same_head() {
     assert_eq!(a, b);
 }
 
+/// The committed `results.json` of `cft reproduce --quick` on scene. Numbers that move on
+/// purpose are re-pinned with `CFT_UPDATE_PINNED=1 cargo test -p cft-cli --test cli quick_reproduce`.
+fn pinned_quick_results() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pinned/scene_quick_results.json")
+}
+
 #[test]
-fn quick_reproduce_is_deterministic_and_reports_real_properties() {
+fn quick_reproduce_equals_the_committed_numbers_at_every_kernel_level_and_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ds = datasets();
-    let run = |out: &str| {
-        ok(&cft(
-            &["reproduce", "--quick", "--dataset", "scene", "--out", out, "--datasets-dir", ds.to_str().unwrap()],
-            d,
-        ))
-    };
-    let table = run("a");
-    run("b");
-    let a = std::fs::read(d.join("a/scene/results.json")).unwrap();
-    assert_eq!(a, std::fs::read(d.join("b/scene/results.json")).unwrap(), "two runs must give identical numbers");
-    assert!(table.contains("| AN + CFT-GA | held-out |"), "{table}");
+    let mut runs = Vec::new();
+    for level in cft_core::kernels::KernelLevel::available() {
+        for threads in ["1", "2"] {
+            let out = format!("{}-{threads}", level.name());
+            let table = ok(&cft(
+                &[
+                    "--threads",
+                    threads,
+                    "--kernel",
+                    level.name(),
+                    "reproduce",
+                    "--quick",
+                    "--dataset",
+                    "scene",
+                    "--out",
+                    &out,
+                    "--datasets-dir",
+                    ds.to_str().unwrap(),
+                ],
+                d,
+            ));
+            assert!(table.contains("| AN + CFT-GA | held-out |"), "{table}");
+            runs.push((out.clone(), std::fs::read(d.join(&out).join("scene/results.json")).unwrap()));
+        }
+    }
+    let pinned = pinned_quick_results();
+    if std::env::var_os("CFT_UPDATE_PINNED").is_some() {
+        std::fs::write(&pinned, &runs[0].1).unwrap();
+    }
+    let want = std::fs::read(&pinned).unwrap_or_else(|e| panic!("{}: {e}", pinned.display()));
+    for (out, bytes) in &runs {
+        assert!(bytes == &want, "{out}: results.json differs from the committed {}", pinned.display());
+    }
+    let a = &runs[0].1;
+    let first = d.join(&runs[0].0).join("scene");
     for f in [
         "table.md",
         "table.csv",
@@ -252,34 +277,34 @@ fn quick_reproduce_is_deterministic_and_reports_real_properties() {
         "README.md",
         "manifest.json",
     ] {
-        assert!(d.join("a/scene").join(f).is_file(), "{f}");
+        assert!(first.join(f).is_file(), "{f}");
     }
-    let res: cft_report::ExperimentResults = serde_json::from_slice(&a).unwrap();
+    let res: cft_report::ExperimentResults = serde_json::from_slice(a).unwrap();
     assert_eq!(res.proportions, [0.1, 0.5, 0.9]);
     assert_eq!(res.rows.len(), 10);
-    for row in &res.rows {
-        for cell in &row.cells {
-            let m = cell.mean.unwrap();
-            assert!((0.0..=1.0).contains(&m), "{} {m}", row.method);
-            assert!(cell.per_category.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
-        }
-    }
     // Masks follow the reference protocol: the paper unit's fit labels are exactly
     // drop_labels(train, p, 526).
     let m = DatasetManifest::resolve("scene", &ds).unwrap();
     let train = m.load_split("train").unwrap();
     for p in [0.1, 0.5, 0.9] {
         let unit: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(d.join(format!("a/scene/runs/p{:02}-paper.json", (p * 100.0) as u32))).unwrap(),
+            &std::fs::read_to_string(first.join(format!("runs/p{:02}-paper.json", (p * 100.0) as u32))).unwrap(),
         )
         .unwrap();
         let want = drop_labels(&train.labels, p, 526).known_fraction();
         assert_eq!(unit["fit_known_fraction"].as_f64().unwrap(), want);
         assert!((want - p).abs() < 0.02);
-        for method in unit["methods"].as_array().unwrap() {
+        // Under the paper protocol the selection split is the test split: the score each CFT
+        // row reports on the test split is the best selection score its loop kept. BP validates
+        // through the same dot products as the evaluation (equal to 1e-9); the GA scores its
+        // individuals through the population product, whose sums run in another order, so a
+        // few near-tied samples may swap (equal to 1e-3).
+        for method in unit["methods"].as_array().unwrap().iter().filter(|m| !m["is_base"].as_bool().unwrap()) {
+            let tol = if method["method"].as_str().unwrap().ends_with("GA") { 1e-3 } else { 1e-9 };
             for o in method["outcomes"].as_array().unwrap() {
-                if o["skipped"].is_null() {
-                    assert!(o["best_score"].as_f64().unwrap() >= o["original_score"].as_f64().unwrap());
+                let k = o["category"].as_u64().unwrap() as usize;
+                if let (Some(best), Some(test)) = (o["best_score"].as_f64(), method["test_per_category"][k].as_f64()) {
+                    assert!((best - test).abs() < tol, "{} category {k}: {best} vs {test}", method["method"]);
                 }
             }
         }

@@ -2,6 +2,9 @@
 //! and second writer is refused with one clear error (exit 1, never a panic's 101), before any
 //! work, leaving every input byte-identical and no output, lock or temporary file behind.
 
+mod common;
+
+use common::write_tensors;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -63,21 +66,6 @@ fn refused(args: &[&str], dir: &Path, needles: &[&str]) -> String {
         assert!(after.get(p) == Some(bytes), "{args:?} changed or removed {}", p.display());
     }
     msg
-}
-
-fn write_tensors(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)], categories: Option<&[&str]>) {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((n, s, _), b)| {
-            (*n, safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, s.clone(), b).unwrap())
-        })
-        .collect();
-    let meta = categories
-        .map(|c| std::collections::HashMap::from([("categories".to_string(), serde_json::to_string(c).unwrap())]));
-    std::fs::write(path, safetensors::tensor::serialize(views, meta).unwrap()).unwrap();
 }
 
 /// A small labelled feature set: `n` rows, `d` features, `c` categories (names `c0`…), about

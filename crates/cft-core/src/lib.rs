@@ -23,6 +23,7 @@ pub mod base_head;
 pub mod batched;
 pub mod finetune;
 pub mod head;
+pub mod kernels;
 pub mod labels;
 pub mod linalg;
 pub mod loss;

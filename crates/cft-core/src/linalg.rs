@@ -2,7 +2,8 @@
 //!
 //! * [`gemv`]: scores of one head on every sample (`X w + b`);
 //! * [`gemv_t`]: the gradient of a loss with respect to the weights (`Xᵀ g`);
-//! * [`gemm_nt`]: scores of a whole GA population (`W Xᵀ`), through the `gemm` crate.
+//! * [`gemm_nt`]: scores of a whole GA population (`W Xᵀ`), and [`gemm_nn`], the gradient of
+//!   every head (`G X`), through [`crate::kernels`] (the same bits on every processor).
 //!
 //! Every reduction runs over fixed-size row blocks combined in a fixed order, so results do not
 //! depend on the number of threads.
@@ -181,106 +182,18 @@ pub fn gemv_t(x: &Matrix, g: &[f32], out: &mut [f32]) {
     }
 }
 
-/// The `gemm` crate's parallelism for the current rayon pool.
-fn gemm_parallelism() -> gemm::Parallelism {
-    let threads = rayon::current_num_threads();
-    if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    }
-}
-
 /// `out[p × n + i] = w.row(p) · x.row(i) + bias[p]`: every individual's scores, one row each.
+/// Machine-independent: see [`crate::kernels::scores_nt`].
 pub fn gemm_nt(x: &Matrix, w: &Matrix, bias: &[f32], out: &mut [f32]) {
-    let (n, k, p) = (x.rows, x.cols, w.rows);
-    assert_eq!(w.cols, k, "population genes must equal the feature dimension");
-    assert_eq!(bias.len(), p);
-    assert_eq!(out.len(), n * p);
-    if n == 0 || p == 0 {
-        return;
-    }
-    if k == 0 {
-        for (row, &b) in out.chunks_mut(n).zip(bias) {
-            row.fill(b);
-        }
-        return;
-    }
-    let parallelism = gemm_parallelism();
-    // SAFETY: the pointers come from live slices whose lengths were checked above: `out` holds
-    // n × p values addressed as (i, q) ↦ q·n + i; `x` holds n × k as (i, j) ↦ i·k + j; `w`
-    // holds p × k, read as the k × p right operand (j, q) ↦ q·k + j. No operand aliases `out`.
-    #[allow(unsafe_code)]
-    unsafe {
-        gemm::gemm(
-            n,
-            p,
-            k,
-            out.as_mut_ptr(),
-            n as isize,
-            1,
-            false,
-            x.data.as_ptr(),
-            1,
-            k as isize,
-            w.data.as_ptr(),
-            k as isize,
-            1,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    for (row, &b) in out.chunks_mut(n).zip(bias) {
-        if b != 0.0 {
-            row.iter_mut().for_each(|v| *v += b);
-        }
-    }
+    assert_eq!(w.cols, x.cols, "population genes must equal the feature dimension");
+    crate::kernels::scores_nt(&x.data, x.rows, x.cols, &w.data, w.rows, bias, out);
 }
 
 /// `out = a · x` where `a` is `m × n` row-major and `x` is `n × k`: `out` is `m × k` row-major.
-/// Used for the gradient of all heads at once (`G X`).
+/// Used for the gradient of all heads at once (`G X`). Machine-independent: see
+/// [`crate::kernels::weighted_row_sums`].
 pub fn gemm_nn(a: &[f32], m: usize, x: &Matrix, out: &mut [f32]) {
-    let (n, k) = (x.rows, x.cols);
-    assert_eq!(a.len(), m * n);
-    assert_eq!(out.len(), m * k);
-    if m == 0 || k == 0 {
-        return;
-    }
-    if n == 0 {
-        out.fill(0.0);
-        return;
-    }
-    let parallelism = gemm_parallelism();
-    // SAFETY: lengths checked above; `out` is (i, j) ↦ i·k + j, `a` is (i, l) ↦ i·n + l, `x` is
-    // (l, j) ↦ l·k + j; no operand aliases `out`.
-    #[allow(unsafe_code)]
-    unsafe {
-        gemm::gemm(
-            m,
-            k,
-            n,
-            out.as_mut_ptr(),
-            1,
-            k as isize,
-            false,
-            a.as_ptr(),
-            1,
-            n as isize,
-            x.data.as_ptr(),
-            1,
-            k as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    crate::kernels::weighted_row_sums(a, m, &x.data, x.rows, x.cols, out);
 }
 
 #[cfg(test)]

@@ -263,6 +263,27 @@ fn number(path: &Path, t: &StringTable, r: usize, c: usize) -> Result<f64> {
         .ok_or_else(|| DataError::parse(path, r + 2, &t.header[c], format!("`{cell}` is not a number")))
 }
 
+/// Each study's row in `t` (column `col` of the file at `path`): an empty or repeated study is
+/// an error naming its line.
+fn study_rows(path: &Path, t: &StringTable, col: usize) -> Result<HashMap<String, usize>> {
+    let mut rows = HashMap::with_capacity(t.rows);
+    for r in 0..t.rows {
+        let s = t.columns[col][r]
+            .as_deref()
+            .map(key)
+            .ok_or_else(|| DataError::parse(path, r + 2, "Study", "empty study"))?;
+        if let Some(first) = rows.insert(s.clone(), r) {
+            return Err(DataError::parse(
+                path,
+                r + 2,
+                "Study",
+                format!("duplicate study `{s}` (first on line {}): each study is scored once", first + 2),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
 /// Scores a predictions CSV (`Study` + one column per task, any order) against the test ground
 /// truth exactly as the official leaderboard does.
 pub fn competition_score(predictions: &Path, groundtruth: &Path) -> Result<CompetitionScore> {
@@ -270,36 +291,9 @@ pub fn competition_score(predictions: &Path, groundtruth: &Path) -> Result<Compe
     let pr = read_string_table(predictions)?;
     let gs = gt.column(groundtruth, "Study")?;
     let ps = pr.column(predictions, "Study")?;
-    let mut pred_row = HashMap::new();
-    for r in 0..pr.rows {
-        let s = pr.columns[ps][r]
-            .as_deref()
-            .map(key)
-            .ok_or_else(|| DataError::parse(predictions, r + 2, "Study", "empty study"))?;
-        if let Some(first) = pred_row.insert(s.clone(), r) {
-            return Err(DataError::parse(
-                predictions,
-                r + 2,
-                "Study",
-                format!("duplicate study `{s}` (first on line {})", first + 2),
-            ));
-        }
-    }
-    let mut gt_row = HashMap::new();
-    for r in 0..gt.rows {
-        let s = gt.columns[gs][r]
-            .as_deref()
-            .map(key)
-            .ok_or_else(|| DataError::parse(groundtruth, r + 2, "Study", "empty study"))?;
-        if let Some(first) = gt_row.insert(s.clone(), r) {
-            return Err(DataError::parse(
-                groundtruth,
-                r + 2,
-                "Study",
-                format!("duplicate study `{s}` (first on line {}): each study is scored once", first + 2),
-            ));
-        }
-    }
+    let pred_row = study_rows(predictions, &pr, ps)?;
+    // The ground truth's studies are checked the same way: a study listed twice would be scored twice.
+    study_rows(groundtruth, &gt, gs)?;
     let mut tasks = Vec::new();
     for task in COMPETITION_TASKS {
         let (gc, pc) = (gt.column(groundtruth, task)?, pr.column(predictions, task)?);

@@ -56,6 +56,8 @@ pub enum Marker {
     Diamond,
     /// ✕
     Cross,
+    /// ▶ (marks a curve that goes on beyond its last point; not in [`MARKERS`])
+    Arrow,
 }
 
 /// The markers in the order series get them; 5 is coprime to the palette's 7 colours, so
@@ -121,6 +123,7 @@ impl<C, DB: DrawingBackend> Drawable<DB> for MarkerAt<C> {
                 backend.draw_path(vec![(x - r, y - r), (x + r, y + r)], &st)?;
                 backend.draw_path(vec![(x - r, y + r), (x + r, y - r)], &st)
             }
+            Marker::Arrow => shape(backend, vec![(2, -r - 3), (2 * r + 6, 0), (2, r + 3)]),
         }
     }
 }
@@ -411,32 +414,6 @@ fn delta_bars<DB: DrawingBackend>(
     root.present().map_err(s)
 }
 
-/// A right-pointing arrow head at a point: "the curve goes on beyond here".
-struct EndArrow<C> {
-    at: C,
-    color: RGBColor,
-}
-
-impl<'a, C> PointCollection<'a, C> for &'a EndArrow<C> {
-    type Point = &'a C;
-    type IntoIter = std::iter::Once<&'a C>;
-    fn point_iter(self) -> Self::IntoIter {
-        std::iter::once(&self.at)
-    }
-}
-
-impl<C, DB: DrawingBackend> Drawable<DB> for EndArrow<C> {
-    fn draw<I: Iterator<Item = BackendCoord>>(
-        &self,
-        mut points: I,
-        backend: &mut DB,
-        _: (u32, u32),
-    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
-        let Some((x, y)) = points.next() else { return Ok(()) };
-        backend.fill_polygon(vec![(x + 2, y - 7), (x + 14, y), (x + 2, y + 7)], &self.color.filled())
-    }
-}
-
 /// Every drawn bar as (slot, low, high) in data units.
 fn bar_extents(
     rows: &[&crate::results::MethodRow],
@@ -567,7 +544,7 @@ impl LineChart {
                 chart.draw_series(marked.into_iter().map(|p| marker_at(mk, p, 4, color, true))).map_err(s)?;
             }
             if let (true, Some(&end)) = (ser.open_end, ser.points.last()) {
-                chart.draw_series(std::iter::once(EndArrow { at: end, color })).map_err(s)?;
+                chart.draw_series(std::iter::once(marker_at(Marker::Arrow, end, 4, color, true))).map_err(s)?;
             }
         }
         let mut y = 50;
@@ -588,7 +565,7 @@ impl LineChart {
             legend_area.draw(&Text::new(ser.label.clone(), (42, y - 8), ("sans-serif", 13))).map_err(s)?;
             y += 21;
             if ser.open_end {
-                legend_area.draw(&EndArrow { at: (28, y), color }).map_err(s)?;
+                legend_area.draw(&marker_at(Marker::Arrow, (28, y), 4, color, true)).map_err(s)?;
                 legend_area
                     .draw(&Text::new("stopped by the epoch limit", (48, y - 8), ("sans-serif", 12)))
                     .map_err(s)?;
