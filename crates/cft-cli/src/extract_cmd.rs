@@ -289,15 +289,24 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             (set.features.into_vec(), set.paths.unwrap_or_default(), s)
         } else {
             let base = bar.position();
-            let out = cft_features::extract(&net, chunk, &opts, &|done| bar.set_position(base + done as u64)).map_err(
-                |e| match args.on_bad_image {
-                    BadImageArg::Fail => anyhow::anyhow!(
-                        "{e}; rerun with --on-bad-image skip to leave unreadable images out (they are listed in {})",
-                        skipped_path.display()
-                    ),
-                    BadImageArg::Skip => e.into(),
-                },
-            )?;
+            let out = cft_features::extract(&net, chunk, &opts, &|done| bar.set_position(base + done as u64));
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    // Finished parts stay for --resume (which may also change --on-bad-image);
+                    // when the first part fails there are none, and the folder is only clutter.
+                    if k == 0 {
+                        let _ = std::fs::remove_dir_all(&parts_dir);
+                    }
+                    return Err(match args.on_bad_image {
+                        BadImageArg::Fail => anyhow::anyhow!(
+                            "{e}; rerun with --on-bad-image skip to leave unreadable images out (they are listed in {})",
+                            skipped_path.display()
+                        ),
+                        BadImageArg::Skip => e.into(),
+                    });
+                }
+            };
             fresh += chunk.len();
             let set = FeatureSet {
                 features: Matrix::new(out.names.len(), out.dim, out.features.clone()).context("feature shape")?,

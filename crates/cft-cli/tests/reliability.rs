@@ -801,3 +801,52 @@ fn progress_is_logged_off_a_terminal_in_category_epochs() {
     assert!(lines.iter().any(|l| l.starts_with("CFT bp-asl (0/3 categories): 1") && !l.contains(": 0/")), "{e}");
     assert!(lines.last().unwrap().contains("600/600 (100%)"), "{e}");
 }
+
+#[test]
+fn backbones_with_module_prefixes_bad_images_and_unchanged_categories_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The real ResNet-20 weights saved from a DataParallel model: every key under `module.`.
+    let weights = datasets().join("weights/resnet20_cifar10.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names: Vec<String> = st.names().iter().map(|n| format!("module.{n}")).collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> =
+        st.names().iter().zip(&names).map(|(n, m)| (m.as_str(), st.tensor(n).unwrap())).collect();
+    std::fs::write(d.join("ddp.safetensors"), safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+    let images = d.join("images");
+    std::fs::create_dir(&images).unwrap();
+    let photo = std::fs::read_dir(datasets().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .unwrap();
+    std::fs::copy(&photo, images.join("a.jpg")).unwrap();
+    let args = |out: &'static str, policy: &'static str| {
+        vec![
+            "extract",
+            "--backbone",
+            "resnet20-cifar",
+            "--weights",
+            "ddp.safetensors",
+            "--images",
+            "images",
+            "--image-size",
+            "32",
+            "--on-bad-image",
+            policy,
+            "--out",
+            out,
+        ]
+    };
+    ok(&cft(&args("f.safetensors", "fail"), d));
+    assert_eq!(cft_data::read_feature_set(&d.join("f.safetensors")).unwrap().features.cols(), 64);
+    // A truncated JPEG: the error says that skipping exists.
+    let jpeg = std::fs::read(&photo).unwrap();
+    std::fs::write(images.join("b.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    refused(&args("g.safetensors", "fail"), d, &["b.jpg", "--on-bad-image skip"]);
+    // A learning rate too small to change any ranking: every category is reported unchanged.
+    fixture(d);
+    let out = ok(&cft(&finetune_args("o.safetensors", &["--lr", "1e-9", "--epochs", "3"]), d));
+    assert_eq!(out.matches("unchanged (no epoch beat the original)").count(), 3, "{out}");
+}
