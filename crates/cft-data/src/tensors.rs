@@ -100,6 +100,18 @@ fn json_list(
             format!("metadata `{key}` lists {} entries but the file has {len} {what}", list.len()),
         ));
     }
+    if key == "categories" {
+        // Names label the columns of every table and head: two columns of one name would mix.
+        let mut seen = HashMap::with_capacity(list.len());
+        for (i, name) in list.iter().enumerate() {
+            if let Some(first) = seen.insert(name.as_str(), i) {
+                return Err(DataError::invalid(
+                    path,
+                    format!("metadata `categories` names `{name}` twice (entries {first} and {i})"),
+                ));
+            }
+        }
+    }
     Ok(Some(list))
 }
 

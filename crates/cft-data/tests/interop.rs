@@ -112,3 +112,18 @@ fn the_classifier_of_a_model_state_dict_is_found() {
     let err = read_head_file(&two, None).unwrap_err().to_string();
     assert!(err.contains("several classifiers (fc., head.)"), "{err}");
 }
+
+#[test]
+fn duplicate_category_names_in_a_feature_set_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("dup.safetensors");
+    let set = cft_data::FeatureSet {
+        features: cft_core::Matrix::new(1, 2, vec![1.0, 2.0]).unwrap(),
+        labels: Some(cft_core::PartialLabels::new(1, 2, vec![Label::Positive, Label::Negative]).unwrap()),
+        categories: Some(vec!["cat".into(), "cat".into()]),
+        paths: None,
+    };
+    cft_data::write_feature_set(&p, &set, cft_data::FeaturePrecision::F32).unwrap();
+    let err = read_feature_set(&p).unwrap_err().to_string();
+    assert!(err.contains("dup.safetensors") && err.contains("`cat` twice (entries 0 and 1)"), "{err}");
+}
