@@ -184,27 +184,7 @@ pub fn outcome_table(outcomes: &[CategoryOutcome], names: &[String], max_epochs:
     s
 }
 
-/// Header of the per-epoch history CSV written by `finetune --history` and `reproduce`.
-pub const HISTORY_HEADER: &str = "method,category,name,epoch,loss,best_fitness,mean_fitness,valid_score\n";
-
-/// Appends every category's per-epoch history to `csv` (columns as [`HISTORY_HEADER`]).
-pub fn append_history(csv: &mut String, method: &str, names: &[String], outcomes: &[CategoryOutcome]) {
-    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
-    for o in outcomes {
-        let name = names.get(o.category).map_or(String::new(), |n| n.replace(',', ";"));
-        for e in &o.history {
-            csv.push_str(&format!(
-                "{method},{},{name},{},{},{},{},{}\n",
-                o.category,
-                e.epoch,
-                opt(e.loss),
-                opt(e.best_fitness),
-                opt(e.mean_fitness),
-                e.valid_score
-            ));
-        }
-    }
-}
+pub use cft_experiment::partial_label::{append_history, HISTORY_HEADER};
 
 /// `out` with `suffix` appended to its file name (`head.safetensors` → `head.safetensors.manifest.json`).
 pub fn sibling(out: &Path, suffix: &str) -> std::path::PathBuf {

@@ -4,7 +4,6 @@
 //! `cft-core`, and writes results (atomically) with a run manifest beside them.
 
 pub mod bench_cmd;
-pub mod checkpoint;
 pub mod chexpert_cmd;
 pub mod common;
 pub mod data_cmd;
@@ -12,10 +11,10 @@ pub mod evaluate_cmd;
 pub mod extract_cmd;
 pub mod finetune_cmd;
 pub mod gpu_cmd;
-pub mod manifest;
 pub mod report_cmd;
 pub mod reproduce_cmd;
 
+pub use cft_experiment::{checkpoint, manifest};
 use clap::{Parser, Subcommand};
 
 /// Category-wise Fine-Tuning (CFT): repair the linear head of a multi-label classifier by
