@@ -13,6 +13,7 @@ pub mod finetune_cmd;
 pub mod gpu_cmd;
 pub mod report_cmd;
 pub mod reproduce_cmd;
+pub mod run_cmd;
 
 pub use cft_experiment::{checkpoint, manifest};
 use clap::{Parser, Subcommand};
@@ -40,6 +41,9 @@ pub enum Command {
     /// Run the paper's partial-label experiment end to end on a bundled dataset (default: scene)
     /// and write tables, plots and a run manifest under reports/<dataset>/.
     Reproduce(reproduce_cmd::ReproduceArgs),
+    /// Run an experiment from its TOML spec (experiments/*.toml): data, labels, base heads, CFT,
+    /// selection protocols, output folder.
+    Run(run_cmd::RunArgs),
     /// Fine-tune a head category by category on the known labels of a feature set.
     Finetune(finetune_cmd::FinetuneArgs),
     /// Score a head on a labelled feature set (per-category AP or AUC and their mean).
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Reproduce(a) => reproduce_cmd::run(&a).map(|_| ()),
+        Command::Run(a) => run_cmd::run(&a),
         Command::Finetune(a) => finetune_cmd::run(&a),
         Command::Evaluate(a) => evaluate_cmd::evaluate(&a),
         Command::TrainHead(a) => evaluate_cmd::train_head(&a),

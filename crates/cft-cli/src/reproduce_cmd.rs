@@ -63,11 +63,27 @@ impl From<PrecisionArg> for cft_core::Precision {
 
 /// Runs `cft reproduce`; returns the dataset's report folder.
 pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
-    let clock = std::time::Instant::now();
     let datasets_dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
     let manifest = DatasetManifest::resolve(&args.dataset, &datasets_dir)?;
     let mut cfg = ReproduceConfig::new(&manifest.name, args.quick, args.seed);
     cfg.feature_precision = args.feature_precision.into();
+    #[derive(Serialize)]
+    struct RunConfig {
+        quick: bool,
+    }
+    run_and_print(&cfg, &manifest, &args.out, args.resume, &RunConfig { quick: args.quick })
+}
+
+/// Runs the protocol with a progress bar, prints the table and where it wrote (shared by
+/// `cft reproduce` and `cft run`); `run_config` goes into the run manifest.
+pub fn run_and_print<C: Serialize>(
+    cfg: &ReproduceConfig,
+    manifest: &DatasetManifest,
+    out: &std::path::Path,
+    resume: bool,
+    run_config: &C,
+) -> Result<PathBuf> {
+    let clock = std::time::Instant::now();
     let steps = cfg.proportions.len() * 2 * (2 + 3);
     let bar = progress(steps as u64, &format!("reproduce {}", manifest.name));
     eprintln!(
@@ -75,18 +91,7 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
         manifest.name,
         cfg.proportions.len()
     );
-    #[derive(Serialize)]
-    struct RunConfig {
-        quick: bool,
-    }
-    let done = cft_experiment::partial_label::run_protocol(
-        &cfg,
-        &manifest,
-        &args.out,
-        args.resume,
-        &RunConfig { quick: args.quick },
-        &|| bar.inc(1),
-    )?;
+    let done = cft_experiment::partial_label::run_protocol(cfg, manifest, out, resume, run_config, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let mut table = cft_report::partial_label_table(&done.results, "");
     table.links.clear();

@@ -850,3 +850,40 @@ fn backbones_with_module_prefixes_bad_images_and_unchanged_categories_are_explai
     let out = ok(&cft(&finetune_args("o.safetensors", &["--lr", "1e-9", "--epochs", "3"]), d));
     assert_eq!(out.matches("unchanged (no epoch beat the original)").count(), 3, "{out}");
 }
+
+#[test]
+fn the_bundled_specs_give_the_pinned_numbers_and_bad_specs_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let experiments = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let quick = experiments.join("scene-quick.toml");
+    ok(&cft(&["run", quick.to_str().unwrap(), "--out", "q", "--datasets-dir", datasets().to_str().unwrap()], d));
+    let pinned = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pinned/scene_quick_results.json");
+    assert_eq!(std::fs::read(d.join("q/scene/results.json")).unwrap(), std::fs::read(pinned).unwrap());
+    // The full spec is `cft reproduce`: the same configuration as the committed reports/scene.
+    let full = cft_experiment::spec::ExperimentSpec::load(&experiments.join("scene.toml")).unwrap();
+    assert_eq!(full.protocol_config("scene"), cft_experiment::partial_label::ReproduceConfig::new("scene", false, 0));
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/scene/runs/p10-paper.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let committed: cft_experiment::partial_label::ReproduceConfig =
+        serde_json::from_value(committed["config"].clone()).unwrap();
+    assert_eq!(committed, full.protocol_config("scene"));
+    // Bad specs: one error naming the file and the key; nothing written.
+    let text = std::fs::read_to_string(&quick).unwrap();
+    for (name, bad, needle) in [
+        ("unknown.toml", text.replace("[selection]", "[selection]\nholdout = 0.3"), "unknown field `holdout`"),
+        ("type.toml", text.replace("population = 50", "population = \"50\""), "population"),
+        ("list.toml", text.replace("patience = 50", "patience = [50, 100]"), "patience"),
+        ("range.toml", text.replace("bp_lr = 1e-4", "bp_lr = -1e-4"), "cft.bp_lr = -0.0001"),
+        ("zero.toml", text.replace("population = 50", "population = 0"), "cft.ga.population = 0"),
+        ("root.toml", text.replace("dataset = \"scene\"", "dataset = \"no/such/manifest.json\""), "data.dataset"),
+    ] {
+        std::fs::write(d.join(name), bad).unwrap();
+        refused(&["run", name, "--out", "bad"], d, &[name, needle]);
+    }
+}

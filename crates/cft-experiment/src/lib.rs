@@ -8,8 +8,10 @@
 //! * [`checkpoint`]: fingerprints (configuration + input hashes) that every resumable store
 //!   carries, so a resume never adopts another run's work;
 //! * [`manifest`]: the run manifest written beside every result (configuration, seeds, inputs
-//!   with hashes, versions, timings).
+//!   with hashes, versions, timings);
+//! * [`spec`]: experiments as TOML files (`experiments/*.toml`), checked with file, line and key.
 
 pub mod checkpoint;
 pub mod manifest;
 pub mod partial_label;
+pub mod spec;
