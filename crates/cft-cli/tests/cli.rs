@@ -481,3 +481,34 @@ fn data_coco_labels_writes_the_reference_csv_and_inspect_plots() {
     let e = failed(&cft(&["data", "inspect", "labels.csv"], d));
     assert!(e.contains("needs --categories-from"), "{e}");
 }
+
+/// The "scored here" rows of the CheXpert table are regenerated from the real prediction files
+/// and must equal the committed records byte for byte.
+#[test]
+#[ignore = "needs CFT_REAL_DATA (CheXpert files may not be redistributed)"]
+fn committed_chexpert_scores_are_regenerated_from_the_real_files() {
+    let root = PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA"));
+    let test = root.join("chexpert/test");
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/chexpert/scored");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["drnet", "jfaboy", "sensexdr"] {
+        let json = dir.path().join(format!("{name}.json"));
+        ok(&cft(
+            &[
+                "chexpert-score",
+                "--predictions",
+                test.join(format!("{name}_predictions.csv")).to_str().unwrap(),
+                "--groundtruth",
+                test.join("groundtruth.csv").to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            dir.path(),
+        ));
+        assert_eq!(
+            std::fs::read(&json).unwrap(),
+            std::fs::read(committed.join(format!("{name}.json"))).unwrap(),
+            "{name}: the committed scores differ from the real files' scores"
+        );
+    }
+}

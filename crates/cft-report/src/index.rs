@@ -3,7 +3,7 @@
 
 use crate::dataset_report::{read_results, write_dataset_report, ReportError, FIGURE_SIZE};
 use crate::plots::{render, LineChart, LogBars, Series, Stacked, MARKERS};
-use crate::published_tables::{chexpert_table, coco_table, openimages_table, Ours};
+use crate::published_tables::{chexpert_table, coco_table, openimages_table, read_chexpert_scored, Ours};
 use crate::reference::{read_csv, Published};
 use crate::results::ExperimentResults;
 use crate::table::Table;
@@ -167,7 +167,9 @@ pub fn write_index(runs_dir: &Path, out: &Path, reference_dir: &Path) -> Result<
     };
     let t_coco = coco_table(&published, ours_coco, &mut sources);
     let t_oi = openimages_table(&published, Ours::NotRun(NOT_PROVIDED), &mut sources);
-    let t_cx = chexpert_table(&published, Ours::NotRun(NOT_PROVIDED), &mut sources);
+    // Prediction files scored here (`cft chexpert-score --json <runs>/chexpert/scored/<name>.json`).
+    let scored = read_chexpert_scored(&runs_dir.join("chexpert/scored"))?;
+    let t_cx = chexpert_table(&published, Ours::NotRun(NOT_PROVIDED), &scored, &mut sources);
     for (stem, title, t) in [
         ("coco", "Partial MS-COCO 2014", &t_coco),
         ("openimages", "OpenImages V3", &t_oi),

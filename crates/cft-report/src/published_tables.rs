@@ -133,7 +133,51 @@ pub const CHEXPERT_TASKS: [&str; 5] = ["Atelectasis", "Cardiomegaly", "Consolida
 
 /// CheXpert competition test set: per-task AUC and mAUC of leaderboard entries and the
 /// paper's single-model and ensemble mAUC, then ours.
-pub fn chexpert_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<String>) -> Table {
+/// A competition predictions file scored here (`cft chexpert-score --json`): what the table's
+/// "scored here" rows show beside the leaderboard's published values.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChexpertScored {
+    /// The predictions file's name.
+    pub predictions: String,
+    /// The ground truth file's name.
+    pub groundtruth: String,
+    /// Studies scored.
+    pub studies: usize,
+    /// AUC per competition task, in [`CHEXPERT_TASKS`] order.
+    pub tasks: Vec<(String, f64)>,
+    /// Their mean (the leaderboard's number).
+    pub mean: f64,
+}
+
+/// Reads every `*.json` under `dir` (sorted by name) as [`ChexpertScored`]; none when `dir`
+/// does not exist.
+pub fn read_chexpert_scored(dir: &std::path::Path) -> Result<Vec<ChexpertScored>, crate::ReportError> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = cft_data::fsutil::read_to_string(p)?;
+            serde_json::from_str(&text).map_err(|e| crate::ReportError::Invalid {
+                path: p.clone(),
+                message: format!("line {}: not a `cft chexpert-score --json` file: {e}", e.line()),
+            })
+        })
+        .collect()
+}
+
+/// The CheXpert table: published rows, the rows of prediction files scored here (`scored`,
+/// per-task AUC and mean computed by `cft chexpert-score` from the files), and ours.
+pub fn chexpert_table(
+    published: &Published,
+    ours: Ours<'_>,
+    scored: &[ChexpertScored],
+    sources: &mut Vec<String>,
+) -> Table {
     let mut header = vec!["Method".to_string(), "Origin".to_string()];
     header.extend(CHEXPERT_TASKS.iter().map(|s| s.to_string()));
     header.push("mAUC".to_string());
@@ -148,6 +192,24 @@ pub fn chexpert_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<S
         row.extend(CHEXPERT_TASKS.iter().map(|k| r.values.get(*k).map_or_else(|| "—".into(), |v| format!("{v:.4}"))));
         let mauc = r.values.get("mAUC").copied().or_else(|| r.values.get("mAUC(%)").map(|v| v / 100.0));
         row.push(mauc.map_or_else(|| "—".into(), |v| format!("{v:.4}")));
+        t.rows.push(row);
+        t.links.push(Vec::new());
+    }
+    for sc in scored {
+        let mut row = vec![
+            sc.predictions.trim_end_matches(".csv").to_string(),
+            format!(
+                "scored here: `cft chexpert-score` on {} against {} ({} studies)",
+                sc.predictions, sc.groundtruth, sc.studies
+            ),
+        ];
+        row.extend(
+            CHEXPERT_TASKS
+                .iter()
+                .map(|k| sc.tasks.iter().find(|(t, _)| t == k).map_or_else(|| "—".into(), |(_, v)| format!("{v:.4}"))),
+        );
+        // The mean with every digit: it is compared with the leaderboard's to the bit.
+        row.push(format!("{}", sc.mean));
         t.rows.push(row);
         t.links.push(Vec::new());
     }

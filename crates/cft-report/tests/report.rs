@@ -79,16 +79,31 @@ fn missing_datasets_get_not_run_cells_that_say_why() {
     for t in [
         coco_table(&published, Ours::NotRun("dataset not provided"), &mut sources),
         openimages_table(&published, Ours::NotRun("dataset not provided"), &mut sources),
-        chexpert_table(&published, Ours::NotRun("dataset not provided"), &mut sources),
+        chexpert_table(&published, Ours::NotRun("dataset not provided"), &[], &mut sources),
     ] {
         let ours = t.rows.last().unwrap();
         assert_eq!(ours[0], "ours (CFT)");
         assert_eq!(ours[1], "not run: dataset not provided");
         assert!(ours.iter().filter(|c| *c == "not run").count() >= 5);
     }
-    let t = chexpert_table(&published, Ours::NotRun("x"), &mut sources);
+    // A predictions file scored here becomes a row of its own, its mean with every digit.
+    let scored = cft_report::published_tables::ChexpertScored {
+        predictions: "drnet_predictions.csv".into(),
+        groundtruth: "groundtruth.csv".into(),
+        studies: 500,
+        tasks: ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+            .iter()
+            .zip([0.1, 0.2, 0.3, 0.4, 0.5])
+            .map(|(t, v)| (t.to_string(), v))
+            .collect(),
+        mean: 0.3,
+    };
+    let t = chexpert_table(&published, Ours::NotRun("x"), std::slice::from_ref(&scored), &mut sources);
     let deep = t.rows.iter().find(|r| r[0] == "DeepAUC-v1 ensemble (rank 1)").unwrap();
     assert_eq!(&deep[2..], ["0.8865", "0.9372", "0.9321", "0.9300", "0.9665", "0.9305"]);
+    let here = t.rows.iter().find(|r| r[0] == "drnet_predictions").unwrap();
+    assert!(here[1].starts_with("scored here: `cft chexpert-score` on drnet_predictions.csv"), "{here:?}");
+    assert_eq!(&here[2..], ["0.1000", "0.2000", "0.3000", "0.4000", "0.5000", "0.3"]);
     let oi = openimages_table(&published, Ours::NotRun("x"), &mut sources);
     let imcl = oi.rows.iter().find(|r| r[0] == "IMCL (Huynh & Elhamifar 2020)").unwrap();
     assert_eq!(&imcl[3..9], ["71.00", "72.60", "77.60", "81.80", "87.30", "78.10"]);
