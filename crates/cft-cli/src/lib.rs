@@ -26,7 +26,7 @@ pub struct Cli {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
-    /// CPU kernel level: scalar, avx2 or auto (default: `CFT_KERNEL`, else auto). Results are
+    /// CPU kernel level: scalar, avx2, avx512 or auto (default: `CFT_KERNEL`, else auto). Results are
     /// bit-identical at every level; only the speed differs.
     #[arg(long, global = true)]
     pub kernel: Option<String>,

@@ -7,9 +7,10 @@
 //! scalar code, SSE2, AVX2 or AVX-512 (and NEON), whatever the vector width. Threads split
 //! only independent outputs, so the thread count does not matter either.
 //!
-//! The same source is compiled once for the baseline target and once with AVX2 enabled (x86-64);
-//! [`KernelLevel`] picks one at run time (`CFT_KERNEL=scalar|avx2|auto`, or
-//! [`set_kernel_level`]). The levels differ in speed only; the tests compare them bit for bit.
+//! The same source is compiled for the baseline target, with AVX2 and with AVX-512F (x86-64);
+//! [`KernelLevel`] picks one at run time (`CFT_KERNEL=scalar|avx2|avx512|auto`, or
+//! [`set_kernel_level`]). The levels differ in speed only; the tests compare every level the
+//! machine has, bit for bit.
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -22,6 +23,8 @@ pub enum KernelLevel {
     Scalar,
     /// AVX2 (x86-64 with AVX2 only).
     Avx2,
+    /// AVX-512F (x86-64 with AVX-512 only).
+    Avx512,
 }
 
 impl KernelLevel {
@@ -30,6 +33,9 @@ impl KernelLevel {
         let mut v = vec![KernelLevel::Scalar];
         if avx2_detected() {
             v.push(KernelLevel::Avx2);
+        }
+        if avx512_detected() {
+            v.push(KernelLevel::Avx512);
         }
         v
     }
@@ -44,6 +50,7 @@ impl KernelLevel {
         match self {
             KernelLevel::Scalar => "scalar",
             KernelLevel::Avx2 => "avx2",
+            KernelLevel::Avx512 => "avx512",
         }
     }
 }
@@ -55,8 +62,10 @@ impl std::str::FromStr for KernelLevel {
             "scalar" => Ok(KernelLevel::Scalar),
             "avx2" if avx2_detected() => Ok(KernelLevel::Avx2),
             "avx2" => Err("kernel level avx2: this processor has no AVX2".into()),
+            "avx512" if avx512_detected() => Ok(KernelLevel::Avx512),
+            "avx512" => Err("kernel level avx512: this processor has no AVX-512".into()),
             "auto" => Ok(KernelLevel::best()),
-            other => Err(format!("kernel level `{other}`: expected scalar, avx2 or auto")),
+            other => Err(format!("kernel level `{other}`: expected scalar, avx2, avx512 or auto")),
         }
     }
 }
@@ -72,7 +81,18 @@ fn avx2_detected() -> bool {
     }
 }
 
-/// 0: not chosen yet (read `CFT_KERNEL` on first use); 1: scalar; 2: avx2.
+fn avx512_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// 0: not chosen yet (read `CFT_KERNEL` on first use); 1: scalar; 2: avx2; 3: avx512.
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 
 /// Chooses the kernel level for the rest of the process.
@@ -81,6 +101,7 @@ pub fn set_kernel_level(level: KernelLevel) {
         match level {
             KernelLevel::Scalar => 1,
             KernelLevel::Avx2 => 2,
+            KernelLevel::Avx512 => 3,
         },
         Ordering::Relaxed,
     );
@@ -92,6 +113,7 @@ pub fn kernel_level() -> KernelLevel {
     match LEVEL.load(Ordering::Relaxed) {
         1 => KernelLevel::Scalar,
         2 => KernelLevel::Avx2,
+        3 => KernelLevel::Avx512,
         _ => {
             let level = std::env::var("CFT_KERNEL").ok().and_then(|v| v.parse().ok()).unwrap_or_else(KernelLevel::best);
             set_kernel_level(level);
@@ -164,6 +186,12 @@ fn tile_avx2<const R: usize, const M: usize>(xs: [&[f32]; R], tile: &[f32], acc:
     tile_body(xs, tile, acc)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn tile_avx512<const R: usize, const M: usize>(xs: [&[f32]; R], tile: &[f32], acc: &mut [[f32; M]; R]) {
+    tile_body(xs, tile, acc)
+}
+
 #[inline(always)]
 fn tile<const R: usize, const M: usize>(level: KernelLevel, xs: [&[f32]; R], t: &[f32], acc: &mut [[f32; M]; R]) {
     match level {
@@ -174,6 +202,14 @@ fn tile<const R: usize, const M: usize>(level: KernelLevel, xs: [&[f32]; R], t: 
             #[allow(unsafe_code)]
             unsafe {
                 tile_avx2(xs, t, acc)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        KernelLevel::Avx512 => {
+            // SAFETY: as above, with AVX-512F (`avx512_detected`).
+            #[allow(unsafe_code)]
+            unsafe {
+                tile_avx512(xs, t, acc)
             }
         }
         _ => tile_baseline(xs, t, acc),
@@ -311,6 +347,12 @@ fn sums_avx2<const H: usize>(a: [&[f32]; H], x: &[f32], k: usize, col: usize, ac
     sums_body(a, x, k, col, acc)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn sums_avx512<const H: usize>(a: [&[f32]; H], x: &[f32], k: usize, col: usize, acc: &mut [[f32; CW]; H]) {
+    sums_body(a, x, k, col, acc)
+}
+
 #[inline(always)]
 fn sums<const H: usize>(level: KernelLevel, a: [&[f32]; H], x: &[f32], k: usize, col: usize, acc: &mut [[f32; CW]; H]) {
     match level {
@@ -320,6 +362,14 @@ fn sums<const H: usize>(level: KernelLevel, a: [&[f32]; H], x: &[f32], k: usize,
             #[allow(unsafe_code)]
             unsafe {
                 sums_avx2(a, x, k, col, acc)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        KernelLevel::Avx512 => {
+            // SAFETY: as in `tile`: Avx512 is only chosen when the processor reports AVX-512F.
+            #[allow(unsafe_code)]
+            unsafe {
+                sums_avx512(a, x, k, col, acc)
             }
         }
         _ => sums_baseline(a, x, k, col, acc),
