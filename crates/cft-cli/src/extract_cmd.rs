@@ -57,6 +57,11 @@ pub struct ExtractArgs {
     /// Images per part file (the resume granularity).
     #[arg(long, default_value_t = 1024)]
     pub chunk: usize,
+    /// Feature cache folder: features are keyed by the image list (names and file sizes), the
+    /// backbone, the weights file's hash, image size, normalisation, precision and device kind;
+    /// a later extraction with the same key reuses them instead of running the network.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Unreadable images: skip them (listed in `<out>.skipped.tsv`) or stop.
     #[arg(long, value_enum, default_value_t = BadImageArg::Fail)]
     pub on_bad_image: BadImageArg,
@@ -253,84 +258,41 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     let weight_input: Vec<(&str, &Path)> =
         if args.weights == "rule" { vec![] } else { vec![("--weights", weights_path.as_path())] };
     let fingerprint = crate::checkpoint::Fingerprint::new(&key, &weight_input)?;
-    let parts_key = parts_dir.join("fingerprint.json");
-    if args.resume && parts_key.is_file() {
-        let text = std::fs::read_to_string(&parts_key).with_context(|| parts_key.display().to_string())?;
-        let stored: crate::checkpoint::Fingerprint = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}: not a part-folder fingerprint ({e}): refusing to resume", parts_key.display())
-        })?;
-        stored.check_resume(&fingerprint, &parts_key)?;
-    } else {
-        if parts_dir.exists() {
-            if args.resume {
-                bail!(
-                    "{}: a part folder without a fingerprint (an older version, or not ours): refusing to resume; remove it or run without --resume",
-                    parts_dir.display()
-                );
-            }
-            std::fs::remove_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
+    // The feature cache: a hit skips the network entirely.
+    let cache = match &args.cache {
+        Some(dir) => {
+            Some(FeatureCache::new(dir, &args.backbone, args, &list.images[range.clone()], &range, &weight_input)?)
         }
-        std::fs::create_dir_all(&parts_dir).with_context(|| parts_dir.display().to_string())?;
-        cft_data::write_atomic(&parts_key, (serde_json::to_string_pretty(&fingerprint)? + "\n").as_bytes())?;
-    }
-    let todo = &list.images[range.clone()];
-    let bar = progress(todo.len() as u64, &format!("extract {} ({})", net.name(), args.device));
-    let t = std::time::Instant::now();
-    let mut fresh = 0usize;
-    let mut features = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let mut skipped: Vec<(String, String)> = Vec::new();
-    for (k, chunk) in todo.chunks(args.chunk.max(1)).enumerate() {
-        let part = parts_dir.join(format!("part-{k:06}.safetensors"));
-        let part_skipped = parts_dir.join(format!("part-{k:06}.skipped.json"));
-        let (f, n, s) = if args.resume && part.exists() && part_skipped.exists() {
-            let set = read_feature_set(&part)?;
-            let s: Vec<(String, String)> = serde_json::from_str(&std::fs::read_to_string(&part_skipped)?)?;
-            (set.features.into_vec(), set.paths.unwrap_or_default(), s)
-        } else {
-            let base = bar.position();
-            let out = cft_features::extract(&net, chunk, &opts, &|done| bar.set_position(base + done as u64));
-            let out = match out {
-                Ok(out) => out,
-                Err(e) => {
-                    // Finished parts stay for --resume (which may also change --on-bad-image);
-                    // when the first part fails there are none, and the folder is only clutter.
-                    if k == 0 {
-                        let _ = std::fs::remove_dir_all(&parts_dir);
-                    }
-                    return Err(match args.on_bad_image {
-                        BadImageArg::Fail => anyhow::anyhow!(
-                            "{e}; rerun with --on-bad-image skip to leave unreadable images out (they are listed in {})",
-                            skipped_path.display()
-                        ),
-                        BadImageArg::Skip => e.into(),
-                    });
-                }
-            };
-            fresh += chunk.len();
-            let set = FeatureSet {
-                features: Matrix::new(out.names.len(), out.dim, out.features.clone()).context("feature shape")?,
-                labels: None,
-                categories: None,
-                paths: Some(out.names.clone()),
-            };
-            write_feature_set(&part, &set, cft_core::Precision::F32)?;
-            cft_data::write_atomic(&part_skipped, serde_json::to_string(&out.skipped)?.as_bytes())?;
-            // Fault injection for the resume test: stop as if interrupted after N parts.
-            if std::env::var("CFT_ABORT_AFTER_PARTS").ok().and_then(|v| v.parse().ok()) == Some(k + 1) {
-                eprintln!("CFT_ABORT_AFTER_PARTS={}: stopping as if interrupted", k + 1);
-                std::process::exit(3);
+        None => None,
+    };
+    let hit = match &cache {
+        Some(c) => c.lookup()?,
+        None => None,
+    };
+    let (features, names, skipped, ips) = match hit {
+        Some((features, names, skipped)) => {
+            eprintln!(
+                "feature cache hit: {}",
+                cache.as_ref().map_or(String::new(), |c| c.features.display().to_string())
+            );
+            (features, names, skipped, 0.0)
+        }
+        None => {
+            let done = extract_in_parts(
+                args,
+                &list.images[range.clone()],
+                &net,
+                &opts,
+                &fingerprint,
+                &parts_dir,
+                &skipped_path,
+            )?;
+            if let Some(c) = &cache {
+                c.store(net.dim(), &done.0, &done.1, &done.2)?;
             }
-            (out.features, out.names, out.skipped)
-        };
-        bar.set_position(((k + 1) * args.chunk).min(todo.len()) as u64);
-        features.extend(f);
-        names.extend(n);
-        skipped.extend(s);
-    }
-    bar.finish_and_clear();
-    let secs = t.elapsed().as_secs_f64();
-    let ips = fresh as f64 / secs.max(1e-9);
+            done
+        }
+    };
     for (name, why) in &skipped {
         eprintln!("skipped {name}: {why}");
     }
@@ -402,6 +364,189 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         skipped.len()
     );
     Ok(())
+}
+
+/// What [`extract_in_parts`] returns: features (row-major), image names, skipped images with
+/// the reason, and the network's images per second.
+type Extracted = (Vec<f32>, Vec<String>, Vec<(String, String)>, f64);
+
+/// Extracts `todo` in parts of `--chunk` images under `parts_dir` (resumable: the folder's
+/// fingerprint must match), returning every part's features in order.
+fn extract_in_parts(
+    args: &ExtractArgs,
+    todo: &[ImageRef],
+    net: &Backbone,
+    opts: &ExtractOptions,
+    fingerprint: &crate::checkpoint::Fingerprint,
+    parts_dir: &Path,
+    skipped_path: &Path,
+) -> Result<Extracted> {
+    let parts_key = parts_dir.join("fingerprint.json");
+    if args.resume && parts_key.is_file() {
+        let text = std::fs::read_to_string(&parts_key).with_context(|| parts_key.display().to_string())?;
+        let stored: crate::checkpoint::Fingerprint = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}: not a part-folder fingerprint ({e}): refusing to resume", parts_key.display())
+        })?;
+        stored.check_resume(fingerprint, &parts_key)?;
+    } else {
+        if parts_dir.exists() {
+            if args.resume {
+                bail!(
+                    "{}: a part folder without a fingerprint (an older version, or not ours): refusing to resume; remove it or run without --resume",
+                    parts_dir.display()
+                );
+            }
+            std::fs::remove_dir_all(parts_dir).with_context(|| parts_dir.display().to_string())?;
+        }
+        std::fs::create_dir_all(parts_dir).with_context(|| parts_dir.display().to_string())?;
+        cft_data::write_atomic(&parts_key, (serde_json::to_string_pretty(fingerprint)? + "\n").as_bytes())?;
+    }
+    let bar = progress(todo.len() as u64, &format!("extract {} ({})", net.name(), args.device));
+    let t = std::time::Instant::now();
+    let mut fresh = 0usize;
+    let mut features = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    for (k, chunk) in todo.chunks(args.chunk.max(1)).enumerate() {
+        let part = parts_dir.join(format!("part-{k:06}.safetensors"));
+        let part_skipped = parts_dir.join(format!("part-{k:06}.skipped.json"));
+        let (f, n, s) = if args.resume && part.exists() && part_skipped.exists() {
+            let set = read_feature_set(&part)?;
+            let s: Vec<(String, String)> = serde_json::from_str(&std::fs::read_to_string(&part_skipped)?)?;
+            (set.features.into_vec(), set.paths.unwrap_or_default(), s)
+        } else {
+            let base = bar.position();
+            let out = cft_features::extract(net, chunk, opts, &|done| bar.set_position(base + done as u64));
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    // Finished parts stay for --resume (which may also change --on-bad-image);
+                    // when the first part fails there are none, and the folder is only clutter.
+                    if k == 0 {
+                        let _ = std::fs::remove_dir_all(parts_dir);
+                    }
+                    return Err(match args.on_bad_image {
+                        BadImageArg::Fail => anyhow::anyhow!(
+                            "{e}; rerun with --on-bad-image skip to leave unreadable images out (they are listed in {})",
+                            skipped_path.display()
+                        ),
+                        BadImageArg::Skip => e.into(),
+                    });
+                }
+            };
+            fresh += chunk.len();
+            let set = FeatureSet {
+                features: Matrix::new(out.names.len(), out.dim, out.features.clone()).context("feature shape")?,
+                labels: None,
+                categories: None,
+                paths: Some(out.names.clone()),
+            };
+            write_feature_set(&part, &set, cft_core::Precision::F32)?;
+            cft_data::write_atomic(&part_skipped, serde_json::to_string(&out.skipped)?.as_bytes())?;
+            // Fault injection for the resume test: stop as if interrupted after N parts.
+            if std::env::var("CFT_ABORT_AFTER_PARTS").ok().and_then(|v| v.parse().ok()) == Some(k + 1) {
+                eprintln!("CFT_ABORT_AFTER_PARTS={}: stopping as if interrupted", k + 1);
+                std::process::exit(3);
+            }
+            (out.features, out.names, out.skipped)
+        };
+        bar.set_position(((k + 1) * args.chunk).min(todo.len()) as u64);
+        features.extend(f);
+        names.extend(n);
+        skipped.extend(s);
+    }
+    bar.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    Ok((features, names, skipped, fresh as f64 / secs.max(1e-9)))
+}
+
+/// One entry of the feature cache (`--cache DIR`): `<key>.safetensors` (features and image
+/// names) and `<key>.json` (the full fingerprint, checked on every hit, and the skipped images).
+struct FeatureCache {
+    features: PathBuf,
+    meta: PathBuf,
+    fingerprint: crate::checkpoint::Fingerprint,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct CacheMeta {
+    fingerprint: crate::checkpoint::Fingerprint,
+    skipped: Vec<(String, String)>,
+}
+
+impl FeatureCache {
+    fn new(
+        dir: &Path,
+        backbone: &str,
+        args: &ExtractArgs,
+        images: &[ImageRef],
+        range: &std::ops::Range<usize>,
+        weights: &[(&str, &Path)],
+    ) -> Result<Self> {
+        #[derive(Serialize)]
+        struct CacheKey<'a> {
+            backbone: &'a str,
+            weights_rule: bool,
+            /// Count and FNV-1a 64 of the image names and file sizes of this run's range.
+            images: (usize, String),
+            image_size: usize,
+            normalize: NormalizeArg,
+            precision: PrecisionArg,
+            device_kind: &'a str,
+            image_range: (usize, usize),
+        }
+        let h = images.iter().fold(crate::manifest::FNV_OFFSET, |h, im| {
+            let size = std::fs::metadata(&im.file).map_or(u64::MAX, |m| m.len());
+            let h = crate::manifest::fnv1a64(h, im.name.as_bytes());
+            crate::manifest::fnv1a64(h, &size.to_le_bytes())
+        });
+        let key = CacheKey {
+            backbone,
+            weights_rule: args.weights == "rule",
+            images: (images.len(), format!("{h:016x}")),
+            image_size: args.image_size,
+            normalize: args.normalize,
+            precision: args.precision,
+            device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
+            image_range: (range.start, range.end),
+        };
+        let fingerprint = crate::checkpoint::Fingerprint::new(&key, weights)?;
+        let id = crate::manifest::fnv1a64(crate::manifest::FNV_OFFSET, serde_json::to_string(&fingerprint)?.as_bytes());
+        Ok(Self {
+            features: dir.join(format!("{id:016x}.safetensors")),
+            meta: dir.join(format!("{id:016x}.json")),
+            fingerprint,
+        })
+    }
+
+    /// The cached features, names and skipped images, if this key is cached (a damaged or
+    /// colliding entry is an error naming it).
+    fn lookup(&self) -> Result<Option<(Vec<f32>, Vec<String>, Vec<(String, String)>)>> {
+        if !(self.meta.is_file() && self.features.is_file()) {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.meta).with_context(|| self.meta.display().to_string())?;
+        let meta: CacheMeta = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a feature-cache entry ({e}); remove it", self.meta.display()))?;
+        meta.fingerprint.check_resume(&self.fingerprint, &self.meta)?;
+        let set = read_feature_set(&self.features)?;
+        let names = set.paths.clone().unwrap_or_default();
+        Ok(Some((set.features.into_vec(), names, meta.skipped)))
+    }
+
+    /// Stores an extraction (features first, then the entry's metadata, each atomically).
+    fn store(&self, dim: usize, features: &[f32], names: &[String], skipped: &[(String, String)]) -> Result<()> {
+        let set = FeatureSet {
+            features: Matrix::new(names.len(), dim, features.to_vec()).context("feature shape")?,
+            labels: None,
+            categories: None,
+            paths: Some(names.to_vec()),
+        };
+        write_feature_set(&self.features, &set, cft_core::Precision::F32)?;
+        let meta = CacheMeta { fingerprint: self.fingerprint.clone(), skipped: skipped.to_vec() };
+        cft_data::write_atomic(&self.meta, (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
+        Ok(())
+    }
 }
 
 /// Arguments of `cft merge-features`.

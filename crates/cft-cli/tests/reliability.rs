@@ -887,3 +887,53 @@ fn the_bundled_specs_give_the_pinned_numbers_and_bad_specs_write_nothing() {
         refused(&["run", name, "--out", "bad"], d, &[name, needle]);
     }
 }
+
+#[test]
+fn the_feature_cache_reuses_extractions_of_the_same_key_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let images = datasets().join("images");
+    let weights = datasets().join("weights/resnet20_cifar10.safetensors");
+    let (imgs, w) = (images.to_str().unwrap(), weights.to_str().unwrap());
+    let args = |size: &'static str, out: &'static str| {
+        vec![
+            "extract",
+            "--backbone",
+            "resnet20-cifar",
+            "--weights",
+            w,
+            "--images",
+            imgs,
+            "--image-size",
+            size,
+            "--cache",
+            "cache",
+            "--out",
+            out,
+        ]
+    };
+    let first = cft(&args("32", "a.safetensors"), d);
+    assert!(first.status.success() && !stderr(&first).contains("cache hit"), "{}", stderr(&first));
+    let second = cft(&args("32", "b.safetensors"), d);
+    assert!(second.status.success() && stderr(&second).contains("feature cache hit"), "{}", stderr(&second));
+    let (a, b) = (
+        cft_data::read_feature_set(&d.join("a.safetensors")).unwrap(),
+        cft_data::read_feature_set(&d.join("b.safetensors")).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert_eq!(a.features.rows(), 9);
+    // Another image size is another key: extracted, and cached beside the first.
+    let third = cft(&args("40", "c.safetensors"), d);
+    assert!(third.status.success() && !stderr(&third).contains("cache hit"), "{}", stderr(&third));
+    assert_ne!(cft_data::read_feature_set(&d.join("c.safetensors")).unwrap().features, a.features);
+    let entries = std::fs::read_dir(d.join("cache")).unwrap().count();
+    assert_eq!(entries, 4, "two entries of two files each");
+    // A damaged entry is an error naming it, not a silent reuse.
+    for e in std::fs::read_dir(d.join("cache")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            std::fs::write(&p, "{\"fingerprint\": 1}").unwrap();
+        }
+    }
+    refused(&args("32", "d.safetensors"), d, &["not a feature-cache entry"]);
+}
