@@ -27,9 +27,31 @@ pub struct EvaluateArgs {
     /// Uncertain (−1) labels: ignore, ones or zeros.
     #[arg(long, value_enum, default_value_t = PolicyArg::Ignore)]
     pub uncertain: PolicyArg,
-    /// Also write the scores as JSON: {"metric", "categories", "per_category", "mean"}.
+    /// Also write the scores as JSON: {"metric", "categories", "per_category", "mean", "groups"}.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also report the mean over frequency groups (OpenImages V3 reports G1–G5: `--groups 5`):
+    /// categories sorted ascending by their count in the training labels of `--group-counts-from`.
+    #[arg(long, requires = "group_counts_from")]
+    pub groups: Option<usize>,
+    /// The labelled feature set (or label source) whose label counts order the groups: the
+    /// training set.
+    #[arg(long, requires = "groups")]
+    pub group_counts_from: Option<PathBuf>,
+    /// What a category's count is: its known positives (the class's frequency; default) or all
+    /// its known labels.
+    #[arg(long, value_enum, default_value_t = GroupBy::Positives)]
+    pub group_by: GroupBy,
+}
+
+/// What orders the frequency groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// Known positive labels: how often the class occurs, the sense of "rare" in a long tail.
+    Positives,
+    /// All known labels (positives and negatives): how much evidence the class has.
+    Known,
 }
 
 /// The JSON written by `cft evaluate --json`.
@@ -43,15 +65,30 @@ pub struct Evaluation {
     pub per_category: Vec<Option<f64>>,
     /// Mean over defined categories.
     pub mean: Option<f64>,
+    /// Frequency groups (with `--groups`), rarest first, and what ordered them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Groups>,
+}
+
+/// The frequency groups of `cft evaluate --groups`.
+#[derive(Debug, Serialize)]
+pub struct Groups {
+    /// `positives` or `known`: the count that ordered the categories.
+    pub by: GroupBy,
+    /// The file the counts come from.
+    pub counts_from: String,
+    /// The groups.
+    pub groups: Vec<cft_core::GroupMean>,
 }
 
 /// Runs `cft evaluate`.
 pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     if let Some(j) = &args.json {
-        check_outputs(
-            &[Named::new("--head", &args.head), Named::new("--data", &args.data)],
-            &[Named::new("--json", j)],
-        )?;
+        let mut inputs = vec![Named::new("--head", &args.head), Named::new("--data", &args.data)];
+        if let Some(g) = &args.group_counts_from {
+            inputs.push(Named::new("--group-counts-from", g));
+        }
+        check_outputs(&inputs, &[Named::new("--json", j)])?;
     }
     let data = load_labelled(&args.data, args.uncertain.into())?;
     let c = data.labels.n_categories();
@@ -64,7 +101,43 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     let metric: Metric = args.metric.into();
     let per = partial_scores(metric, &head.logits(&data.set.features), &data.labels);
     let names = category_names(&data.set, c);
-    let ev = Evaluation { metric: metric.name(), mean: mean_defined(&per), per_category: per, categories: names };
+    let groups = match (args.groups, &args.group_counts_from) {
+        (Some(g), Some(from)) => {
+            if g == 0 || g > c {
+                anyhow::bail!("--groups {g}: expected 1 to {c} (the number of categories)");
+            }
+            let train = load_labelled(from, args.uncertain.into())?;
+            if train.labels.n_categories() != c {
+                anyhow::bail!(
+                    "{}: {} label columns, but {} has {c}",
+                    from.display(),
+                    train.labels.n_categories(),
+                    args.data.display()
+                );
+            }
+            crate::finetune_cmd::check_same_categories(&[
+                (&args.data, data.set.categories.as_deref()),
+                (from, train.set.categories.as_deref()),
+            ])?;
+            let sparse = train.labels.to_sparse();
+            let counts: Vec<usize> = sparse
+                .per_category
+                .iter()
+                .map(|k| match args.group_by {
+                    GroupBy::Positives => k.positives.len(),
+                    GroupBy::Known => k.positives.len() + k.negatives.len(),
+                })
+                .collect();
+            Some(Groups {
+                by: args.group_by,
+                counts_from: from.display().to_string(),
+                groups: cft_core::group_means(&per, &counts, g),
+            })
+        }
+        _ => None,
+    };
+    let ev =
+        Evaluation { metric: metric.name(), mean: mean_defined(&per), per_category: per, categories: names, groups };
     let w = ev.categories.iter().map(String::len).max().unwrap_or(4).max(8);
     println!("{:>4}  {:<w$}  {:>8}", "cat", "name", metric.name().to_uppercase());
     for (k, (name, s)) in ev.categories.iter().zip(&ev.per_category).enumerate() {
@@ -75,6 +148,24 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     match ev.mean {
         Some(m) => println!("mean {} over {defined} of {c} categories: {m:.6}", metric.name().to_uppercase()),
         None => println!("mean {}: undefined (no category has both classes)", metric.name().to_uppercase()),
+    }
+    if let Some(g) = &ev.groups {
+        for group in &g.groups {
+            let v = group.mean.map_or_else(|| "undefined".to_string(), |x| format!("{x:.6}"));
+            println!(
+                "{} ({} categories, {} {} {}–{}): mean {} {v}",
+                group.name,
+                group.classes.len(),
+                match g.by {
+                    GroupBy::Positives => "known positives",
+                    GroupBy::Known => "known labels",
+                },
+                "per category",
+                group.count_range.0,
+                group.count_range.1,
+                metric.name().to_uppercase()
+            );
+        }
     }
     if let Some(p) = &args.json {
         cft_data::write_atomic(p, (serde_json::to_string_pretty(&ev)? + "\n").as_bytes())?;

@@ -937,3 +937,89 @@ fn the_feature_cache_reuses_extractions_of_the_same_key_only() {
     }
     refused(&args("32", "d.safetensors"), d, &["not a feature-cache entry"]);
 }
+
+#[test]
+fn evaluate_reports_frequency_groups_ordered_by_training_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Six categories; the training positives per category are 4, 1, 3, 6, 2, 5 (unknown elsewhere).
+    let pos = [4usize, 1, 3, 6, 2, 5];
+    let n = 8;
+    let labels: Vec<f32> = (0..n * 6)
+        .map(|i| {
+            if i / 6 < pos[i % 6] {
+                1.0
+            } else if i / 6 == 7 {
+                0.0
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
+    let names = ["a", "b", "c", "d", "e", "f"];
+    write_tensors(
+        &d.join("train.safetensors"),
+        &[("features", vec![n, 1], vec![1.0; n]), ("labels", vec![n, 6], labels)],
+        Some(&names),
+    );
+    feature_set_named(&d.join("test.safetensors"), &names);
+    let head = (0..6).map(|k| 0.1 * k as f32 - 0.2).collect::<Vec<f32>>();
+    write_tensors(
+        &d.join("head.safetensors"),
+        &[("weight", vec![6, 2], head.iter().flat_map(|w| [*w, -*w]).collect()), ("bias", vec![6], vec![0.0; 6])],
+        Some(&names),
+    );
+    let out = ok(&cft(
+        &[
+            "evaluate",
+            "--head",
+            "head.safetensors",
+            "--data",
+            "test.safetensors",
+            "--groups",
+            "3",
+            "--group-counts-from",
+            "train.safetensors",
+            "--json",
+            "ev.json",
+        ],
+        d,
+    ));
+    let ev: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("ev.json")).unwrap()).unwrap();
+    let per: Vec<f64> = ev["per_category"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    // Ascending by positives: b(1) e(2) | c(3) a(4) | f(5) d(6).
+    let want = [[1usize, 4], [2, 0], [5, 3]];
+    for (g, classes) in want.iter().enumerate() {
+        let got = &ev["groups"]["groups"][g];
+        let cls: Vec<usize> = got["classes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        assert_eq!(&cls, classes, "{out}");
+        let mean = (per[classes[0]] + per[classes[1]]) / 2.0;
+        assert!((got["mean"].as_f64().unwrap() - mean).abs() < 1e-15, "{out}");
+    }
+    assert_eq!(ev["groups"]["by"], "positives");
+    assert!(out.contains("G1 (2 categories, known positives per category 1–2)"), "{out}");
+    refused(
+        &[
+            "evaluate",
+            "--head",
+            "head.safetensors",
+            "--data",
+            "test.safetensors",
+            "--groups",
+            "9",
+            "--group-counts-from",
+            "train.safetensors",
+        ],
+        d,
+        &["--groups 9: expected 1 to 6"],
+    );
+}
+
+/// A two-feature labelled set over the given category names (every label known).
+fn feature_set_named(path: &Path, names: &[&str]) {
+    let n = 12;
+    let c = names.len();
+    let features: Vec<f32> = (0..n * 2).map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.4).collect();
+    let labels: Vec<f32> = (0..n * c).map(|i| if (i * 5 + i / c) % 3 == 0 { 1.0 } else { 0.0 }).collect();
+    write_tensors(path, &[("features", vec![n, 2], features), ("labels", vec![n, c], labels)], Some(names));
+}

@@ -42,5 +42,7 @@ pub use head::LinearHead;
 pub use labels::{drop_labels, KnownSamples, Label, PartialLabels, SparseLabels, UncertainPolicy};
 pub use linalg::{Matrix, Precision};
 pub use loss::Loss;
-pub use metrics::{mean_defined, numpy_pairwise_sum, partial_scores, roc_auc_sklearn, Metric, RankScorer};
+pub use metrics::{
+    group_means, mean_defined, numpy_pairwise_sum, partial_scores, roc_auc_sklearn, GroupMean, Metric, RankScorer,
+};
 pub use rng::{Pcg64, SeedSequence};

@@ -216,6 +216,41 @@ pub fn mean_defined(per_category: &[Option<f64>]) -> Option<f64> {
     (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
 }
 
+/// One group of [`group_means`]: the classes it holds (indices) and their mean score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupMean {
+    /// `G1` (the rarest classes) … `Gg` (the most frequent).
+    pub name: String,
+    /// The classes of the group, rarest first.
+    pub classes: Vec<usize>,
+    /// The smallest and largest count in the group.
+    pub count_range: (usize, usize),
+    /// Mean over the group's defined scores; `None` if none is defined.
+    pub mean: Option<f64>,
+}
+
+/// Frequency groups, as OpenImages V3 results are reported (G1–G5): classes sorted ascending
+/// by `counts` (ties by class index), cut into `groups` consecutive groups of equal size (the
+/// first `n % groups` one larger, as `numpy.array_split`), and the mean of each group's defined
+/// scores. For the 5,000 trainable classes and 5 groups: 1,000 classes each.
+pub fn group_means(scores: &[Option<f64>], counts: &[usize], groups: usize) -> Vec<GroupMean> {
+    assert_eq!(scores.len(), counts.len(), "one count per class");
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by_key(|&k| (counts[k], k));
+    let (n, g) = (order.len(), groups.max(1));
+    let mut out = Vec::with_capacity(g);
+    let mut start = 0;
+    for i in 0..g {
+        let len = n / g + usize::from(i < n % g);
+        let classes: Vec<usize> = order[start..start + len].to_vec();
+        start += len;
+        let member: Vec<Option<f64>> = classes.iter().map(|&k| scores[k]).collect();
+        let count_range = (classes.first().map_or(0, |&k| counts[k]), classes.last().map_or(0, |&k| counts[k]));
+        out.push(GroupMean { name: format!("G{}", i + 1), classes, count_range, mean: mean_defined(&member) });
+    }
+    out
+}
+
 /// numpy's pairwise summation of f64 (`np.add.reduce` on a contiguous array): blocks of 8
 /// partial sums up to 128 elements, halves above. Reproduces numpy's result bit for bit.
 pub fn numpy_pairwise_sum(a: &[f64]) -> f64 {
@@ -340,5 +375,21 @@ mod tests {
                 assert_eq!(out[r], single);
             }
         }
+    }
+
+    #[test]
+    fn frequency_groups_split_like_numpy_and_average_defined_scores() {
+        // Counts sort the classes 3, 0, 4, 1, 2, 5, 6 (ties by index); 7 classes in 3 groups: 3, 2, 2.
+        let counts = [5, 9, 9, 1, 7, 12, 40];
+        let scores = [Some(0.5), Some(0.9), None, Some(0.1), Some(0.7), Some(0.6), Some(1.0)];
+        let g = group_means(&scores, &counts, 3);
+        assert_eq!(g[0].classes, [3, 0, 4]);
+        assert_eq!(g[1].classes, [1, 2]);
+        assert_eq!(g[2].classes, [5, 6]);
+        assert_eq!((g[0].count_range, g[1].count_range, g[2].count_range), ((1, 7), (9, 9), (12, 40)));
+        assert_eq!(g[0].mean, Some((0.1 + 0.5 + 0.7) / 3.0));
+        assert_eq!(g[1].mean, Some(0.9)); // class 2 is undefined and left out
+        assert_eq!(g[2].mean, Some(0.8));
+        assert_eq!(g.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), ["G1", "G2", "G3"]);
     }
 }
