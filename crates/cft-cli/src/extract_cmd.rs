@@ -225,44 +225,17 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         },
     };
     // The part folder records what its parts were extracted with; a resume must match it.
-    #[derive(Serialize)]
-    struct PartsKey<'a> {
-        backbone: &'a str,
-        weights_rule: bool,
-        /// Count and FNV-1a 64 of the image names, newline-joined, of this run's range.
-        images: (usize, String),
-        image_size: usize,
-        normalize: NormalizeArg,
-        precision: PrecisionArg,
-        device_kind: &'a str,
-        chunk: usize,
-        image_range: (usize, usize),
-    }
-    let key = PartsKey {
-        backbone: &args.backbone,
-        weights_rule: args.weights == "rule",
-        images: {
-            let names = &list.images[range.clone()];
-            let h = names.iter().fold(crate::manifest::FNV_OFFSET, |h, im| {
-                crate::manifest::fnv1a64(crate::manifest::fnv1a64(h, im.name.as_bytes()), b"\n")
-            });
-            (names.len(), format!("{h:016x}"))
-        },
-        image_size: args.image_size,
-        normalize: args.normalize,
-        precision: args.precision,
-        device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
-        chunk: args.chunk,
-        image_range: (range.start, range.end),
-    };
+    let key = ExtractionKey::new(args, &list.images[range.clone()], &range, Some(args.chunk));
     let weight_input: Vec<(&str, &Path)> =
         if args.weights == "rule" { vec![] } else { vec![("--weights", weights_path.as_path())] };
     let fingerprint = crate::checkpoint::Fingerprint::new(&key, &weight_input)?;
     // The feature cache: a hit skips the network entirely.
     let cache = match &args.cache {
-        Some(dir) => {
-            Some(FeatureCache::new(dir, &args.backbone, args, &list.images[range.clone()], &range, &weight_input)?)
-        }
+        Some(dir) => Some(FeatureCache::new(
+            dir,
+            &ExtractionKey::new(args, &list.images[range.clone()], &range, None),
+            &weight_input,
+        )?),
         None => None,
     };
     let hit = match &cache {
@@ -474,43 +447,47 @@ struct CacheMeta {
     skipped: Vec<(String, String)>,
 }
 
-impl FeatureCache {
-    fn new(
-        dir: &Path,
-        backbone: &str,
-        args: &ExtractArgs,
-        images: &[ImageRef],
-        range: &std::ops::Range<usize>,
-        weights: &[(&str, &Path)],
-    ) -> Result<Self> {
-        #[derive(Serialize)]
-        struct CacheKey<'a> {
-            backbone: &'a str,
-            weights_rule: bool,
-            /// Count and FNV-1a 64 of the image names and file sizes of this run's range.
-            images: (usize, String),
-            image_size: usize,
-            normalize: NormalizeArg,
-            precision: PrecisionArg,
-            device_kind: &'a str,
-            image_range: (usize, usize),
-        }
+/// What decides extracted features: the images (names and file sizes) and the extraction
+/// settings; the part folder adds its chunk size, the feature cache does not.
+#[derive(Serialize)]
+struct ExtractionKey<'a> {
+    backbone: &'a str,
+    weights_rule: bool,
+    /// Count and FNV-1a 64 of the image names and file sizes of this run's range.
+    images: (usize, String),
+    image_size: usize,
+    normalize: NormalizeArg,
+    precision: PrecisionArg,
+    device_kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunk: Option<usize>,
+    image_range: (usize, usize),
+}
+
+impl<'a> ExtractionKey<'a> {
+    fn new(args: &'a ExtractArgs, images: &[ImageRef], range: &std::ops::Range<usize>, chunk: Option<usize>) -> Self {
         let h = images.iter().fold(crate::manifest::FNV_OFFSET, |h, im| {
             let size = std::fs::metadata(&im.file).map_or(u64::MAX, |m| m.len());
             let h = crate::manifest::fnv1a64(h, im.name.as_bytes());
             crate::manifest::fnv1a64(h, &size.to_le_bytes())
         });
-        let key = CacheKey {
-            backbone,
+        Self {
+            backbone: &args.backbone,
             weights_rule: args.weights == "rule",
             images: (images.len(), format!("{h:016x}")),
             image_size: args.image_size,
             normalize: args.normalize,
             precision: args.precision,
             device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
+            chunk,
             image_range: (range.start, range.end),
-        };
-        let fingerprint = crate::checkpoint::Fingerprint::new(&key, weights)?;
+        }
+    }
+}
+
+impl FeatureCache {
+    fn new(dir: &Path, key: &ExtractionKey<'_>, weights: &[(&str, &Path)]) -> Result<Self> {
+        let fingerprint = crate::checkpoint::Fingerprint::new(key, weights)?;
         let id = crate::manifest::fnv1a64(crate::manifest::FNV_OFFSET, serde_json::to_string(&fingerprint)?.as_bytes());
         Ok(Self {
             features: dir.join(format!("{id:016x}.safetensors")),
