@@ -397,24 +397,8 @@ fn bench_all_categories_writes_the_documented_keys() {
 fn extract_writes_features_head_and_resumes_and_merges_shards() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let images = datasets().join("images");
-    let weights = datasets().join("weights/resnet20_cifar10.safetensors");
-    let (imgs, w) = (images.to_str().unwrap(), weights.to_str().unwrap());
-    let base = [
-        "extract",
-        "--backbone",
-        "resnet20-cifar",
-        "--weights",
-        w,
-        "--images",
-        imgs,
-        "--image-size",
-        "32",
-        "--batch",
-        "4",
-        "--chunk",
-        "4",
-    ];
+    let r20 = common::Resnet20::bundled();
+    let base = r20.extract("32", &["--batch", "4", "--chunk", "4"]);
     let mut full = base.to_vec();
     full.extend(["--out", "all.safetensors", "--head-out", "head.safetensors"]);
     ok(&cft(&full, d));

@@ -669,26 +669,8 @@ fn reproduce_and_extract_refuse_to_resume_foreign_units_and_parts() {
     assert_eq!(std::fs::read(d.join("r/toy/results.json")).unwrap(), before);
 
     // Extraction parts made at another image size.
-    let images = datasets().join("images");
-    let weights = datasets().join("weights/resnet20_cifar10.safetensors");
-    let (imgs, w) = (images.to_str().unwrap(), weights.to_str().unwrap());
-    let args = |size: &'static str| {
-        vec![
-            "extract",
-            "--backbone",
-            "resnet20-cifar",
-            "--weights",
-            w,
-            "--images",
-            imgs,
-            "--image-size",
-            size,
-            "--chunk",
-            "4",
-            "--out",
-            "f.safetensors",
-        ]
-    };
+    let r20 = common::Resnet20::bundled();
+    let args = |size: &'static str| r20.extract(size, &["--chunk", "4", "--out", "f.safetensors"]);
     let o = cft_env(&args("32"), d, &[("CFT_ABORT_AFTER_PARTS", "1")]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     std::fs::remove_file(d.join("f.safetensors.lock")).unwrap();
@@ -892,26 +874,8 @@ fn the_bundled_specs_give_the_pinned_numbers_and_bad_specs_write_nothing() {
 fn the_feature_cache_reuses_extractions_of_the_same_key_only() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let images = datasets().join("images");
-    let weights = datasets().join("weights/resnet20_cifar10.safetensors");
-    let (imgs, w) = (images.to_str().unwrap(), weights.to_str().unwrap());
-    let args = |size: &'static str, out: &'static str| {
-        vec![
-            "extract",
-            "--backbone",
-            "resnet20-cifar",
-            "--weights",
-            w,
-            "--images",
-            imgs,
-            "--image-size",
-            size,
-            "--cache",
-            "cache",
-            "--out",
-            out,
-        ]
-    };
+    let r20 = common::Resnet20::bundled();
+    let args = |size: &'static str, out: &'static str| r20.extract(size, &["--cache", "cache", "--out", out]);
     let first = cft(&args("32", "a.safetensors"), d);
     assert!(first.status.success() && !stderr(&first).contains("cache hit"), "{}", stderr(&first));
     let second = cft(&args("32", "b.safetensors"), d);

@@ -18,3 +18,37 @@ pub fn write_tensors(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)], cate
         .map(|c| std::collections::HashMap::from([("categories".to_string(), serde_json::to_string(c).unwrap())]));
     std::fs::write(path, safetensors::tensor::serialize(views, meta).unwrap()).unwrap();
 }
+
+/// The bundled photos and real CIFAR ResNet-20 weights (paths as strings, kept alive here).
+pub struct Resnet20 {
+    images: String,
+    weights: String,
+}
+
+impl Resnet20 {
+    /// The bundled inputs of the extraction tests.
+    pub fn bundled() -> Self {
+        let datasets = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+        Self {
+            images: datasets.join("images").display().to_string(),
+            weights: datasets.join("weights/resnet20_cifar10.safetensors").display().to_string(),
+        }
+    }
+
+    /// `cft extract` of every bundled photo with the real ResNet-20 at `size` pixels, then `extra`.
+    pub fn extract<'a>(&'a self, size: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            "extract",
+            "--backbone",
+            "resnet20-cifar",
+            "--weights",
+            &self.weights,
+            "--images",
+            &self.images,
+            "--image-size",
+            size,
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+}
