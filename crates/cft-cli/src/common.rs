@@ -201,3 +201,21 @@ pub fn first_line(path: &Path) -> Result<String> {
     std::io::BufReader::new(f).read_line(&mut line).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(line.trim_start_matches('\u{feff}').trim_end_matches(['\n', '\r']).to_string())
 }
+
+/// Refuses files whose category names disagree (same count, other names or order).
+pub fn check_same_categories(files: &[(&std::path::Path, Option<&[String]>)]) -> Result<()> {
+    let named: Vec<_> = files.iter().filter_map(|(p, c)| c.map(|c| (p, c))).collect();
+    for pair in named.windows(2) {
+        let ((pa, a), (pb, b)) = (pair[0], pair[1]);
+        if let Some(k) = (0..a.len().max(b.len())).find(|&k| a.get(k) != b.get(k)) {
+            anyhow::bail!(
+                "{}: category {k} is `{}` but {} names it `{}`: the files must list the same categories in the same order",
+                pb.display(),
+                b.get(k).map_or("(none)", String::as_str),
+                pa.display(),
+                a.get(k).map_or("(none)", String::as_str)
+            );
+        }
+    }
+    Ok(())
+}

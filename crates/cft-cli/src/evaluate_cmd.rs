@@ -93,7 +93,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     let data = load_labelled(&args.data, args.uncertain.into())?;
     let c = data.labels.n_categories();
     let head_file = load_head_for(&args.head, args.head_key.as_deref(), data.set.features.cols(), Some(c), &args.data)?;
-    crate::finetune_cmd::check_same_categories(&[
+    crate::common::check_same_categories(&[
         (&args.data, data.set.categories.as_deref()),
         (&args.head, head_file.categories.as_deref()),
     ])?;
@@ -115,7 +115,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
                     args.data.display()
                 );
             }
-            crate::finetune_cmd::check_same_categories(&[
+            crate::common::check_same_categories(&[
                 (&args.data, data.set.categories.as_deref()),
                 (from, train.set.categories.as_deref()),
             ])?;

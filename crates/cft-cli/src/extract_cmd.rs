@@ -226,9 +226,10 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     };
     // The part folder records what its parts were extracted with; a resume must match it.
     let key = ExtractionKey::new(args, &list.images[range.clone()], &range, Some(args.chunk));
-    let weight_input: Vec<(&str, &Path)> =
-        if args.weights == "rule" { vec![] } else { vec![("--weights", weights_path.as_path())] };
-    let fingerprint = crate::checkpoint::Fingerprint::new(&key, &weight_input)?;
+    // The weights file is hashed once, for the part folder, the cache and the manifest.
+    let weight_input: Vec<(String, InputFile)> =
+        if args.weights == "rule" { vec![] } else { vec![("--weights".to_string(), InputFile::of(&weights_path)?)] };
+    let fingerprint = crate::checkpoint::Fingerprint::with_inputs(&key, &weight_input)?;
     // The feature cache: a hit skips the network entirely.
     let cache = match &args.cache {
         Some(dir) => Some(FeatureCache::new(
@@ -308,9 +309,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         bytes: 0,
         fnv1a64: String::new(),
     })];
-    if args.weights != "rule" {
-        inputs.push(InputFile::of(Path::new(&args.weights))?);
-    }
+    inputs.extend(weight_input.iter().map(|(_, f)| f.clone()));
     let cfg = ExtractConfig {
         backbone: &args.backbone,
         weights: &args.weights,
@@ -486,8 +485,8 @@ impl<'a> ExtractionKey<'a> {
 }
 
 impl FeatureCache {
-    fn new(dir: &Path, key: &ExtractionKey<'_>, weights: &[(&str, &Path)]) -> Result<Self> {
-        let fingerprint = crate::checkpoint::Fingerprint::new(key, weights)?;
+    fn new(dir: &Path, key: &ExtractionKey<'_>, weights: &[(String, InputFile)]) -> Result<Self> {
+        let fingerprint = crate::checkpoint::Fingerprint::with_inputs(key, weights)?;
         let id = crate::manifest::fnv1a64(crate::manifest::FNV_OFFSET, serde_json::to_string(&fingerprint)?.as_bytes());
         Ok(Self {
             features: dir.join(format!("{id:016x}.safetensors")),

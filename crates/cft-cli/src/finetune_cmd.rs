@@ -225,7 +225,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         );
     }
     let head_file = load_head_for(&args.head, args.head_key.as_deref(), d, Some(c), &args.train)?;
-    check_same_categories(&[
+    crate::common::check_same_categories(&[
         (&args.train, train.set.categories.as_deref()),
         (&args.valid, valid.set.categories.as_deref()),
         (&args.head, head_file.categories.as_deref()),
@@ -395,24 +395,6 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let _ = std::fs::remove_file(&progress_path);
     let improved = run.categories.iter().filter(|o| o.best_epoch >= 0).count();
     eprintln!("wrote {} ({improved} of {c} categories improved) in {:.1} s", args.out.display(), clock.seconds());
-    Ok(())
-}
-
-/// Refuses files whose category names disagree (same count, other names or order).
-pub fn check_same_categories(files: &[(&std::path::Path, Option<&[String]>)]) -> Result<()> {
-    let named: Vec<_> = files.iter().filter_map(|(p, c)| c.map(|c| (p, c))).collect();
-    for pair in named.windows(2) {
-        let ((pa, a), (pb, b)) = (pair[0], pair[1]);
-        if let Some(k) = (0..a.len().max(b.len())).find(|&k| a.get(k) != b.get(k)) {
-            anyhow::bail!(
-                "{}: category {k} is `{}` but {} names it `{}`: the files must list the same categories in the same order",
-                pb.display(),
-                b.get(k).map_or("(none)", String::as_str),
-                pa.display(),
-                a.get(k).map_or("(none)", String::as_str)
-            );
-        }
-    }
     Ok(())
 }
 

@@ -84,8 +84,7 @@ pub fn run_and_print<C: Serialize>(
     run_config: &C,
 ) -> Result<PathBuf> {
     let clock = std::time::Instant::now();
-    let steps = cfg.proportions.len() * 2 * (2 + 3);
-    let bar = progress(steps as u64, &format!("reproduce {}", manifest.name));
+    let bar = progress(cfg.steps() as u64, &format!("reproduce {}", manifest.name));
     eprintln!(
         "{}: {} proportions × 2 protocols × (2 base heads + 3 CFT methods)",
         manifest.name,

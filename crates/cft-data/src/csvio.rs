@@ -34,16 +34,17 @@ pub fn read_string_table(path: &Path) -> Result<StringTable> {
 /// Reads a CSV file, with or without a header row (without: columns `column_1`, `column_2`, …);
 /// quoted fields and mixed CRLF/LF line endings are handled by polars.
 pub fn read_string_table_opts(path: &Path, has_header: bool) -> Result<StringTable> {
-    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
-    if meta.len() == 0 {
+    // Read once: the width check and polars parse the same bytes.
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if bytes.is_empty() {
         return Err(DataError::invalid(path, "empty file: expected a header row"));
     }
-    check_record_widths(path)?;
+    check_record_widths(path, &bytes)?;
     let df = CsvReadOptions::default()
         .with_has_header(has_header)
         .with_infer_schema_length(Some(0))
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(|r| r.finish())
+        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+        .finish()
         .map_err(|e| DataError::invalid(path, format!("not a readable CSV table: {e}")))?;
     // A UTF-8 byte-order mark is not part of the first column's name.
     let header: Vec<String> =
@@ -60,8 +61,7 @@ pub fn read_string_table_opts(path: &Path, has_header: bool) -> Result<StringTab
 /// Refuses a record whose number of fields differs from the first record's (a truncated last
 /// row, a stray comma), naming its line: polars would fill the missing cells with nulls, which
 /// the adapters would read as blank labels. Quoted fields (commas and newlines inside) count as one.
-fn check_record_widths(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+fn check_record_widths(path: &Path, bytes: &[u8]) -> Result<()> {
     let (mut line, mut start_line, mut fields, mut quoted, mut empty) = (1usize, 1usize, 1usize, false, true);
     let mut expected: Option<usize> = None;
     let mut end_record = |fields: usize, start_line: usize, empty: bool| -> Result<()> {
@@ -82,7 +82,7 @@ fn check_record_widths(path: &Path) -> Result<()> {
         }
         Ok(())
     };
-    for &b in &bytes {
+    for &b in bytes {
         match b {
             b'"' => {
                 quoted = !quoted;

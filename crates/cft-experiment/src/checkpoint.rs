@@ -26,7 +26,13 @@ impl Fingerprint {
     pub fn new<C: Serialize>(config: &C, inputs: &[(&str, &Path)]) -> Result<Self> {
         let inputs =
             inputs.iter().map(|(role, p)| Ok((role.to_string(), InputFile::of(p)?))).collect::<Result<Vec<_>>>()?;
-        Ok(Self { config: serde_json::to_value(config)?, inputs })
+        Self::with_inputs(config, &inputs)
+    }
+
+    /// The fingerprint of `config` over inputs already hashed (role, record): one hash of a
+    /// large file serves every fingerprint and the manifest.
+    pub fn with_inputs<C: Serialize>(config: &C, inputs: &[(String, InputFile)]) -> Result<Self> {
+        Ok(Self { config: serde_json::to_value(config)?, inputs: inputs.to_vec() })
     }
 
     /// Every difference between a stored fingerprint (`self`) and the current run's, as

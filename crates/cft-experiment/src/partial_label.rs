@@ -111,6 +111,16 @@ impl ReproduceConfig {
         BaseHeadConfig { mode, epochs: self.base_epochs, lr: self.base_lr, weight_decay: self.base_weight_decay }
     }
 
+    /// Progress steps of one unit: each base head and each CFT method.
+    pub fn steps_per_unit(&self) -> usize {
+        2 + self.methods().len()
+    }
+
+    /// Progress steps of a whole run: every (proportion, protocol) unit.
+    pub fn steps(&self) -> usize {
+        self.proportions.len() * 2 * self.steps_per_unit()
+    }
+
     fn methods(&self) -> Vec<(&'static str, Method)> {
         let adam = AdamConfig { lr: self.bp_lr, ..AdamConfig::default() };
         vec![
@@ -403,7 +413,7 @@ pub fn run_protocol<C: Serialize>(
     let inputs: Vec<InputFile> = input_paths.iter().map(|p| InputFile::of(p)).collect::<Result<_>>()?;
     let units: Vec<(f64, Protocol)> =
         cfg.proportions.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
-    let steps_per_unit = 2 + cfg.methods().len();
+    let steps_per_unit = cfg.steps_per_unit();
     let results: Vec<Result<UnitResult>> = units
         .par_iter()
         .map(|&(p, protocol)| {

@@ -386,10 +386,21 @@ fn delta_bars<DB: DrawingBackend>(
                     Some(Rectangle::new([(x, 0.0), (x + width * 0.9, d)], color.filled()))
                 })
                 .collect();
+            // An exact zero has no bar: a short stroke on the zero line shows it was measured.
+            let zeros: Vec<PathElement<(f64, f64)>> = deltas
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| **d == Some(0.0))
+                .map(|(pos, _)| {
+                    let x = pos as f64 - 0.4 + m as f64 * width;
+                    PathElement::new(vec![(x, 0.0), (x + width * 0.9, 0.0)], color.stroke_width(4))
+                })
+                .collect();
+            chart.draw_series(zeros).map_err(s)?;
             // A method that changed nothing has no bars: say so rather than show an empty entry.
             let name = r.method.trim_start_matches(base).trim_start_matches(" + ");
             let label = if deltas.iter().flatten().all(|d| *d == 0.0) {
-                format!("{name}: no change in any category")
+                format!("{name}: no change in any category (strokes at 0)")
             } else {
                 name.to_string()
             };
@@ -565,11 +576,12 @@ impl LineChart {
             legend_area.draw(&Text::new(ser.label.clone(), (42, y - 8), ("sans-serif", 13))).map_err(s)?;
             y += 21;
             if ser.open_end {
-                legend_area.draw(&marker_at(Marker::Arrow, (28, y), 4, color, true)).map_err(s)?;
-                legend_area
-                    .draw(&Text::new("stopped by the epoch limit", (48, y - 8), ("sans-serif", 12)))
-                    .map_err(s)?;
-                y += 21;
+                // A note under the series' own label (indented, grey, no line sample), so that
+                // it does not read as another series.
+                legend_area.draw(&marker_at(Marker::Arrow, (42, y - 6), 3, color, true)).map_err(s)?;
+                let grey = ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90));
+                legend_area.draw(&Text::new("stopped by the epoch limit", (58, y - 10), grey)).map_err(s)?;
+                y += 19;
             }
         }
         Ok(())
