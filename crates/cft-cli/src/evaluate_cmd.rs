@@ -119,15 +119,11 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
                 (&args.data, data.set.categories.as_deref()),
                 (from, train.set.categories.as_deref()),
             ])?;
-            let sparse = train.labels.to_sparse();
-            let counts: Vec<usize> = sparse
-                .per_category
-                .iter()
-                .map(|k| match args.group_by {
-                    GroupBy::Positives => k.positives.len(),
-                    GroupBy::Known => k.positives.len() + k.negatives.len(),
-                })
-                .collect();
+            let by = match args.group_by {
+                GroupBy::Positives => cft_core::GroupBy::Positives,
+                GroupBy::Known => cft_core::GroupBy::Known,
+            };
+            let counts = cft_core::group_counts(&train.labels.to_sparse(), by);
             Some(Groups {
                 by: args.group_by,
                 counts_from: from.display().to_string(),

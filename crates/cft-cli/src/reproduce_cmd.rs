@@ -10,6 +10,7 @@ use cft_data::DatasetManifest;
 pub use cft_experiment::partial_label::{
     aggregate, default_datasets_dir, holdout_split, ReproduceConfig, UnitMethod, UnitResult,
 };
+use cft_experiment::partial_label::{Interrupt, ProtocolData};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -71,26 +72,27 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     struct RunConfig {
         quick: bool,
     }
-    run_and_print(&cfg, &manifest, &args.out, args.resume, &RunConfig { quick: args.quick })
+    let data = cft_experiment::partial_label::ProtocolData::from_manifest(&manifest)?;
+    run_and_print(&cfg, &data, &args.out, args.resume, &RunConfig { quick: args.quick })
 }
 
 /// Runs the protocol with a progress bar, prints the table and where it wrote (shared by
 /// `cft reproduce` and `cft run`); `run_config` goes into the run manifest.
 pub fn run_and_print<C: Serialize>(
     cfg: &ReproduceConfig,
-    manifest: &DatasetManifest,
+    data: &ProtocolData,
     out: &std::path::Path,
     resume: bool,
     run_config: &C,
 ) -> Result<PathBuf> {
     let clock = std::time::Instant::now();
-    let bar = progress(cfg.steps() as u64, &format!("reproduce {}", manifest.name));
-    eprintln!(
-        "{}: {} proportions × 2 protocols × (2 base heads + 3 CFT methods)",
-        manifest.name,
-        cfg.proportions.len()
-    );
-    let done = cft_experiment::partial_label::run_protocol(cfg, manifest, out, resume, run_config, &|| bar.inc(1))?;
+    let bar = progress(cfg.steps() as u64, &format!("reproduce {}", data.name));
+    let bases = if data.given_head.is_some() { "the checkpoint's classifier" } else { "2 base heads" };
+    eprintln!("{}: {} label settings × 2 protocols × ({bases} + 3 CFT methods)", data.name, cfg.label_points());
+    // Fault injection for the resume tests: stop as if killed after N fresh units.
+    let interrupt = Interrupt { after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()) };
+    let done =
+        cft_experiment::partial_label::run_protocol(cfg, data, out, resume, run_config, &|| bar.inc(1), interrupt)?;
     bar.finish_and_clear();
     let mut table = cft_report::partial_label_table(&done.results, "");
     table.links.clear();

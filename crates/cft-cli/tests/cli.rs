@@ -496,3 +496,39 @@ fn committed_chexpert_scores_are_regenerated_from_the_real_files() {
         );
     }
 }
+
+/// Every committed report page (markdown, CSV, LaTeX) is what `cft report` writes from the
+/// committed results today, byte for byte: no table is edited by hand, none is stale.
+#[test]
+fn committed_report_pages_are_regenerated_byte_for_byte() {
+    let reports = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    ok(&cft(&["report", reports.to_str().unwrap(), "--out", out.to_str().unwrap()], dir.path()));
+    let mut compared = 0;
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let ext = p.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+            if !["md", "csv", "tex"].contains(&ext.as_str()) {
+                continue; // figures: font rasterisation may differ between machines
+            }
+            let rel = p.strip_prefix(&out).unwrap();
+            let committed = std::fs::read(reports.join(rel))
+                .unwrap_or_else(|e| panic!("{} is generated but not committed: {e}", rel.display()));
+            assert!(
+                committed == std::fs::read(&p).unwrap(),
+                "reports/{} differs from what `cft report` writes; run `cft report reports`",
+                rel.display()
+            );
+            compared += 1;
+        }
+    }
+    // README, scene's README and table ×3, and the three paper tables ×3.
+    assert!(compared >= 13, "only {compared} pages compared");
+}

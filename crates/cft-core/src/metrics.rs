@@ -216,6 +216,29 @@ pub fn mean_defined(per_category: &[Option<f64>]) -> Option<f64> {
     (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
 }
 
+/// What a class's count is when classes are cut into frequency groups ([`group_means`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// Known positive labels: how often the class occurs, the sense of "rare" in a long tail.
+    #[default]
+    Positives,
+    /// All known labels (positives and negatives): how much evidence the class has.
+    Known,
+}
+
+/// Each class's count in `labels` (typically the training labels) under `by`.
+pub fn group_counts(labels: &crate::labels::SparseLabels, by: GroupBy) -> Vec<usize> {
+    labels
+        .per_category
+        .iter()
+        .map(|k| match by {
+            GroupBy::Positives => k.positives.len(),
+            GroupBy::Known => k.positives.len() + k.negatives.len(),
+        })
+        .collect()
+}
+
 /// One group of [`group_means`]: the classes it holds (indices) and their mean score.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GroupMean {

@@ -1,10 +1,15 @@
-//! The paper's partial-label protocol on a feature dataset (Mulan/MEKA ARFF), as a library.
+//! The paper's partial-label protocol on features, as a library: a bundled Mulan/MEKA ARFF
+//! dataset ([`ProtocolData::from_manifest`]) or features a front end extracted from an image
+//! dataset (COCO, OpenImages, CheXpert), given as [`ProtocolData`].
 //!
-//! For each known-label proportion (labels dropped by the reference protocol: numpy PCG64,
-//! seed 526, per image positives then negatives) and each selection protocol:
-//! * base heads trained in AN and Ignore mode ([`cft_core::base_head`]);
-//! * CFT on the AN head with BP-ASL, BP-BCE and GA;
-//! * test mAP and per-category AP on the official test split.
+//! Training labels ([`LabelSource`]) are either dropped by the reference protocol at each
+//! known-label proportion (numpy PCG64, seed 526, per image positives then negatives) or the
+//! dataset's real partial labels (one unit). For each such unit and each selection protocol:
+//! * base heads: linear AN and Ignore heads on the frozen features ([`cft_core::base_head`]),
+//!   or the checkpoint's own classifier when the data brings one ([`GivenHead`]);
+//! * CFT on the first base head with BP-ASL, BP-BCE and GA;
+//! * the metric (AP or AUC) per category on the evaluation split, its mean, and optionally the
+//!   means over frequency groups (OpenImages V3's G1–G5).
 //!
 //! Protocols ([`Protocol`]): **paper** trains on the whole training split and selects CFT
 //! epochs on the test split, as the reference does; **held-out** trains on 80% of the training
@@ -20,10 +25,11 @@ use crate::manifest::{write_manifest, InputFile, RunClock};
 use anyhow::{bail, Context, Result};
 use cft_core::{
     drop_labels, finetune, mean_defined, partial_scores, train_base_head, AdamConfig, BaseHeadConfig, BaseMode,
-    CategoryOutcome, FineTuneConfig, GaConfig, LinearHead, Loss, Method, Metric, Pcg64, SplitRef,
+    CategoryOutcome, FineTuneConfig, GaConfig, GroupBy, LinearHead, Loss, Matrix, Method, Metric, PartialLabels, Pcg64,
+    SplitRef,
 };
-use cft_data::{check_collisions, ArffDataset, DatasetManifest, Named};
-use cft_report::{ExperimentResults, MethodRow, Protocol, ResultCell};
+use cft_data::{check_collisions, DatasetManifest, Named};
+use cft_report::{ExperimentResults, GroupCell, MethodRow, Protocol, ResultCell};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -83,6 +89,47 @@ pub struct ReproduceConfig {
     /// Feature storage precision.
     #[serde(default)]
     pub feature_precision: cft_core::Precision,
+    /// Where the training labels come from (absent in older units: dropped).
+    #[serde(default, skip_serializing_if = "LabelSource::is_drop")]
+    pub label_source: LabelSource,
+    /// The selection, GA-fitness and evaluation metric (absent in older units: AP).
+    #[serde(default, skip_serializing_if = "is_ap")]
+    pub metric: Metric,
+    /// Frequency groups reported beside the mean (OpenImages V3: 5 groups by positives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupSpec>,
+}
+
+fn is_ap(m: &Metric) -> bool {
+    *m == Metric::Ap
+}
+
+/// Where a run's training labels come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelSource {
+    /// Full labels dropped by the reference protocol at each of the configured proportions.
+    #[default]
+    Drop,
+    /// The dataset's own partial labels, as annotated (OpenImages, CheXpert): one unit.
+    Real,
+}
+
+impl LabelSource {
+    fn is_drop(&self) -> bool {
+        *self == LabelSource::Drop
+    }
+}
+
+/// Frequency groups of categories: `groups` equal groups by the training count `by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// How many groups (OpenImages V3: 5).
+    pub groups: usize,
+    /// What a category's training count is.
+    #[serde(default)]
+    pub by: GroupBy,
 }
 
 impl ReproduceConfig {
@@ -104,6 +151,9 @@ impl ReproduceConfig {
             base_lr: base.lr,
             base_weight_decay: base.weight_decay,
             feature_precision: cft_core::Precision::F32,
+            label_source: LabelSource::Drop,
+            metric: Metric::Ap,
+            groups: None,
         }
     }
 
@@ -111,22 +161,32 @@ impl ReproduceConfig {
         BaseHeadConfig { mode, epochs: self.base_epochs, lr: self.base_lr, weight_decay: self.base_weight_decay }
     }
 
-    /// Progress steps of one unit: each base head and each CFT method.
+    /// Progress steps of one unit: each base head (two linear heads, or the given one counted
+    /// as two) and each CFT method.
     pub fn steps_per_unit(&self) -> usize {
         2 + self.methods().len()
     }
 
     /// Progress steps of a whole run: every (proportion, protocol) unit.
     pub fn steps(&self) -> usize {
-        self.proportions.len() * 2 * self.steps_per_unit()
+        self.label_points() * 2 * self.steps_per_unit()
     }
 
+    /// Label settings run: one per proportion, or one for real labels.
+    pub fn label_points(&self) -> usize {
+        match self.label_source {
+            LabelSource::Drop => self.proportions.len(),
+            LabelSource::Real => 1,
+        }
+    }
+
+    /// The CFT methods, each applied to the first base head.
     fn methods(&self) -> Vec<(&'static str, Method)> {
         let adam = AdamConfig { lr: self.bp_lr, ..AdamConfig::default() };
         vec![
-            ("AN + CFT-BP-ASL", Method::Bp { loss: Loss::ASL_REFERENCE, adam }),
-            ("AN + CFT-BP-BCE", Method::Bp { loss: Loss::Bce, adam }),
-            ("AN + CFT-GA", Method::Ga(self.ga)),
+            ("CFT-BP-ASL", Method::Bp { loss: Loss::ASL_REFERENCE, adam }),
+            ("CFT-BP-BCE", Method::Bp { loss: Loss::Bce, adam }),
+            ("CFT-GA", Method::Ga(self.ga)),
         ]
     }
 }
@@ -169,8 +229,121 @@ pub struct UnitResult {
     pub inputs: Vec<InputFile>,
 }
 
-fn unit_id(p: f64, protocol: Protocol) -> String {
-    format!("p{:02}-{}", (100.0 * p).round() as u32, protocol.label())
+/// The unit file stem of a (proportion, protocol) unit: `p10-paper`, or `real-held-out` for
+/// the real partial labels.
+pub fn unit_id(cfg: &ReproduceConfig, p: f64, protocol: Protocol) -> String {
+    match cfg.label_source {
+        LabelSource::Drop => format!("p{:02}-{}", (100.0 * p).round() as u32, protocol.label()),
+        LabelSource::Real => format!("real-{}", protocol.label()),
+    }
+}
+
+/// Features with partial labels (one row per image).
+#[derive(Debug, Clone)]
+pub struct LabelledFeatures {
+    /// `images × d`.
+    pub features: Matrix,
+    /// `images × categories`.
+    pub labels: PartialLabels,
+}
+
+/// A trained classifier that serves as the base head instead of linear heads on frozen
+/// features (the checkpoint's own `fc`): CFT repairs it.
+#[derive(Debug, Clone)]
+pub struct GivenHead {
+    /// Row name in the tables (`checkpoint fc`).
+    pub label: String,
+    /// The head (`categories × d`).
+    pub head: LinearHead,
+}
+
+/// Everything a protocol run reads: the training and evaluation splits, and what the report
+/// should say about them.
+#[derive(Debug, Clone)]
+pub struct ProtocolData {
+    /// Report folder name (`scene`, `coco2014`, …).
+    pub name: String,
+    /// Category names, in label order.
+    pub categories: Vec<String>,
+    /// The training split: full labels (dropped per proportion) or real partial labels.
+    pub train: LabelledFeatures,
+    /// The evaluation split (test, val2014, CheXpert's validation CSV).
+    pub test: LabelledFeatures,
+    /// Files whose size and hash a resumed unit must match (dataset files, feature sets).
+    pub inputs: Vec<PathBuf>,
+    /// The checkpoint's classifier, when it is the base head.
+    pub given_head: Option<GivenHead>,
+    /// Which of the paper's tables the run fills (see [`ExperimentResults::paper_table`]).
+    pub paper_table: Option<String>,
+    /// The evaluation split's name when not `test split` (`val2014`, `validation CSV`).
+    pub evaluation_split: Option<String>,
+    /// Heading of the real-labels column (see [`ExperimentResults::real_labels`]).
+    pub real_labels: Option<String>,
+    /// What the tables must say beside the numbers (base model, labels, evaluation split).
+    pub notes: Vec<String>,
+    /// Where the data came from, recorded in the run manifest.
+    pub description: serde_json::Value,
+}
+
+impl ProtocolData {
+    /// A bundled (or user) ARFF dataset through its manifest: `train` and `test` splits.
+    pub fn from_manifest(manifest: &DatasetManifest) -> Result<Self> {
+        let train = manifest.load_split("train")?;
+        let test = manifest.load_split("test")?;
+        Ok(Self {
+            name: manifest.name.clone(),
+            categories: train.categories.clone(),
+            train: LabelledFeatures { features: train.features, labels: train.labels },
+            test: LabelledFeatures { features: test.features, labels: test.labels },
+            inputs: manifest.splits.values().chain(manifest.labels_xml.iter()).map(|f| manifest.file(f)).collect(),
+            given_head: None,
+            paper_table: None,
+            evaluation_split: None,
+            real_labels: None,
+            notes: Vec::new(),
+            description: serde_json::to_value(manifest).unwrap_or_default(),
+        })
+    }
+
+    /// Checks the shapes the protocol relies on, naming the split.
+    pub fn check(&self) -> Result<()> {
+        let c = self.categories.len();
+        for (name, s) in [("training", &self.train), ("evaluation", &self.test)] {
+            if s.features.rows() != s.labels.n_samples() || s.labels.n_categories() != c {
+                bail!(
+                    "{}: the {name} split has {} feature rows and {} × {} labels for {c} categories",
+                    self.name,
+                    s.features.rows(),
+                    s.labels.n_samples(),
+                    s.labels.n_categories()
+                );
+            }
+            if s.features.rows() == 0 {
+                bail!("{}: the {name} split has no images", self.name);
+            }
+        }
+        if self.train.features.cols() != self.test.features.cols() {
+            bail!(
+                "{}: training features have {} dimensions, evaluation features {}",
+                self.name,
+                self.train.features.cols(),
+                self.test.features.cols()
+            );
+        }
+        if let Some(g) = &self.given_head {
+            if g.head.categories() != c || g.head.dim() != self.train.features.cols() {
+                bail!(
+                    "{}: the given head `{}` is {} × {}, the data {c} categories × {} features",
+                    self.name,
+                    g.label,
+                    g.head.categories(),
+                    g.head.dim(),
+                    self.train.features.cols()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The fixed held-out split: a seeded permutation; the first `fraction` of it selects.
@@ -188,84 +361,91 @@ pub fn holdout_split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usi
     (fit, sel)
 }
 
-fn test_scores(head: &LinearHead, test: &ArffDataset) -> (Vec<Option<f64>>, Option<f64>) {
-    let per = partial_scores(Metric::Ap, &head.logits(&test.features), &test.labels);
+fn test_scores(cfg: &ReproduceConfig, head: &LinearHead, test: &LabelledFeatures) -> (Vec<Option<f64>>, Option<f64>) {
+    let per = partial_scores(cfg.metric, &head.logits(&test.features), &test.labels);
     let mean = mean_defined(&per);
     (per, mean)
 }
 
 /// Runs one unit; with `keep_history`, also returns the per-epoch history as CSV text
-/// (`method,category,epoch,loss,best_fitness,mean_fitness,valid_score`).
+/// (columns as [`HISTORY_HEADER`]).
 fn run_unit(
     cfg: &ReproduceConfig,
-    train: &ArffDataset,
-    test: &ArffDataset,
+    data: &ProtocolData,
     p: f64,
     protocol: Protocol,
     keep_history: bool,
     on_step: &(dyn Fn() + Sync),
 ) -> (UnitResult, Option<String>) {
-    let masked = drop_labels(&train.labels, p, cfg.mask_seed);
+    let (train, test) = (&data.train, &data.test);
+    let labels = match cfg.label_source {
+        LabelSource::Drop => Cow::Owned(drop_labels(&train.labels, p, cfg.mask_seed)),
+        LabelSource::Real => Cow::Borrowed(&train.labels),
+    };
     let (fit_x, fit_y, sel_x, sel_y) = match protocol {
         // The paper protocol uses the splits as they are: borrow, do not copy, the features.
-        Protocol::Paper => (Cow::Borrowed(&train.features), masked, Cow::Borrowed(&test.features), test.labels.clone()),
+        Protocol::Paper => {
+            (Cow::Borrowed(&train.features), labels, Cow::Borrowed(&test.features), Cow::Borrowed(&test.labels))
+        }
         Protocol::HeldOut => {
             let (fit, sel) = holdout_split(train.features.rows(), cfg.holdout_fraction, cfg.split_seed);
             (
                 Cow::Owned(train.features.gather_rows(&fit)),
-                masked.select_rows(&fit),
+                Cow::Owned(labels.select_rows(&fit)),
                 Cow::Owned(train.features.gather_rows(&sel)),
-                masked.select_rows(&sel),
+                Cow::Owned(labels.select_rows(&sel)),
             )
         }
     };
     let mut methods = Vec::new();
-    let mut an_head = None;
-    for mode in [BaseMode::An, BaseMode::Ignore] {
-        let head = train_base_head(&fit_x, &fit_y, &cfg.base(mode));
-        let (per, mean) = test_scores(&head, test);
+    // The base heads: the given classifier, or linear AN and Ignore heads; CFT starts from the first.
+    let bases: Vec<(String, LinearHead)> = match &data.given_head {
+        Some(g) => vec![(g.label.clone(), g.head.clone())],
+        None => [BaseMode::An, BaseMode::Ignore]
+            .into_iter()
+            .map(|mode| (mode.label().to_string(), train_base_head(&fit_x, &fit_y, &cfg.base(mode))))
+            .collect(),
+    };
+    for (name, head) in &bases {
+        let (per, mean) = test_scores(cfg, head, test);
         methods.push(UnitMethod {
-            method: mode.label().to_string(),
+            method: name.clone(),
             is_base: true,
             test_per_category: per,
             test_mean: mean,
             outcomes: Vec::new(),
         });
-        if mode == BaseMode::An {
-            an_head = Some(head);
-        }
         on_step();
     }
-    let an_head = an_head.expect("AN head trained");
+    if bases.len() == 1 {
+        on_step(); // a given head stands for both linear heads in the progress count
+    }
+    let (base_name, base_head) = &bases[0];
     let (st, sv) = (fit_y.to_sparse(), sel_y.to_sparse());
     let mut history = keep_history.then(|| String::from(HISTORY_HEADER));
     for (name, method) in cfg.methods() {
+        let name = format!("{base_name} + {name}");
         let mut fc = FineTuneConfig::reference(method);
+        fc.metric = cfg.metric;
         fc.max_epochs = cfg.max_epochs;
         fc.patience = cfg.patience;
         fc.seed = cfg.ga_seed;
         fc.keep_history = keep_history;
         let run = finetune(
-            &an_head,
+            base_head,
             SplitRef { features: &fit_x, labels: &st },
             SplitRef { features: &sel_x, labels: &sv },
             &fc,
             &|_| {},
         );
-        let (per, mean) = test_scores(&run.head, test);
+        let (per, mean) = test_scores(cfg, &run.head, test);
         if let Some(h) = history.as_mut() {
-            append_history(h, name, &train.categories, &run.categories);
+            append_history(h, &name, &data.categories, &run.categories);
         }
         // Timings make reruns differ; the unit file keeps only what determines the numbers.
         let outcomes =
             run.categories.into_iter().map(|o| CategoryOutcome { seconds: 0.0, history: Vec::new(), ..o }).collect();
-        methods.push(UnitMethod {
-            method: name.to_string(),
-            is_base: false,
-            test_per_category: per,
-            test_mean: mean,
-            outcomes,
-        });
+        methods.push(UnitMethod { method: name, is_base: false, test_per_category: per, test_mean: mean, outcomes });
         on_step();
     }
     let unit = UnitResult {
@@ -281,7 +461,7 @@ fn run_unit(
     (unit, history)
 }
 
-/// A finished unit that `--resume` may reuse: same configuration, same dataset files; anything
+/// A finished unit that `--resume` may reuse: same configuration, same input files; anything
 /// else (another run's unit, an older version's, a damaged file) is refused with the reason.
 fn resumable_unit(path: &std::path::Path, cfg: &ReproduceConfig, inputs: &[InputFile]) -> Result<UnitResult> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
@@ -292,20 +472,34 @@ fn resumable_unit(path: &std::path::Path, cfg: &ReproduceConfig, inputs: &[Input
             e.line()
         )
     })?;
-    let stored = Fingerprint {
-        config: serde_json::to_value(&u.config)?,
-        inputs: u.inputs.iter().enumerate().map(|(k, f)| (format!("dataset file {k}"), f.clone())).collect(),
+    let fingerprint = |config: &ReproduceConfig, files: &[InputFile]| -> Result<Fingerprint> {
+        Ok(Fingerprint {
+            config: serde_json::to_value(config)?,
+            inputs: files.iter().enumerate().map(|(k, f)| (format!("dataset file {k}"), f.clone())).collect(),
+        })
     };
-    let now = Fingerprint {
-        config: serde_json::to_value(cfg)?,
-        inputs: inputs.iter().enumerate().map(|(k, f)| (format!("dataset file {k}"), f.clone())).collect(),
-    };
-    stored.check_resume(&now, path)?;
+    fingerprint(&u.config, &u.inputs)?.check_resume(&fingerprint(cfg, inputs)?, path)?;
     Ok(u)
 }
 
-/// Aggregates units into the table-shaped results.
-pub fn aggregate(cfg: &ReproduceConfig, categories: &[String], units: &[UnitResult]) -> ExperimentResults {
+/// The column values of a run: the proportions, or the training labels' known fraction (rounded
+/// to 1e-6) for real labels.
+fn label_points(cfg: &ReproduceConfig, data: &ProtocolData) -> Vec<f64> {
+    match cfg.label_source {
+        LabelSource::Drop => cfg.proportions.clone(),
+        LabelSource::Real => vec![((data.train.labels.known_fraction() * 1e6).round() / 1e6).max(1e-6)],
+    }
+}
+
+/// Aggregates units into the table-shaped results; `group_counts` (one training count per
+/// category) turns on the frequency-group means of `cfg.groups`.
+pub fn aggregate(
+    cfg: &ReproduceConfig,
+    data: &ProtocolData,
+    units: &[UnitResult],
+    group_counts: Option<&[usize]>,
+) -> ExperimentResults {
+    let proportions = label_points(cfg, data);
     let mut rows: Vec<MethodRow> = Vec::new();
     for protocol in [Protocol::Paper, Protocol::HeldOut] {
         let names: Vec<(String, bool)> = units
@@ -314,12 +508,23 @@ pub fn aggregate(cfg: &ReproduceConfig, categories: &[String], units: &[UnitResu
             .map(|u| u.methods.iter().map(|m| (m.method.clone(), m.is_base)).collect())
             .unwrap_or_default();
         for (name, is_base) in names {
-            let cells = cfg
-                .proportions
+            let cells = proportions
                 .iter()
                 .filter_map(|&p| {
                     let u = units.iter().find(|u| u.protocol == protocol && (u.proportion - p).abs() < 1e-12)?;
                     let m = u.methods.iter().find(|m| m.method == name)?;
+                    let groups = match (cfg.groups, group_counts) {
+                        (Some(g), Some(counts)) => cft_core::group_means(&m.test_per_category, counts, g.groups)
+                            .into_iter()
+                            .map(|g| GroupCell {
+                                name: g.name,
+                                categories: g.classes.len(),
+                                count_range: g.count_range,
+                                mean: g.mean,
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                     Some(ResultCell {
                         proportion: p,
                         mean: m.test_mean,
@@ -329,7 +534,8 @@ pub fn aggregate(cfg: &ReproduceConfig, categories: &[String], units: &[UnitResu
                             .iter()
                             .filter_map(|o| o.skipped.map(|r| (o.category, r.to_string())))
                             .collect(),
-                        run: Some(format!("runs/{}.json", unit_id(p, protocol))),
+                        run: Some(format!("runs/{}.json", unit_id(cfg, p, protocol))),
+                        groups,
                     })
                 })
                 .collect();
@@ -337,11 +543,15 @@ pub fn aggregate(cfg: &ReproduceConfig, categories: &[String], units: &[UnitResu
         }
     }
     ExperimentResults {
-        dataset: cfg.dataset.clone(),
-        metric: "mAP".into(),
-        categories: categories.to_vec(),
-        proportions: cfg.proportions.clone(),
+        dataset: data.name.clone(),
+        metric: format!("m{}", cfg.metric.name().to_uppercase()),
+        categories: data.categories.clone(),
+        proportions,
         rows,
+        paper_table: data.paper_table.clone(),
+        evaluation_split: data.evaluation_split.clone(),
+        real_labels: data.real_labels.clone(),
+        notes: data.notes.clone(),
     }
 }
 
@@ -364,37 +574,53 @@ pub struct Reproduction {
     pub results: ExperimentResults,
 }
 
-/// Runs the protocol of `cfg` on the dataset of `manifest` into `<out>/<dataset>/`: units (in
-/// parallel), `results.json`, the dataset report, the reports index when `<out>/reference/`
-/// has the published numbers, and `manifest.json`. `on_step` is called after every base head
-/// and CFT method of every unit (for progress); `run_config` is recorded in the manifest.
+/// Test hook: stop (as if killed) after this many freshly computed units.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Interrupt {
+    /// Stop with an error once this many units have been written in this run.
+    pub after_units: Option<usize>,
+}
+
+/// Runs the protocol of `cfg` on `data` into `<out>/<name>/`: units (in parallel),
+/// `results.json`, the dataset report, the reports index when `<out>/reference/` has the
+/// published numbers, and `manifest.json`. `on_step` is called after every base head and CFT
+/// method of every unit (for progress); `run_config` is recorded in the manifest.
 pub fn run_protocol<C: Serialize>(
     cfg: &ReproduceConfig,
-    manifest: &DatasetManifest,
+    data: &ProtocolData,
     out: &Path,
     resume: bool,
     run_config: &C,
     on_step: &(dyn Fn() + Sync),
+    interrupt: Interrupt,
 ) -> Result<Reproduction> {
     let clock = RunClock::start();
-    let mut train = manifest.load_split("train")?;
-    let mut test = manifest.load_split("test")?;
-    train.features = train.features.rounded(cfg.feature_precision);
-    test.features = test.features.rounded(cfg.feature_precision);
-    let dir = out.join(&manifest.name);
+    data.check()?;
+    let train = LabelledFeatures {
+        features: data.train.features.rounded(cfg.feature_precision),
+        labels: data.train.labels.clone(),
+    };
+    let test = LabelledFeatures {
+        features: data.test.features.rounded(cfg.feature_precision),
+        labels: data.test.labels.clone(),
+    };
+    let data = &ProtocolData { train, test, ..data.clone() };
+    let dir = out.join(&data.name);
     let runs = dir.join("runs");
-    let input_paths: Vec<PathBuf> =
-        manifest.splits.values().chain(manifest.labels_xml.iter()).map(|f| manifest.file(f)).collect();
+    let input_paths = &data.inputs;
     let (results_path, manifest_path) = (dir.join("results.json"), dir.join("manifest.json"));
-    let named_inputs: Vec<Named<'_>> = input_paths.iter().map(|p| Named::new("a dataset file", p)).collect();
-    for p in &input_paths {
+    let named_inputs: Vec<Named<'_>> = input_paths.iter().map(|p| Named::new("an input file", p)).collect();
+    for p in input_paths {
         let inside = std::fs::canonicalize(p)
             .ok()
             .zip(std::fs::canonicalize(out).ok())
-            .is_some_and(|(f, o)| f.starts_with(o.join(&manifest.name)));
+            // `features/` holds what a front end extracted for this run; nothing here rewrites it.
+            .is_some_and(|(f, o)| {
+                f.starts_with(o.join(&data.name)) && !f.starts_with(o.join(&data.name).join("features"))
+            });
         if inside {
             bail!(
-                "--out {}: the dataset file {} lies inside the report folder this run rewrites",
+                "--out {}: the input file {} lies inside the report folder this run rewrites",
                 out.display(),
                 p.display()
             );
@@ -411,31 +637,39 @@ pub fn run_protocol<C: Serialize>(
     std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;
     let _lock = cft_data::OutputLock::acquire(&results_path)?;
     let inputs: Vec<InputFile> = input_paths.iter().map(|p| InputFile::of(p)).collect::<Result<_>>()?;
+    let points = label_points(cfg, data);
     let units: Vec<(f64, Protocol)> =
-        cfg.proportions.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
+        points.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
     let steps_per_unit = cfg.steps_per_unit();
-    let results: Vec<Result<UnitResult>> = units
+    let fresh = std::sync::atomic::AtomicUsize::new(0);
+    // Collected as one Result: the first error (an interrupt, a refused unit) stops the rest.
+    let units: Vec<UnitResult> = units
         .par_iter()
         .map(|&(p, protocol)| {
-            let path = runs.join(format!("{}.json", unit_id(p, protocol)));
+            let id = unit_id(cfg, p, protocol);
+            let path = runs.join(format!("{id}.json"));
             if resume && path.is_file() {
                 let u = resumable_unit(&path, cfg, &inputs)?;
                 (0..steps_per_unit).for_each(|_| on_step());
                 return Ok(u);
             }
             // Histories are kept for the first proportion: enough to plot, small to store.
-            let keep_history = p == cfg.proportions[0];
-            let (mut u, history) = run_unit(cfg, &train, &test, p, protocol, keep_history, on_step);
+            let keep_history = p == points[0];
+            let (mut u, history) = run_unit(cfg, data, p, protocol, keep_history, on_step);
             u.inputs = inputs.clone();
             if let Some(h) = history {
-                cft_data::write_atomic(&runs.join(format!("{}-history.csv", unit_id(p, protocol))), h.as_bytes())?;
+                cft_data::write_atomic(&runs.join(format!("{id}-history.csv")), h.as_bytes())?;
             }
             cft_data::write_atomic(&path, (serde_json::to_string_pretty(&u)? + "\n").as_bytes())?;
+            let done = fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if interrupt.after_units.is_some_and(|n| done >= n) {
+                bail!("stopped as if interrupted after {done} fresh units (test hook)");
+            }
             Ok(u)
         })
-        .collect();
-    let units: Vec<UnitResult> = results.into_iter().collect::<Result<_>>()?;
-    let results = aggregate(cfg, &train.categories, &units);
+        .collect::<Result<_>>()?;
+    let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels.to_sparse(), g.by));
+    let results = aggregate(cfg, data, &units, group_counts.as_deref());
     cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
     let mut outputs = cft_report::write_dataset_report(&dir, &results)?;
     outputs.push(results_path);
@@ -450,13 +684,13 @@ pub fn run_protocol<C: Serialize>(
     #[derive(Serialize)]
     struct Config<'a, C> {
         reproduce: &'a ReproduceConfig,
-        dataset_manifest: &'a DatasetManifest,
+        data: &'a serde_json::Value,
         #[serde(flatten)]
         run: &'a C,
     }
     let m = clock.manifest(
         "reproduce",
-        Config { reproduce: cfg, dataset_manifest: manifest, run: run_config },
+        Config { reproduce: cfg, data: &data.description, run: run_config },
         inputs,
         outputs,
     );

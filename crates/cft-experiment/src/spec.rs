@@ -2,12 +2,15 @@
 //! CFT settings, the selection protocol and the output folder. Unknown keys and wrong types
 //! are errors naming the file, the line and the key path; values are range-checked.
 //!
-//! Today a spec drives the partial-label protocol on a feature dataset
-//! ([`crate::partial_label`]); `experiments/scene.toml` is exactly `cft reproduce`.
+//! A spec drives the partial-label protocol ([`crate::partial_label`]) on a bundled ARFF
+//! dataset (`experiments/scene.toml` is exactly `cft reproduce`) or on an image dataset read
+//! through its adapter and a backbone (`experiments/coco2014.toml`, `openimages_v3.toml`,
+//! `chexpert.toml`); the image side (adapters, extraction) is the front end's, this module only
+//! reads and checks the file.
 
-use crate::partial_label::ReproduceConfig;
+use crate::partial_label::{GroupSpec, LabelSource, ReproduceConfig};
 use anyhow::{bail, Result};
-use cft_core::{GaConfig, Precision};
+use cft_core::{GaConfig, GroupBy, Metric, Precision};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -20,11 +23,17 @@ pub struct ExperimentSpec {
     pub description: String,
     /// The data.
     pub data: DataSpec,
-    /// The simulated partial labels.
+    /// The backbone that turns images into features (image sources only).
+    #[serde(default)]
+    pub backbone: Option<BackboneSpec>,
+    /// The training labels: dropped at proportions, or the dataset's real partial labels.
     pub labels: LabelSpec,
-    /// The base heads (linear, on frozen features).
+    /// The base heads (linear on frozen features, or the checkpoint's classifier).
     #[serde(default)]
     pub base: BaseSpec,
+    /// The evaluation metric and frequency groups.
+    #[serde(default)]
+    pub evaluation: EvaluationSpec,
     /// CFT's settings.
     #[serde(default)]
     pub cft: CftSpec,
@@ -36,27 +45,138 @@ pub struct ExperimentSpec {
     pub output: OutputSpec,
 }
 
+/// Where the data comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// A Mulan/MEKA ARFF feature dataset named by `dataset`.
+    #[default]
+    Arff,
+    /// MS-COCO 2014: `annotations/instances_{train,val}2014.json`, `train2014/`, `val2014/`.
+    Coco2014,
+    /// OpenImages V3: `classes-trainable.txt`, `class-descriptions.csv`,
+    /// `{train,test}/annotations-human.csv`, images as `{train,test}/<ImageID>.jpg`.
+    OpenimagesV3,
+    /// CheXpert: `train.csv`, `valid.csv` and the images their `Path` column names.
+    Chexpert,
+}
+
+impl DataSource {
+    /// The report folder and paper-table name of an image source.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSource::Arff => "arff",
+            DataSource::Coco2014 => "coco2014",
+            DataSource::OpenimagesV3 => "openimages_v3",
+            DataSource::Chexpert => "chexpert",
+        }
+    }
+}
+
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// A bundled dataset name (`scene`, `flags`, `emotions`) or a dataset manifest path
+    /// The kind of data (default: an ARFF dataset).
+    #[serde(default)]
+    pub source: DataSource,
+    /// ARFF: a bundled dataset name (`scene`, `flags`, `emotions`) or a dataset manifest path
     /// (relative to the spec file).
-    pub dataset: String,
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// Image sources: the dataset's root folder (`--data-root` overrides; relative to the spec).
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Report folder name (default: `dataset`'s name, or the source's name).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Round the features to this storage precision first (`f32` = as read).
     #[serde(default)]
     pub feature_precision: Precision,
 }
 
-/// `[labels]`: the reference's label dropping.
+/// `[backbone]`: the network that turns images into features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneSpec {
+    /// resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
+    pub name: String,
+    /// A torchvision-named state dict as safetensors (`--weights` overrides; relative to the spec).
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+    /// Images are resized to S×S (PIL bilinear).
+    #[serde(default = "image_size")]
+    pub image_size: usize,
+    /// `imagenet` (mean/std) or `none` ([0, 1]).
+    #[serde(default = "normalize")]
+    pub normalize: String,
+    /// Images per forward pass.
+    #[serde(default = "batch")]
+    pub batch: usize,
+    /// `f32`, `f16` or `bf16` (bf16 on CUDA only).
+    #[serde(default)]
+    pub precision: Precision,
+    /// `cpu`, `cuda` or `cuda:N` (`--device` overrides).
+    #[serde(default = "device")]
+    pub device: String,
+}
+
+fn image_size() -> usize {
+    224
+}
+fn normalize() -> String {
+    "imagenet".into()
+}
+fn batch() -> usize {
+    32
+}
+fn device() -> String {
+    "cpu".into()
+}
+
+/// `[labels]`: the training labels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelSpec {
-    /// Known-label proportions, each in (0, 1].
+    /// `drop` (the reference protocol on full labels) or `real` (the dataset's partial labels).
+    #[serde(default)]
+    pub source: LabelSource,
+    /// Known-label proportions, each in (0, 1] (`drop` only).
+    #[serde(default)]
     pub proportions: Vec<f64>,
     /// Seed of the dropping stream (the reference's 526).
     #[serde(default = "mask_seed")]
     pub mask_seed: u64,
+    /// CheXpert's uncertain labels: `ignore` (unknown), `ones`, `zeros` or `u-ones-u-zeros`
+    /// (U-Ones for Atelectasis and Edema, U-Zeros for the others).
+    #[serde(default)]
+    pub uncertain: Option<String>,
+}
+
+/// `[evaluation]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationSpec {
+    /// `ap` (COCO, OpenImages, Mulan) or `auc` (CheXpert); also the selection and GA metric.
+    #[serde(default)]
+    pub metric: Metric,
+    /// Means over this many frequency groups (OpenImages V3: 5).
+    #[serde(default)]
+    pub groups: Option<usize>,
+    /// What orders the groups: training `positives` or all `known` labels.
+    #[serde(default)]
+    pub group_by: GroupBy,
+}
+
+/// Where the base heads come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaseFrom {
+    /// Linear AN and Ignore heads trained on the frozen features (labelled so in every table).
+    #[default]
+    Linear,
+    /// The checkpoint's own classifier (`fc` / `classifier`): CFT repairs the trained model.
+    Checkpoint,
 }
 
 fn mask_seed() -> u64 {
@@ -67,18 +187,36 @@ fn mask_seed() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaseSpec {
-    /// Full-batch Adam epochs.
+    /// `linear` heads on frozen features, or the `checkpoint`'s classifier.
+    #[serde(default)]
+    pub from: BaseFrom,
+    /// Full-batch Adam epochs (linear heads).
+    #[serde(default = "base_epochs")]
     pub epochs: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (linear heads).
+    #[serde(default = "base_lr")]
     pub lr: f32,
-    /// L2 penalty on the weights.
+    /// L2 penalty on the weights (linear heads).
+    #[serde(default = "base_weight_decay")]
     pub weight_decay: f32,
+}
+
+fn base_recipe() -> cft_core::BaseHeadConfig {
+    cft_core::BaseHeadConfig::recipe(cft_core::BaseMode::An)
+}
+fn base_epochs() -> usize {
+    base_recipe().epochs
+}
+fn base_lr() -> f32 {
+    base_recipe().lr
+}
+fn base_weight_decay() -> f32 {
+    base_recipe().weight_decay
 }
 
 impl Default for BaseSpec {
     fn default() -> Self {
-        let r = cft_core::BaseHeadConfig::recipe(cft_core::BaseMode::An);
-        Self { epochs: r.epochs, lr: r.lr, weight_decay: r.weight_decay }
+        Self { from: BaseFrom::Linear, epochs: base_epochs(), lr: base_lr(), weight_decay: base_weight_decay() }
     }
 }
 
@@ -169,12 +307,20 @@ impl Default for SelectionSpec {
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// Reports folder (results go to `<dir>/<dataset>/`), relative to the working directory.
+    #[serde(default = "reports_dir")]
     pub dir: PathBuf,
+    /// Sentences every table of this run shows beside its numbers (e.g. "plumbing, not a claim").
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+fn reports_dir() -> PathBuf {
+    PathBuf::from("reports")
 }
 
 impl Default for OutputSpec {
     fn default() -> Self {
-        Self { dir: PathBuf::from("reports") }
+        Self { dir: reports_dir(), notes: Vec::new() }
     }
 }
 
@@ -190,8 +336,56 @@ impl ExperimentSpec {
 
     /// Range checks, each naming its key.
     pub fn check(&self) -> Result<()> {
-        if self.labels.proportions.is_empty() {
-            bail!("labels.proportions: at least one proportion is needed");
+        let image = self.data.source != DataSource::Arff;
+        match (&self.data.dataset, image) {
+            (None, false) => bail!("data.dataset: missing (a bundled dataset name or a dataset manifest path)"),
+            (Some(_), true) => {
+                bail!("data.dataset: only for `source = \"arff\"`; an image dataset is found under `data.root`")
+            }
+            _ => {}
+        }
+        if image && self.backbone.is_none() {
+            bail!(
+                "backbone: missing; source `{}` needs a [backbone] (name, weights, image_size)",
+                self.data.source.name()
+            );
+        }
+        if !image && self.backbone.is_some() {
+            bail!("backbone: an ARFF dataset is already features; remove [backbone]");
+        }
+        if let Some(b) = &self.backbone {
+            if !(8..=4096).contains(&b.image_size) {
+                bail!("backbone.image_size = {}: expected 8 to 4096 pixels", b.image_size);
+            }
+            if b.batch == 0 {
+                bail!("backbone.batch = 0: expected at least 1");
+            }
+            if !["imagenet", "none"].contains(&b.normalize.as_str()) {
+                bail!("backbone.normalize = {:?}: expected \"imagenet\" or \"none\"", b.normalize);
+            }
+        }
+        if self.base.from == BaseFrom::Checkpoint && !image {
+            bail!("base.from = \"checkpoint\": an ARFF dataset has no checkpoint; use \"linear\"");
+        }
+        match self.labels.source {
+            LabelSource::Drop if self.labels.proportions.is_empty() => {
+                bail!("labels.proportions: at least one proportion is needed (or labels.source = \"real\")")
+            }
+            LabelSource::Real if !self.labels.proportions.is_empty() => {
+                bail!("labels.proportions: real partial labels are used as they are; remove the proportions")
+            }
+            _ => {}
+        }
+        if let Some(u) = &self.labels.uncertain {
+            if self.data.source != DataSource::Chexpert {
+                bail!("labels.uncertain: only CheXpert has uncertain labels");
+            }
+            if !["ignore", "ones", "zeros", "u-ones-u-zeros"].contains(&u.as_str()) {
+                bail!("labels.uncertain = {u:?}: expected \"ignore\", \"ones\", \"zeros\" or \"u-ones-u-zeros\"");
+            }
+        }
+        if self.evaluation.groups == Some(0) {
+            bail!("evaluation.groups = 0: expected at least 1 group");
         }
         for (i, p) in self.labels.proportions.iter().enumerate() {
             if !(*p > 0.0 && *p <= 1.0) {
@@ -234,6 +428,23 @@ impl ExperimentSpec {
         Ok(())
     }
 
+    /// The report folder name: `data.name`, else the ARFF dataset's or the source's name.
+    pub fn name(&self, arff_name: Option<&str>) -> String {
+        self.data
+            .name
+            .clone()
+            .or_else(|| arff_name.map(str::to_string))
+            .unwrap_or_else(|| self.data.source.name().into())
+    }
+
+    /// A path of the spec (`data.root`, `backbone.weights`) resolved against the spec's folder.
+    pub fn resolve(spec_path: &Path, p: &Path) -> PathBuf {
+        match spec_path.parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
     /// The protocol configuration for a dataset named `dataset`.
     pub fn protocol_config(&self, dataset: &str) -> ReproduceConfig {
         let g = self.cft.ga;
@@ -258,12 +469,16 @@ impl ExperimentSpec {
             base_lr: self.base.lr,
             base_weight_decay: self.base.weight_decay,
             feature_precision: self.data.feature_precision,
+            label_source: self.labels.source,
+            metric: self.evaluation.metric,
+            groups: self.evaluation.groups.map(|groups| GroupSpec { groups, by: self.evaluation.group_by }),
         }
     }
 
     /// The dataset argument resolved against the spec's folder when it is a path.
     pub fn dataset_in(&self, spec_path: &Path) -> String {
-        let d = &self.data.dataset;
+        let d = self.data.dataset.clone().unwrap_or_default();
+        let d = &d;
         let is_path = d.contains('/') || d.ends_with(".json");
         match (is_path, spec_path.parent()) {
             (true, Some(dir)) if Path::new(d).is_relative() => dir.join(d).display().to_string(),

@@ -52,7 +52,8 @@ pub fn write_dataset_report(dir: &Path, res: &ExperimentResults) -> Result<Vec<P
     let first = res.proportions.first().copied();
     let delta_name = first.map(|p| format!("delta_at_{:02}", (100.0 * p).round() as u32));
     if let (Some(p), Some(name)) = (first, &delta_name) {
-        let fig = DeltaBars { results: res, proportion: p, base: "AN" };
+        let base = res.rows.iter().find(|r| r.is_base).map_or("AN", |r| r.method.as_str());
+        let fig = DeltaBars { results: res, proportion: p, base };
         written.extend(render(&dir.join(name), (FIGURE_SIZE.0, 2 * FIGURE_SIZE.1 * 4 / 5), &fig)?);
     }
     let mut md = format!("# {}: partial-label reproduction\n\n", res.dataset);

@@ -19,5 +19,5 @@ pub use dataset_report::{read_results, write_dataset_report, ReportError};
 pub use index::write_index;
 pub use published_tables::Ours;
 pub use reference::Published;
-pub use results::{ExperimentResults, MethodRow, Protocol, ResultCell};
+pub use results::{ExperimentResults, GroupCell, MethodRow, Protocol, ResultCell};
 pub use table::{partial_label_table, pct, Table};

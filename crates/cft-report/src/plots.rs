@@ -206,10 +206,11 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
         res.rows.iter().flat_map(|r| r.cells.iter().filter_map(|c| c.mean)).map(|v| 100.0 * v).collect();
     let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     let (lo, hi) = if values.is_empty() { (0.0, 100.0) } else { ((lo - 2.0).max(0.0), (hi + 2.0).min(100.0)) };
+    let split = res.evaluation().trim_end_matches(" split");
     let xs: Vec<f64> = res.proportions.iter().map(|p| 100.0 * p).collect();
     let (x0, x1) = (xs.first().copied().unwrap_or(0.0) - 3.0, xs.last().copied().unwrap_or(100.0) + 3.0);
     let mut chart = ChartBuilder::on(&plot_area)
-        .caption(format!("{}: test {} vs known labels", res.dataset, res.metric), ("sans-serif", 22))
+        .caption(format!("{}: {split} {} vs known labels", res.dataset, res.metric), ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -218,7 +219,7 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
     chart
         .configure_mesh()
         .x_desc("known labels (%)")
-        .y_desc(format!("test {} (%)", res.metric))
+        .y_desc(format!("{split} {} (%)", res.metric))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 15))
@@ -257,14 +258,18 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
     let mut y = 40;
     for protocol in [Protocol::Paper, Protocol::HeldOut] {
         let (head, how) = match protocol {
-            Protocol::Paper => ("paper protocol (solid, filled)", "CFT epochs selected on the test split"),
-            Protocol::HeldOut => ("held-out protocol (dashed, open)", "selected on 20% held-out training images"),
+            Protocol::Paper => {
+                ("paper protocol (solid, filled)", format!("CFT epochs selected on the {}", res.evaluation()))
+            }
+            Protocol::HeldOut => {
+                ("held-out protocol (dashed, open)", "selected on 20% held-out training images".into())
+            }
         };
         legend_area
             .draw(&Text::new(head.to_string(), (8, y), ("sans-serif", 15).into_font().style(FontStyle::Bold)))
             .map_err(s)?;
         y += 19;
-        legend_area.draw(&Text::new(how.to_string(), (8, y), ("sans-serif", 13).into_font())).map_err(s)?;
+        legend_area.draw(&Text::new(how, (8, y), ("sans-serif", 13).into_font())).map_err(s)?;
         y += 24;
         for r in res.rows.iter().filter(|r| r.protocol == protocol) {
             let (color, mk) = style_of(&r.method);
@@ -344,17 +349,27 @@ fn delta_bars<DB: DrawingBackend>(
         // The axis spans the data and zero, nothing more: under the paper protocol no Δ can be
         // negative (the epoch is selected on the test split itself), and the axis shows that.
         let (lo, hi) = all.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        let pad = ((hi - lo) * 0.08).max(0.1);
+        // An all-zero panel still gets a readable ±0.5-point axis.
+        let pad = ((hi - lo) * 0.08).max(if hi - lo < 1e-12 { 1.0 } else { 0.1 });
         let (lo, hi) = (if lo < 0.0 { lo - pad } else { -pad * 0.5 }, if hi > 0.0 { hi + pad } else { pad * 0.5 });
         let mut chart = ChartBuilder::on(panel)
             .caption(
-                format!(
-                    "{}: per-category Δ{} at {:.0}% known labels, {} protocol",
-                    res.dataset,
-                    res.metric.trim_start_matches('m'),
-                    100.0 * proportion,
-                    protocol.label()
-                ),
+                match &res.real_labels {
+                    Some(_) => format!(
+                        "{}: per-category Δ{}, real partial labels ({:.0}% known), {} protocol",
+                        res.dataset,
+                        res.metric.trim_start_matches('m'),
+                        100.0 * proportion,
+                        protocol.label()
+                    ),
+                    None => format!(
+                        "{}: per-category Δ{} at {:.0}% known labels, {} protocol",
+                        res.dataset,
+                        res.metric.trim_start_matches('m'),
+                        100.0 * proportion,
+                        protocol.label()
+                    ),
+                },
                 ("sans-serif", 18),
             )
             .margin(10)
@@ -367,7 +382,14 @@ fn delta_bars<DB: DrawingBackend>(
             .disable_x_mesh()
             .x_labels(c)
             .x_label_formatter(&|x| slot_label(&names, *x))
-            .y_label_formatter(&|y| format!("{:.1}", if y.abs() < 1e-9 { 0.0 } else { *y }))
+            .y_label_formatter(&|y| {
+                let y = if y.abs() < 1e-9 { 0.0 } else { *y };
+                if hi - lo < 2.0 {
+                    format!("{y:.2}")
+                } else {
+                    format!("{y:.1}")
+                }
+            })
             .y_desc(format!("Δ{} (points)", res.metric.trim_start_matches('m')))
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
@@ -522,7 +544,11 @@ impl LineChart {
             .y_label_area_size(62)
             .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
             .map_err(s)?;
-        let xfmt = |v: &f64| if x1 - x0 >= 20.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        let xfmt = |v: &f64| match x1 - x0 {
+            r if r >= 20.0 => format!("{v:.0}"),
+            r if r >= 2.0 => format!("{v:.1}"),
+            _ => format!("{v:.2}"),
+        };
         let yfmt = |v: &f64| if y1 - y0 >= 5.0 { format!("{v:.0}") } else { format!("{v:.2}") };
         chart
             .configure_mesh()

@@ -2,7 +2,7 @@
 //! CheXpert. A dataset we could not run gets a row of "not run" cells that says why.
 
 use crate::reference::{Published, PublishedRow};
-use crate::results::ExperimentResults;
+use crate::results::{ExperimentResults, MethodRow};
 use crate::table::{pct, Table};
 
 /// Our side of a table: results, or the reason there are none.
@@ -60,20 +60,20 @@ pub fn coco_table(published: &Published, ours: Ours<'_>, sources: &mut Vec<Strin
         pub_rows.iter().find(|r| r.method.starts_with("CFT")).and_then(|r| r.values.get("Avg").copied());
     let caption = "Partial MS-COCO 2014: mAP (%) on val2014 by known-label proportion.";
     let mut t = published_table(caption, &cols, "Δ Avg vs paper CFT", &pub_rows, sources);
-    push_ours(&mut t, ours, &cols, paper_cft_avg, |res, col| {
-        if col == "Avg" {
-            return None;
-        }
+    push_ours(&mut t, ours, &cols, paper_cft_avg, |res, row, col| {
         let p: f64 = col.trim_end_matches('%').parse::<f64>().ok()? / 100.0;
-        res.proportions.iter().position(|q| (q - p).abs() < 1e-9)
+        let k = res.proportions.iter().position(|q| (q - p).abs() < 1e-9)?;
+        row.cells.get(k).map(|c| (c.mean, c.run.clone()))
     });
     t
 }
 
 /// Adds our rows (or one "not run" row) to a table whose value columns are `cols`.
-fn push_ours<F>(t: &mut Table, ours: Ours<'_>, cols: &[String], paper_avg: Option<f64>, cell_of: F)
+/// `value_of(results, row, column)` gives a column's value and the run it links to; "Avg" is
+/// the row's average.
+fn push_ours<F>(t: &mut Table, ours: Ours<'_>, cols: &[String], paper_avg: Option<f64>, value_of: F)
 where
-    F: Fn(&ExperimentResults, &str) -> Option<usize>,
+    F: Fn(&ExperimentResults, &MethodRow, &str) -> Option<(Option<f64>, Option<String>)>,
 {
     match ours {
         Ours::NotRun(why) => {
@@ -93,10 +93,10 @@ where
                         links.push(None);
                         continue;
                     }
-                    match cell_of(res, c).and_then(|k| r.cells.get(k)) {
-                        Some(cell) => {
-                            row.push(pct(cell.mean));
-                            links.push(cell.run.as_ref().map(|p| format!("{prefix}{p}")));
+                    match value_of(res, r, c) {
+                        Some((mean, run)) => {
+                            row.push(pct(mean));
+                            links.push(run.map(|p| format!("{prefix}{p}")));
                         }
                         None => {
                             row.push("not run".into());
@@ -124,7 +124,12 @@ pub fn openimages_table(published: &Published, ours: Ours<'_>, sources: &mut Vec
     let paper = pub_rows.iter().find(|r| r.method.starts_with("CFT")).and_then(|r| r.values.get("All").copied());
     let caption = "OpenImages V3 (real partial labels): mAP (%) by class group and over all classes.";
     let mut t = published_table(caption, &cols, "Δ All vs paper CFT", &pub_rows, sources);
-    push_ours(&mut t, ours, &cols, paper, |_, _| None);
+    // Ours: the group means (G1…G5) and the mean over all classes of the run's one cell.
+    push_ours(&mut t, ours, &cols, paper, |_, row, col| {
+        let cell = row.cells.first()?;
+        let value = if col == "All" { cell.mean } else { cell.groups.iter().find(|g| g.name == col)?.mean };
+        Some((value, cell.run.clone()))
+    });
     t
 }
 
@@ -213,11 +218,33 @@ pub fn chexpert_table(
         t.rows.push(row);
         t.links.push(Vec::new());
     }
-    if let Ours::NotRun(why) = ours {
-        let mut row = vec!["ours (CFT)".to_string(), format!("not run: {why}")];
-        row.extend((0..6).map(|_| "not run".to_string()));
-        t.rows.push(row);
-        t.links.push(Vec::new());
+    match ours {
+        Ours::NotRun(why) => {
+            let mut row = vec!["ours (CFT)".to_string(), format!("not run: {why}")];
+            row.extend((0..6).map(|_| "not run".to_string()));
+            t.rows.push(row);
+            t.links.push(Vec::new());
+        }
+        // Ours are scored on the validation CSV (the test labels are not public): said in Origin.
+        Ours::Run(res, prefix) => {
+            for r in &res.rows {
+                let Some(cell) = r.cells.first() else { continue };
+                let mut row = vec![
+                    format!("{} [{}]", r.method, r.protocol.label()),
+                    format!("ours, on the validation CSV, not the test set ({})", res.dataset),
+                ];
+                let mut links = vec![None, None];
+                for k in CHEXPERT_TASKS {
+                    let v = res.categories.iter().position(|c| c == k).and_then(|i| cell.per_category[i]);
+                    row.push(v.map_or_else(|| "—".into(), |v| format!("{v:.4}")));
+                    links.push(cell.run.as_ref().map(|p| format!("{prefix}{p}")));
+                }
+                row.push(cell.mean.map_or_else(|| "—".into(), |v| format!("{v:.4}")));
+                links.push(None);
+                t.rows.push(row);
+                t.links.push(links);
+            }
+        }
     }
     t
 }

@@ -27,7 +27,7 @@ impl Protocol {
 }
 
 /// One table cell: a method under a protocol at one known-label proportion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultCell {
     /// Known-label proportion in (0, 1].
     pub proportion: f64,
@@ -41,6 +41,22 @@ pub struct ResultCell {
     /// Path of the run manifest that produced this cell, relative to the results file.
     #[serde(default)]
     pub run: Option<String>,
+    /// Means over frequency groups of categories (OpenImages V3's G1–G5), rarest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupCell>,
+}
+
+/// The mean score of one frequency group of categories in a cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupCell {
+    /// `G1` (rarest) … `G5`.
+    pub name: String,
+    /// Categories in the group.
+    pub categories: usize,
+    /// Smallest and largest training count in the group.
+    pub count_range: (usize, usize),
+    /// Mean over the group's defined scores.
+    pub mean: Option<f64>,
 }
 
 /// One row: a method under one protocol, across proportions.
@@ -57,7 +73,7 @@ pub struct MethodRow {
 }
 
 /// Every result of one dataset's partial-label experiment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentResults {
     /// Dataset name (`scene`).
     pub dataset: String,
@@ -69,6 +85,21 @@ pub struct ExperimentResults {
     pub proportions: Vec<f64>,
     /// The rows.
     pub rows: Vec<MethodRow>,
+    /// Which of the paper's tables this run is the "ours" row of (`coco2014`, `openimages_v3`,
+    /// `chexpert`); none for datasets the paper does not report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper_table: Option<String>,
+    /// The training labels: `None` = dropped by the reference protocol at each proportion;
+    /// otherwise a description of the dataset's real partial labels (the one column's heading).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_labels: Option<String>,
+    /// The split scores are computed on, when not the test split (`val2014`, `validation CSV`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_split: Option<String>,
+    /// What the tables must say beside the numbers: base model, label protocol, evaluation
+    /// split, and whether the numbers are claims or plumbing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl ExperimentResults {
@@ -111,6 +142,11 @@ impl ExperimentResults {
             }
         }
         Ok(())
+    }
+
+    /// The split the scores are computed on (`test split` unless the run says otherwise).
+    pub fn evaluation(&self) -> &str {
+        self.evaluation_split.as_deref().unwrap_or("test split")
     }
 
     /// The row of `method` under `protocol`.

@@ -94,7 +94,10 @@ pub fn pct(v: Option<f64>) -> String {
 /// of our cells links to the run that produced it (`link_prefix` + the cell's run path).
 pub fn partial_label_table(res: &ExperimentResults, link_prefix: &str) -> Table {
     let mut header = vec!["Method".to_string(), "Protocol".to_string()];
-    header.extend(res.proportions.iter().map(|p| format!("{:.0}%", 100.0 * p)));
+    header.extend(res.proportions.iter().map(|p| match &res.real_labels {
+        Some(label) => label.clone(),
+        None => format!("{:.0}%", 100.0 * p),
+    }));
     header.push("Avg".to_string());
     let rows = res
         .rows
@@ -116,15 +119,20 @@ pub fn partial_label_table(res: &ExperimentResults, link_prefix: &str) -> Table 
             l
         })
         .collect();
-    Table {
-        caption: format!(
-            "{} {} (%) on the test split by known-label proportion. Protocol `paper`: CFT epochs selected on the test split, as the reference does; `held-out`: selected on 20% of the training images.",
-            res.dataset, res.metric
-        ),
-        header,
-        rows,
-        links,
+    let by =
+        if res.real_labels.is_some() { "with the dataset's real partial labels" } else { "by known-label proportion" };
+    let mut caption = format!(
+        "{} {} (%) on the {} {by}. Protocol `paper`: CFT epochs selected on the {}, as the reference does; `held-out`: selected on 20% of the training images.",
+        res.dataset,
+        res.metric,
+        res.evaluation(),
+        res.evaluation()
+    );
+    for n in &res.notes {
+        caption.push(' ');
+        caption.push_str(n);
     }
+    Table { caption, header, rows, links }
 }
 
 #[cfg(test)]

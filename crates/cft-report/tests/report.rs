@@ -26,6 +26,7 @@ fn results(name: &str) -> ExperimentResults {
                 per_category: vec![Some(base + p / 10.0), Some(base), None],
                 skipped: vec![],
                 run: Some(format!("runs/p{:02}-{}.json", (p * 100.0).round() as u32, protocol_label(protocol))),
+                ..ResultCell::default()
             })
             .collect(),
     };
@@ -40,6 +41,7 @@ fn results(name: &str) -> ExperimentResults {
             row("AN", Protocol::HeldOut, 0.69, true),
             row("AN + CFT-GA", Protocol::HeldOut, 0.78, false),
         ],
+        ..ExperimentResults::default()
     }
 }
 

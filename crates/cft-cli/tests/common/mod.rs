@@ -1,4 +1,5 @@
 //! Helpers shared by the CLI test files.
+#![allow(dead_code)] // each test file uses some of these helpers
 
 use std::path::Path;
 
@@ -33,6 +34,11 @@ impl Resnet20 {
             images: datasets.join("images").display().to_string(),
             weights: datasets.join("weights/resnet20_cifar10.safetensors").display().to_string(),
         }
+    }
+
+    /// The real CIFAR ResNet-20 weights file.
+    pub fn weights(&self) -> &str {
+        &self.weights
     }
 
     /// `cft extract` of every bundled photo with the real ResNet-20 at `size` pixels, then `extra`.

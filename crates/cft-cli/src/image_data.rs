@@ -1,0 +1,325 @@
+//! The image side of `cft run`: a paper dataset in its official layout (COCO 2014, OpenImages
+//! V3, CheXpert) → the adapters' labelled image lists → `cft extract` (feature cache,
+//! resumable parts) with the spec's backbone and checkpoint → [`ProtocolData`] for the
+//! protocol library. The library never sees clap, candle or images.
+//!
+//! Features and image lists go to `<out>/<name>/features/`; the cache (keyed by image list,
+//! backbone, weights hash, size, normalisation, precision) to `<out>/.feature-cache/`, so a
+//! second spec over the same images reuses the extraction.
+
+use crate::extract_cmd::{BadImageArg, ExtractArgs, NormalizeArg};
+use crate::reproduce_cmd::PrecisionArg;
+use anyhow::{bail, Context, Result};
+use cft_core::{PartialLabels, UncertainPolicy};
+use cft_data::{read_feature_set, LabelledImages};
+use cft_experiment::partial_label::{GivenHead, LabelledFeatures, ProtocolData};
+use cft_experiment::spec::{BackboneSpec, BaseFrom, DataSource, ExperimentSpec};
+use std::path::{Path, PathBuf};
+
+/// Where the image data and the weights are, after the command line's overrides.
+#[derive(Debug, Clone)]
+pub struct ImageInputs {
+    /// The dataset's root folder.
+    pub root: PathBuf,
+    /// The checkpoint (safetensors state dict).
+    pub weights: PathBuf,
+    /// `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    /// The reports folder (`<out>/<name>/features/` receives the features).
+    pub out: PathBuf,
+    /// Report folder name.
+    pub name: String,
+    /// Keep finished extraction parts.
+    pub resume: bool,
+    /// Notes the spec adds to every table.
+    pub notes: Vec<String>,
+}
+
+/// One split as the adapters give it: image paths (relative to `image_root`), dense labels.
+struct ImageSplit {
+    label_file: PathBuf,
+    image_root: PathBuf,
+    paths: Vec<String>,
+    labels: PartialLabels,
+}
+
+/// The labelled splits of an image dataset and what the report says about them.
+struct ImageDataset {
+    categories: Vec<String>,
+    train: ImageSplit,
+    test: ImageSplit,
+    /// Label files read (fingerprinted by every unit).
+    label_files: Vec<PathBuf>,
+    real_labels: Option<String>,
+    evaluation_split: &'static str,
+    notes: Vec<String>,
+}
+
+fn need(root: &Path, rel: &str, layout: &str) -> Result<PathBuf> {
+    let p = root.join(rel);
+    if !p.is_file() {
+        bail!("data.root {}: no {rel} ({layout})", root.display());
+    }
+    Ok(p)
+}
+
+fn from_images(file: PathBuf, image_root: &Path, img: LabelledImages) -> ImageSplit {
+    let labels = img.dense();
+    ImageSplit { label_file: file, image_root: image_root.to_path_buf(), paths: img.paths, labels }
+}
+
+fn same_categories(a: (&Path, &[String]), b: (&Path, &[String])) -> Result<()> {
+    if a.1 != b.1 {
+        bail!(
+            "{} and {}: the category lists differ ({} vs {} categories): label files of two different datasets?",
+            a.0.display(),
+            b.0.display(),
+            a.1.len(),
+            b.1.len()
+        );
+    }
+    Ok(())
+}
+
+fn coco(root: &Path) -> Result<ImageDataset> {
+    let layout = "MS-COCO 2014 layout: annotations/instances_train2014.json, annotations/instances_val2014.json, train2014/, val2014/";
+    let (tf, vf) = (
+        need(root, "annotations/instances_train2014.json", layout)?,
+        need(root, "annotations/instances_val2014.json", layout)?,
+    );
+    let train = cft_data::coco::read_coco(&tf, cft_data::coco::ImageOrder::File)?;
+    let val = cft_data::coco::read_coco(&vf, cft_data::coco::ImageOrder::File)?;
+    same_categories((&tf, &train.images.categories), (&vf, &val.images.categories))?;
+    let categories = train.images.categories.clone();
+    let (nt, nv) = (train.images.len(), val.images.len());
+    Ok(ImageDataset {
+        categories,
+        train: from_images(tf.clone(), root, train.images),
+        test: from_images(vf.clone(), root, val.images),
+        label_files: vec![tf, vf],
+        real_labels: None,
+        evaluation_split: "val2014",
+        notes: vec![format!(
+            "Evaluation: mAP over the categories on val2014 ({nv} images, full labels); training labels of train2014 ({nt} images) dropped by the reference protocol (numpy PCG64, seed 526)."
+        )],
+    })
+}
+
+fn openimages(root: &Path) -> Result<ImageDataset> {
+    let layout = "OpenImages V3 layout: classes-trainable.txt, class-descriptions.csv, train/annotations-human.csv, test/annotations-human.csv, images as train/<ImageID>.jpg and test/<ImageID>.jpg";
+    let classes_file = need(root, "classes-trainable.txt", layout)?;
+    let descriptions_file = need(root, "class-descriptions.csv", layout)?;
+    let (tf, vf) =
+        (need(root, "train/annotations-human.csv", layout)?, need(root, "test/annotations-human.csv", layout)?);
+    let classes = cft_data::openimages::read_trainable(&classes_file)?;
+    let names = cft_data::openimages::read_class_descriptions(&descriptions_file)?;
+    let (train, _) = cft_data::openimages::read_annotations(&tf, "train", &classes, &|_| {})?;
+    let (test, _) = cft_data::openimages::read_annotations(&vf, "test", &classes, &|_| {})?;
+    let categories: Vec<String> = classes.iter().map(|c| names.get(c).cloned().unwrap_or_else(|| c.clone())).collect();
+    let known = train.labels.per_category.iter().map(|k| k.positives.len() + k.negatives.len()).sum::<usize>();
+    let cells = (train.len() * classes.len()).max(1);
+    let (nt, nv) = (train.len(), test.len());
+    Ok(ImageDataset {
+        categories,
+        train: from_images(tf.clone(), root, train),
+        test: from_images(vf.clone(), root, test),
+        label_files: vec![classes_file, descriptions_file, tf, vf],
+        real_labels: Some(format!("real ({:.1}% known)", 100.0 * known as f64 / cells as f64)),
+        evaluation_split: "test split",
+        notes: vec![format!(
+            "Evaluation: per-class AP on the test split ({nv} images) over human-verified labels only (unknown labels masked), mAP over all trainable classes and over five frequency groups G1–G5 (classes sorted ascending by their number of positive training labels, the authors' `Open_Images_V3_Group_Metric`: a class's frequency is what makes it rare). Training labels: the human-verified labels of {nt} training images as they are (confidence 1 positive, 0 negative, all others unknown)."
+        )],
+    })
+}
+
+fn uncertain_policy(name: Option<&str>) -> (cft_data::chexpert::ChexpertOptions, &'static str) {
+    let opts = cft_data::chexpert::ChexpertOptions::default();
+    let one = |p: UncertainPolicy| cft_data::chexpert::ChexpertOptions { policies: vec![p], ..opts.clone() };
+    match name.unwrap_or("ignore") {
+        "ones" => (one(UncertainPolicy::Ones), "U-Ones (uncertain → positive)"),
+        "zeros" => (one(UncertainPolicy::Zeros), "U-Zeros (uncertain → negative)"),
+        "u-ones-u-zeros" => {
+            (opts.clone().with_u_ones_u_zeros(), "U-Ones for Atelectasis and Edema, U-Zeros for the others")
+        }
+        _ => (opts, "U-Ignore (uncertain → unknown)"),
+    }
+}
+
+fn chexpert(root: &Path, uncertain: Option<&str>) -> Result<ImageDataset> {
+    let layout =
+        "CheXpert layout: train.csv and valid.csv (CheXpert-v1.0 or -small), images where their Path column says";
+    let (tf, vf) = (need(root, "train.csv", layout)?, need(root, "valid.csv", layout)?);
+    let (opts, policy) = uncertain_policy(uncertain);
+    let train = cft_data::chexpert::read_chexpert(&tf, &opts)?;
+    let valid = cft_data::chexpert::read_chexpert(&vf, &opts)?;
+    // `Path` starts with the dataset folder's own name (`CheXpert-v1.0-small/train/…`): the
+    // images are found from the root's parent when not from the root.
+    let image_root = |split: &cft_data::chexpert::ChexpertSplit| -> PathBuf {
+        match split.images.first() {
+            Some(im) if !root.join(&im.path).is_file() => root.parent().map(Path::to_path_buf).unwrap_or_default(),
+            _ => root.to_path_buf(),
+        }
+    };
+    let split = |file: &Path, s: cft_data::chexpert::ChexpertSplit| ImageSplit {
+        label_file: file.to_path_buf(),
+        image_root: image_root(&s),
+        paths: s.images.iter().map(|i| i.path.clone()).collect(),
+        labels: s.labels,
+    };
+    let known = train.labels.known_fraction();
+    let (nt, nv) = (train.images.len(), valid.images.len());
+    Ok(ImageDataset {
+        categories: train.tasks.clone(),
+        train: split(&tf, train),
+        test: split(&vf, valid),
+        label_files: vec![tf, vf],
+        real_labels: Some(format!("real ({:.1}% known)", 100.0 * known)),
+        evaluation_split: "validation CSV",
+        notes: vec![format!(
+            "Evaluation: AUC per competition task and their mean on the validation CSV ({nv} images, image level); the competition's test set is scored by `cft chexpert-score` from a predictions CSV. Training labels: train.csv ({nt} images) as annotated, uncertain policy {policy}, blanks unknown."
+        )],
+    })
+}
+
+fn precision_arg(p: cft_core::Precision) -> PrecisionArg {
+    match p {
+        cft_core::Precision::F32 => PrecisionArg::F32,
+        cft_core::Precision::F16 => PrecisionArg::F16,
+        cft_core::Precision::Bf16 => PrecisionArg::Bf16,
+    }
+}
+
+/// Extracts one split with `cft extract` (cache, parts, manifest) and returns the features
+/// with the labels of the images in the feature set's order.
+fn extract_split(
+    b: &BackboneSpec,
+    inputs: &ImageInputs,
+    split: &ImageSplit,
+    stem: &str,
+    head_out: Option<PathBuf>,
+) -> Result<(LabelledFeatures, PathBuf)> {
+    let dir = inputs.out.join(&inputs.name).join("features");
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let list = dir.join(format!("{stem}-images.txt"));
+    let text: String = split.paths.iter().map(|p| format!("{p}\n")).collect();
+    cft_data::write_atomic(&list, text.as_bytes())?;
+    let out = dir.join(format!("{stem}.safetensors"));
+    let args = ExtractArgs {
+        backbone: b.name.clone(),
+        weights: inputs.weights.display().to_string(),
+        images: list,
+        image_root: Some(split.image_root.clone()),
+        image_size: b.image_size,
+        normalize: if b.normalize == "none" { NormalizeArg::None } else { NormalizeArg::Imagenet },
+        batch: b.batch,
+        precision: precision_arg(b.precision),
+        device: inputs.device.clone(),
+        shard: None,
+        resume: inputs.resume,
+        chunk: 1024,
+        cache: Some(inputs.out.join(".feature-cache")),
+        on_bad_image: BadImageArg::Fail,
+        head_out,
+        out: out.clone(),
+    };
+    crate::extract_cmd::run(&args)?;
+    let set = read_feature_set(&out)?;
+    let names = set.paths.clone().unwrap_or_default();
+    let index: std::collections::HashMap<&str, usize> =
+        split.paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
+    let rows: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            index.get(n.as_str()).copied().with_context(|| format!("{}: image {n} is not in the list", out.display()))
+        })
+        .collect::<Result<_>>()?;
+    let labels = split.labels.select_rows(&rows);
+    Ok((LabelledFeatures { features: set.features, labels }, out))
+}
+
+/// Reads the dataset under `inputs.root`, extracts both splits and assembles the protocol's data.
+pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData> {
+    let Some(b) = &spec.backbone else { bail!("backbone: missing") };
+    if !inputs.root.is_dir() {
+        bail!("data.root {}: not a folder (give the dataset's root with --data-root)", inputs.root.display());
+    }
+    if !inputs.weights.is_file() {
+        bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", inputs.weights.display());
+    }
+    let ds = match spec.data.source {
+        DataSource::Coco2014 => coco(&inputs.root)?,
+        DataSource::OpenimagesV3 => openimages(&inputs.root)?,
+        DataSource::Chexpert => chexpert(&inputs.root, spec.labels.uncertain.as_deref())?,
+        DataSource::Arff => bail!("data.source = \"arff\" is not an image dataset"),
+    };
+    // The checkpoint must fit the backbone before anything is written (errors name the tensor).
+    let precision = precision_arg(b.precision);
+    let weights = inputs.weights.display().to_string();
+    let net = crate::extract_cmd::load_backbone(&b.name, &weights, &inputs.device, precision)
+        .map_err(|e| anyhow::anyhow!("backbone.weights: {e}"))?;
+    let given = spec.base.from == BaseFrom::Checkpoint;
+    if given {
+        let Some((w, _)) = net.classifier() else {
+            bail!("base.from = \"checkpoint\": {weights} has no classifier layer for {}", b.name);
+        };
+        let (outputs, c) = (w.dims2()?.0, ds.categories.len());
+        if outputs != c {
+            bail!(
+                "base.from = \"checkpoint\": the classifier of {weights} has {outputs} outputs, but the dataset has {c} categories; use `from = \"linear\"` or a checkpoint trained on these categories"
+            );
+        }
+    }
+    drop(net);
+    let dir = inputs.out.join(&inputs.name).join("features");
+    let head_file = given.then(|| dir.join("checkpoint-head.safetensors"));
+    let (train, train_file) = extract_split(b, inputs, &ds.train, "train", head_file.clone())?;
+    let (test, test_file) = extract_split(b, inputs, &ds.test, "test", None)?;
+    let weights_name = inputs.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let given_head = match &head_file {
+        Some(h) => {
+            let head = cft_data::read_head(h)?;
+            let c = ds.categories.len();
+            if head.categories() != c {
+                bail!(
+                    "{}: the checkpoint's classifier has {} outputs, but the dataset has {c} categories; use `[base] from = \"linear\"` or a checkpoint trained on these categories",
+                    inputs.weights.display(),
+                    head.categories()
+                );
+            }
+            Some(GivenHead { label: "checkpoint".into(), head })
+        }
+        None => None,
+    };
+    let base_note = if given {
+        format!("Base model: the classifier of {weights_name} ({}); CFT re-fits it category by category.", b.name)
+    } else {
+        format!(
+            "Base models: linear AN and Ignore heads trained on frozen {} features of {weights_name} at {} px — not the paper's end-to-end trained networks.",
+            b.name, b.image_size
+        )
+    };
+    let mut notes = vec![base_note];
+    notes.extend(ds.notes);
+    notes.extend(inputs.notes.iter().cloned());
+    let mut files = ds.label_files;
+    files.extend([train_file, test_file, inputs.weights.clone()]);
+    Ok(ProtocolData {
+        name: inputs.name.clone(),
+        categories: ds.categories,
+        train,
+        test,
+        inputs: files,
+        given_head,
+        paper_table: Some(spec.data.source.name().to_string()),
+        evaluation_split: Some(ds.evaluation_split.to_string()),
+        real_labels: ds.real_labels,
+        notes,
+        description: serde_json::json!({
+            "source": spec.data.source,
+            "root": inputs.root.display().to_string(),
+            "weights": inputs.weights.display().to_string(),
+            "backbone": b,
+            "label_files": [ds.train.label_file.display().to_string(), ds.test.label_file.display().to_string()],
+        }),
+    })
+}
