@@ -10,9 +10,9 @@
 use crate::extract_cmd::{BadImageArg, ExtractArgs, NormalizeArg};
 use crate::reproduce_cmd::PrecisionArg;
 use anyhow::{bail, Context, Result};
-use cft_core::{PartialLabels, UncertainPolicy};
+use cft_core::{SparseLabels, UncertainPolicy};
 use cft_data::{read_feature_set, LabelledImages};
-use cft_experiment::partial_label::{GivenHead, LabelledFeatures, ProtocolData};
+use cft_experiment::partial_label::{GivenHead, LabelSource, LabelledFeatures, ProportionFeatures, ProtocolData};
 use cft_experiment::spec::{BackboneSpec, BaseFrom, DataSource, ExperimentSpec};
 use std::path::{Path, PathBuf};
 
@@ -35,12 +35,12 @@ pub struct ImageInputs {
     pub notes: Vec<String>,
 }
 
-/// One split as the adapters give it: image paths (relative to `image_root`), dense labels.
+/// One split as the adapters give it: image paths (relative to `image_root`), sparse labels.
 struct ImageSplit {
     label_file: PathBuf,
     image_root: PathBuf,
     paths: Vec<String>,
-    labels: PartialLabels,
+    labels: SparseLabels,
 }
 
 /// The labelled splits of an image dataset and what the report says about them.
@@ -64,8 +64,7 @@ fn need(root: &Path, rel: &str, layout: &str) -> Result<PathBuf> {
 }
 
 fn from_images(file: PathBuf, image_root: &Path, img: LabelledImages) -> ImageSplit {
-    let labels = img.dense();
-    ImageSplit { label_file: file, image_root: image_root.to_path_buf(), paths: img.paths, labels }
+    ImageSplit { label_file: file, image_root: image_root.to_path_buf(), paths: img.paths, labels: img.labels }
 }
 
 fn same_categories(a: (&Path, &[String]), b: (&Path, &[String])) -> Result<()> {
@@ -164,7 +163,7 @@ fn chexpert(root: &Path, uncertain: Option<&str>) -> Result<ImageDataset> {
         label_file: file.to_path_buf(),
         image_root: image_root(&s),
         paths: s.images.iter().map(|i| i.path.clone()).collect(),
-        labels: s.labels,
+        labels: s.labels.to_sparse(),
     };
     let known = train.labels.known_fraction();
     let (nt, nv) = (train.images.len(), valid.images.len());
@@ -194,6 +193,7 @@ fn precision_arg(p: cft_core::Precision) -> PrecisionArg {
 fn extract_split(
     b: &BackboneSpec,
     inputs: &ImageInputs,
+    weights: &Path,
     split: &ImageSplit,
     stem: &str,
     head_out: Option<PathBuf>,
@@ -206,7 +206,7 @@ fn extract_split(
     let out = dir.join(format!("{stem}.safetensors"));
     let args = ExtractArgs {
         backbone: b.name.clone(),
-        weights: inputs.weights.display().to_string(),
+        weights: weights.display().to_string(),
         images: list,
         image_root: Some(split.image_root.clone()),
         image_size: b.image_size,
@@ -243,66 +243,79 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
     if !inputs.root.is_dir() {
         bail!("data.root {}: not a folder (give the dataset's root with --data-root)", inputs.root.display());
     }
-    if !inputs.weights.is_file() {
-        bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", inputs.weights.display());
-    }
     let ds = match spec.data.source {
         DataSource::Coco2014 => coco(&inputs.root)?,
         DataSource::OpenimagesV3 => openimages(&inputs.root)?,
         DataSource::Chexpert => chexpert(&inputs.root, spec.labels.uncertain.as_deref())?,
         DataSource::Arff => bail!("data.source = \"arff\" is not an image dataset"),
     };
-    // The checkpoint must fit the backbone before anything is written (errors name the tensor).
-    let precision = precision_arg(b.precision);
-    let weights = inputs.weights.display().to_string();
-    let net = crate::extract_cmd::load_backbone(&b.name, &weights, &inputs.device, precision)
-        .map_err(|e| anyhow::anyhow!("backbone.weights: {e}"))?;
-    let given = spec.base.from == BaseFrom::Checkpoint;
-    if given {
-        let Some((w, _)) = net.classifier() else {
-            bail!("base.from = \"checkpoint\": {weights} has no classifier layer for {}", b.name);
-        };
-        let (outputs, c) = (w.dims2()?.0, ds.categories.len());
-        if outputs != c {
-            bail!(
-                "base.from = \"checkpoint\": the classifier of {weights} has {outputs} outputs, but the dataset has {c} categories; use `from = \"linear\"` or a checkpoint trained on these categories"
-            );
+    // One checkpoint, or one per known-label proportion (`{percent}` in the path: 10, 20, …).
+    let template = inputs.weights.to_string_lossy().contains("{percent}");
+    let checkpoints: Vec<(Option<f64>, PathBuf)> = if template {
+        if spec.labels.source != LabelSource::Drop {
+            bail!("backbone.weights: a {{percent}} template needs labels.source = \"drop\" (one checkpoint per proportion)");
         }
-    }
-    drop(net);
-    let dir = inputs.out.join(&inputs.name).join("features");
-    let head_file = given.then(|| dir.join("checkpoint-head.safetensors"));
-    let (train, train_file) = extract_split(b, inputs, &ds.train, "train", head_file.clone())?;
-    let (test, test_file) = extract_split(b, inputs, &ds.test, "test", None)?;
-    let weights_name = inputs.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let given_head = match &head_file {
-        Some(h) => {
-            let head = cft_data::read_head(h)?;
-            let c = ds.categories.len();
-            if head.categories() != c {
-                bail!(
-                    "{}: the checkpoint's classifier has {} outputs, but the dataset has {c} categories; use `[base] from = \"linear\"` or a checkpoint trained on these categories",
-                    inputs.weights.display(),
-                    head.categories()
-                );
-            }
-            Some(GivenHead { label: "checkpoint".into(), head })
-        }
-        None => None,
-    };
-    let base_note = if given {
-        format!("Base model: the classifier of {weights_name} ({}); CFT re-fits it category by category.", b.name)
+        let pct = |p: f64| format!("{:02}", (100.0 * p).round() as u32);
+        spec.labels
+            .proportions
+            .iter()
+            .map(|&p| (Some(p), PathBuf::from(inputs.weights.to_string_lossy().replace("{percent}", &pct(p)))))
+            .collect()
     } else {
-        format!(
+        vec![(None, inputs.weights.clone())]
+    };
+    // Every checkpoint must exist and fit the backbone before anything is written (errors name
+    // the file and the tensor).
+    let given = spec.base.from == BaseFrom::Checkpoint;
+    for (_, w) in &checkpoints {
+        check_checkpoint(b, w, &inputs.device, given, ds.categories.len())?;
+    }
+    let mut files = ds.label_files.clone();
+    let mut extracted = Vec::new();
+    for (p, w) in &checkpoints {
+        let prefix = p.map_or(String::new(), |p| format!("p{:02}-", (100.0 * p).round() as u32));
+        let dir = inputs.out.join(&inputs.name).join("features");
+        let head_file = given.then(|| dir.join(format!("{prefix}checkpoint-head.safetensors")));
+        let (train, train_file) = extract_split(b, inputs, w, &ds.train, &format!("{prefix}train"), head_file.clone())?;
+        let (test, test_file) = extract_split(b, inputs, w, &ds.test, &format!("{prefix}test"), None)?;
+        let given_head = match &head_file {
+            Some(h) => Some(GivenHead { label: "checkpoint".into(), head: cft_data::read_head(h)? }),
+            None => None,
+        };
+        files.extend([train_file, test_file, w.clone()]);
+        extracted.push((*p, train, test, given_head));
+    }
+    let weights_name = inputs.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base_note = match (given, template) {
+        (true, _) => format!("Base model: the classifier of {weights_name} ({}); CFT re-fits it category by category.", b.name),
+        (false, true) => format!(
+            "Base models: linear AN and Ignore heads trained on frozen {} features of the checkpoint of each proportion ({weights_name}) at {} px.",
+            b.name, b.image_size
+        ),
+        (false, false) => format!(
             "Base models: linear AN and Ignore heads trained on frozen {} features of {weights_name} at {} px — not the paper's end-to-end trained networks.",
             b.name, b.image_size
-        )
+        ),
     };
     let mut notes = vec![base_note];
     notes.extend(ds.notes);
     notes.extend(inputs.notes.iter().cloned());
-    let mut files = ds.label_files;
-    files.extend([train_file, test_file, inputs.weights.clone()]);
+    let (_, train, test, given_head) = extracted[0].clone();
+    // Every proportion's extraction lists the same images in the same order (bad images stop
+    // the run), so the labels of the first apply to all.
+    let per_proportion = if template {
+        extracted
+            .into_iter()
+            .map(|(p, tr, te, g)| ProportionFeatures {
+                proportion: p.unwrap_or_default(),
+                train: tr.features,
+                test: te.features,
+                given_head: g,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(ProtocolData {
         name: inputs.name.clone(),
         categories: ds.categories,
@@ -310,6 +323,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
         test,
         inputs: files,
         given_head,
+        per_proportion,
         paper_table: Some(spec.data.source.name().to_string()),
         evaluation_split: Some(ds.evaluation_split.to_string()),
         real_labels: ds.real_labels,
@@ -317,9 +331,32 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
         description: serde_json::json!({
             "source": spec.data.source,
             "root": inputs.root.display().to_string(),
-            "weights": inputs.weights.display().to_string(),
+            "weights": checkpoints.iter().map(|(_, w)| w.display().to_string()).collect::<Vec<_>>(),
             "backbone": b,
             "label_files": [ds.train.label_file.display().to_string(), ds.test.label_file.display().to_string()],
         }),
     })
+}
+
+/// Loads `weights` into the backbone (errors name the file and tensor) and, when the checkpoint's
+/// classifier is the base head, checks it has one output per category.
+fn check_checkpoint(b: &BackboneSpec, weights: &Path, device: &str, given: bool, categories: usize) -> Result<()> {
+    if !weights.is_file() {
+        bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", weights.display());
+    }
+    let w = weights.display().to_string();
+    let net = crate::extract_cmd::load_backbone(&b.name, &w, device, precision_arg(b.precision))
+        .map_err(|e| anyhow::anyhow!("backbone.weights: {e}"))?;
+    if given {
+        let Some((fc, _)) = net.classifier() else {
+            bail!("base.from = \"checkpoint\": {w} has no classifier layer for {}", b.name);
+        };
+        let outputs = fc.dims2()?.0;
+        if outputs != categories {
+            bail!(
+                "base.from = \"checkpoint\": the classifier of {w} has {outputs} outputs, but the dataset has {categories} categories; use `from = \"linear\"` or a checkpoint trained on these categories"
+            );
+        }
+    }
+    Ok(())
 }

@@ -288,6 +288,79 @@ fn coco2014_tree_end_to_end_into_the_coco_table() {
     assert!(index.contains("| OpenImages V3 | not run"), "{index}");
 }
 
+/// A copy of the ResNet-20 weights with its first convolution scaled: other features.
+fn perturbed_weights(from: &str, to: &Path) {
+    let bytes = std::fs::read(from).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let first_conv = names.iter().find(|n| n.contains("conv") && n.ends_with("weight")).unwrap().clone();
+    let data: Vec<(String, Vec<usize>, Vec<f32>)> = names
+        .iter()
+        .map(|n| {
+            let t = st.tensor(n).unwrap();
+            let scale = if *n == first_conv { 1.25 } else { 1.0 };
+            let v = t.data().chunks(4).map(|b| scale * f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (n.clone(), t.shape().to_vec(), v)
+        })
+        .collect();
+    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> =
+        data.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    common::write_tensors(to, &tensors, None);
+}
+
+#[test]
+fn coco2014_with_a_checkpoint_per_proportion() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("coco2014");
+    coco_tree(&root);
+    let w = common::Resnet20::bundled();
+    std::fs::copy(w.weights(), d.path().join("ckpt_30.safetensors")).unwrap();
+    perturbed_weights(w.weights(), &d.path().join("ckpt_70.safetensors"));
+    let s = spec(d.path(), "coco-pp", "coco2014", "proportions = [0.3, 0.7]", "metric = \"ap\"");
+    let run = |weights: &str, out: &Path| {
+        let r = root.to_str().unwrap();
+        ok(&cft(
+            &["run", s.to_str().unwrap(), "--data-root", r, "--weights", weights, "--out", out.to_str().unwrap()],
+            &[],
+        ));
+        results(out, "coco-pp")
+    };
+    let template = d.path().join("ckpt_{percent}.safetensors");
+    let per = run(template.to_str().unwrap(), &d.path().join("per"));
+    let one = run(w.weights(), &d.path().join("one"));
+    let out = d.path().join("per/coco-pp/features");
+    assert!(out.join("p30-train.safetensors").is_file() && out.join("p70-test.safetensors").is_file());
+    // 30%: the same checkpoint as the single run, so the same numbers; 70%: another network.
+    for (row_per, row_one) in per["rows"].as_array().unwrap().iter().zip(one["rows"].as_array().unwrap()) {
+        assert_eq!(row_per["cells"][0]["per_category"], row_one["cells"][0]["per_category"], "{}", row_per["method"]);
+    }
+    let differ = per["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(one["rows"].as_array().unwrap())
+        .any(|(a, b)| a["cells"][1]["per_category"] != b["cells"][1]["per_category"]);
+    assert!(differ, "the 70% units did not use the 70% checkpoint");
+    // A template with real labels is refused before any work.
+    let s2 = spec(d.path(), "coco-real", "coco2014", "source = \"real\"", "metric = \"ap\"");
+    let e = failed(&cft(
+        &[
+            "run",
+            s2.to_str().unwrap(),
+            "--data-root",
+            root.to_str().unwrap(),
+            "--weights",
+            template.to_str().unwrap(),
+            "--out",
+            d.path().join("x").to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(e.contains("{percent}") && e.contains("drop"), "{e}");
+    assert!(!d.path().join("x").exists());
+}
+
 #[test]
 fn openimages_tree_end_to_end_with_real_labels_and_groups() {
     let d = tempfile::tempdir().unwrap();

@@ -231,6 +231,40 @@ impl SparseLabels {
         self.per_category.len()
     }
 
+    /// Keeps only the given samples, renumbered in the given order (each sample at most once):
+    /// the sparse counterpart of [`PartialLabels::select_rows`], with lists kept sorted.
+    pub fn select_rows(&self, samples: &[usize]) -> Self {
+        let mut new_index = vec![u32::MAX; self.n_samples];
+        for (i, &s) in samples.iter().enumerate() {
+            new_index[s] = i as u32;
+        }
+        let keep = |v: &[u32]| -> Vec<u32> {
+            let mut out: Vec<u32> = v.iter().map(|&s| new_index[s as usize]).filter(|&i| i != u32::MAX).collect();
+            out.sort_unstable();
+            out
+        };
+        let per_category = self
+            .per_category
+            .iter()
+            .map(|k| KnownSamples {
+                positives: keep(&k.positives),
+                negatives: keep(&k.negatives),
+                uncertain: keep(&k.uncertain),
+            })
+            .collect();
+        Self { n_samples: samples.len(), per_category }
+    }
+
+    /// Fraction of (sample, category) entries that are positive or negative.
+    pub fn known_fraction(&self) -> f64 {
+        let cells = self.n_samples * self.n_categories();
+        if cells == 0 {
+            return 0.0;
+        }
+        let known: usize = self.per_category.iter().map(|k| k.positives.len() + k.negatives.len()).sum();
+        known as f64 / cells as f64
+    }
+
     /// Builds the dense form (memory `n × C` bytes).
     pub fn to_dense(&self) -> PartialLabels {
         let mut dense = PartialLabels::unknown(self.n_samples, self.n_categories());
@@ -268,6 +302,28 @@ pub fn drop_labels(labels: &PartialLabels, known_ratio: f64, seed: u64) -> Parti
         }
     }
     out
+}
+
+#[cfg(test)]
+mod sparse_tests {
+    use super::*;
+
+    #[test]
+    fn sparse_select_rows_and_known_fraction_equal_the_dense_ones() {
+        let data: Vec<Label> = (0..7 * 3)
+            .map(|i| match (i * 5 + i / 3) % 4 {
+                0 => Label::Positive,
+                1 => Label::Negative,
+                2 => Label::Unknown,
+                _ => Label::Uncertain,
+            })
+            .collect();
+        let dense = PartialLabels::new(7, 3, data).unwrap();
+        let sparse = dense.to_sparse();
+        let rows = [5, 0, 3, 6];
+        assert_eq!(sparse.select_rows(&rows), dense.select_rows(&rows).to_sparse());
+        assert_eq!(sparse.known_fraction(), dense.known_fraction());
+    }
 }
 
 #[cfg(test)]

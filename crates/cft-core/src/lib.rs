@@ -43,7 +43,7 @@ pub use labels::{drop_labels, KnownSamples, Label, PartialLabels, SparseLabels, 
 pub use linalg::{Matrix, Precision};
 pub use loss::Loss;
 pub use metrics::{
-    group_counts, group_means, mean_defined, numpy_pairwise_sum, partial_scores, roc_auc_sklearn, GroupBy, GroupMean,
-    Metric, RankScorer,
+    group_counts, group_means, mean_defined, numpy_pairwise_sum, partial_scores, roc_auc_sklearn, sparse_scores,
+    GroupBy, GroupMean, Metric, RankScorer,
 };
 pub use rng::{Pcg64, SeedSequence};

@@ -210,6 +210,32 @@ pub fn partial_scores<S: ScoreValue>(metric: Metric, scores: &[S], labels: &Part
         .collect()
 }
 
+/// Per-category scores of `head` over the known labels of `labels` only: each category's
+/// logits are computed for its known samples alone, so memory is the known labels, never an
+/// `images × categories` matrix (OpenImages' test split: 125k images × 5000 classes). The
+/// logits equal [`LinearHead::logits`]' bit for bit (the kernels sum each output in the same
+/// order whatever the matrix shape), so the scores equal [`partial_scores`]'.
+pub fn sparse_scores(
+    metric: Metric,
+    head: &crate::head::LinearHead,
+    features: &crate::linalg::Matrix,
+    labels: &crate::labels::SparseLabels,
+) -> Vec<Option<f64>> {
+    (0..labels.n_categories())
+        .into_par_iter()
+        .map(|c| {
+            let (rows, y) = labels.per_category[c].known_sorted();
+            if rows.is_empty() {
+                return None;
+            }
+            let x = features.gather_rows(&rows);
+            let w = crate::linalg::Matrix::new(1, head.dim(), head.weight.row(c).to_vec()).expect("one row");
+            let one = crate::head::LinearHead::new(w, vec![head.bias[c]]).expect("one category");
+            metric.score(&one.logits(&x), &y)
+        })
+        .collect()
+}
+
 /// The mean over defined categories (`None` when none is defined).
 pub fn mean_defined(per_category: &[Option<f64>]) -> Option<f64> {
     let defined: Vec<f64> = per_category.iter().flatten().copied().collect();
@@ -349,6 +375,36 @@ pub fn roc_auc_sklearn(scores: &[f64], labels: &[bool]) -> Option<f64> {
     let tpr: Vec<f64> = std::iter::once(0.0).chain(keep.iter().map(|&i| tps[i] / p)).collect();
     let terms: Vec<f64> = (1..fpr.len()).map(|i| (fpr[i] - fpr[i - 1]) * (tpr[i] + tpr[i - 1]) / 2.0).collect();
     Some(numpy_pairwise_sum(&terms))
+}
+
+#[cfg(test)]
+mod sparse_score_tests {
+    use super::*;
+
+    #[test]
+    fn sparse_scores_equal_dense_partial_scores() {
+        let (n, d, c) = (40, 5, 3);
+        let x =
+            crate::linalg::Matrix::new(n, d, (0..n * d).map(|i| ((i * 37 % 17) as f32 - 8.0) / 7.0).collect()).unwrap();
+        let w =
+            crate::linalg::Matrix::new(c, d, (0..c * d).map(|i| ((i * 11 % 7) as f32 - 3.0) / 5.0).collect()).unwrap();
+        let head = crate::head::LinearHead::new(w, vec![0.1, -0.2, 0.3]).unwrap();
+        let labels: Vec<crate::labels::Label> = (0..n * c)
+            .map(|i| match (i * 7 + i / c) % 3 {
+                0 => crate::labels::Label::Positive,
+                1 => crate::labels::Label::Negative,
+                _ => crate::labels::Label::Unknown,
+            })
+            .collect();
+        let dense = PartialLabels::new(n, c, labels).unwrap();
+        let want = partial_scores(Metric::Ap, &head.logits(&x), &dense);
+        assert!(want.iter().all(Option::is_some));
+        assert_eq!(sparse_scores(Metric::Ap, &head, &x, &dense.to_sparse()), want);
+        assert_eq!(
+            sparse_scores(Metric::Auc, &head, &x, &dense.to_sparse()),
+            partial_scores(Metric::Auc, &head.logits(&x), &dense)
+        );
+    }
 }
 
 #[cfg(test)]

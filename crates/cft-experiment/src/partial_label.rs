@@ -24,8 +24,8 @@ use crate::checkpoint::Fingerprint;
 use crate::manifest::{write_manifest, InputFile, RunClock};
 use anyhow::{bail, Context, Result};
 use cft_core::{
-    drop_labels, finetune, mean_defined, partial_scores, train_base_head, AdamConfig, BaseHeadConfig, BaseMode,
-    CategoryOutcome, FineTuneConfig, GaConfig, GroupBy, LinearHead, Loss, Matrix, Method, Metric, PartialLabels, Pcg64,
+    drop_labels, finetune, mean_defined, sparse_scores, train_base_head, AdamConfig, BaseHeadConfig, BaseMode,
+    CategoryOutcome, FineTuneConfig, GaConfig, GroupBy, LinearHead, Loss, Matrix, Method, Metric, Pcg64, SparseLabels,
     SplitRef,
 };
 use cft_data::{check_collisions, DatasetManifest, Named};
@@ -238,13 +238,15 @@ pub fn unit_id(cfg: &ReproduceConfig, p: f64, protocol: Protocol) -> String {
     }
 }
 
-/// Features with partial labels (one row per image).
+/// Features with partial labels (one row per image). The labels stay sparse (per category,
+/// its known images) end to end: OpenImages' 5,000 classes over millions of images would be
+/// tens of GB as a dense matrix.
 #[derive(Debug, Clone)]
 pub struct LabelledFeatures {
     /// `images × d`.
     pub features: Matrix,
-    /// `images × categories`.
-    pub labels: PartialLabels,
+    /// Known labels per category over the images.
+    pub labels: SparseLabels,
 }
 
 /// A trained classifier that serves as the base head instead of linear heads on frozen
@@ -255,6 +257,20 @@ pub struct GivenHead {
     pub label: String,
     /// The head (`categories × d`).
     pub head: LinearHead,
+}
+
+/// The features of one known-label proportion when a checkpoint was trained per proportion
+/// (the paper's COCO models): unit `proportion` reads these instead of the shared features.
+#[derive(Debug, Clone)]
+pub struct ProportionFeatures {
+    /// The proportion (as in the configuration).
+    pub proportion: f64,
+    /// Training features (rows as [`ProtocolData::train`]).
+    pub train: Matrix,
+    /// Evaluation features (rows as [`ProtocolData::test`]).
+    pub test: Matrix,
+    /// That checkpoint's classifier, when it is the base head.
+    pub given_head: Option<GivenHead>,
 }
 
 /// Everything a protocol run reads: the training and evaluation splits, and what the report
@@ -273,6 +289,8 @@ pub struct ProtocolData {
     pub inputs: Vec<PathBuf>,
     /// The checkpoint's classifier, when it is the base head.
     pub given_head: Option<GivenHead>,
+    /// Per-proportion features and heads (empty: every unit reads `train`, `test`, `given_head`).
+    pub per_proportion: Vec<ProportionFeatures>,
     /// Which of the paper's tables the run fills (see [`ExperimentResults::paper_table`]).
     pub paper_table: Option<String>,
     /// The evaluation split's name when not `test split` (`val2014`, `validation CSV`).
@@ -293,10 +311,11 @@ impl ProtocolData {
         Ok(Self {
             name: manifest.name.clone(),
             categories: train.categories.clone(),
-            train: LabelledFeatures { features: train.features, labels: train.labels },
-            test: LabelledFeatures { features: test.features, labels: test.labels },
+            train: LabelledFeatures { features: train.features, labels: train.labels.to_sparse() },
+            test: LabelledFeatures { features: test.features, labels: test.labels.to_sparse() },
             inputs: manifest.splits.values().chain(manifest.labels_xml.iter()).map(|f| manifest.file(f)).collect(),
             given_head: None,
+            per_proportion: Vec::new(),
             paper_table: None,
             evaluation_split: None,
             real_labels: None,
@@ -309,12 +328,12 @@ impl ProtocolData {
     pub fn check(&self) -> Result<()> {
         let c = self.categories.len();
         for (name, s) in [("training", &self.train), ("evaluation", &self.test)] {
-            if s.features.rows() != s.labels.n_samples() || s.labels.n_categories() != c {
+            if s.features.rows() != s.labels.n_samples || s.labels.n_categories() != c {
                 bail!(
                     "{}: the {name} split has {} feature rows and {} × {} labels for {c} categories",
                     self.name,
                     s.features.rows(),
-                    s.labels.n_samples(),
+                    s.labels.n_samples,
                     s.labels.n_categories()
                 );
             }
@@ -330,7 +349,25 @@ impl ProtocolData {
                 self.test.features.cols()
             );
         }
-        if let Some(g) = &self.given_head {
+        for f in &self.per_proportion {
+            if f.train.rows() != self.train.features.rows()
+                || f.test.rows() != self.test.features.rows()
+                || f.train.cols() != f.test.cols()
+            {
+                bail!(
+                    "{}: the features of proportion {} are {} + {} rows × {}, the splits have {} + {} images",
+                    self.name,
+                    f.proportion,
+                    f.train.rows(),
+                    f.test.rows(),
+                    f.train.cols(),
+                    self.train.features.rows(),
+                    self.test.features.rows()
+                );
+            }
+        }
+        let heads = self.given_head.iter().chain(self.per_proportion.iter().filter_map(|f| f.given_head.as_ref()));
+        for g in heads {
             if g.head.categories() != c || g.head.dim() != self.train.features.cols() {
                 bail!(
                     "{}: the given head `{}` is {} × {}, the data {c} categories × {} features",
@@ -361,8 +398,13 @@ pub fn holdout_split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usi
     (fit, sel)
 }
 
-fn test_scores(cfg: &ReproduceConfig, head: &LinearHead, test: &LabelledFeatures) -> (Vec<Option<f64>>, Option<f64>) {
-    let per = partial_scores(cfg.metric, &head.logits(&test.features), &test.labels);
+fn test_scores(
+    cfg: &ReproduceConfig,
+    head: &LinearHead,
+    x: &Matrix,
+    y: &SparseLabels,
+) -> (Vec<Option<f64>>, Option<f64>) {
+    let per = sparse_scores(cfg.metric, head, x, y);
     let mean = mean_defined(&per);
     (per, mean)
 }
@@ -377,37 +419,46 @@ fn run_unit(
     keep_history: bool,
     on_step: &(dyn Fn() + Sync),
 ) -> (UnitResult, Option<String>) {
-    let (train, test) = (&data.train, &data.test);
+    // A checkpoint per proportion: this unit's features and head.
+    let own = data.per_proportion.iter().find(|f| (f.proportion - p).abs() < 1e-12);
+    let train_x = own.map_or(&data.train.features, |f| &f.train);
+    let given = own.map_or(data.given_head.as_ref(), |f| f.given_head.as_ref());
+    let test_x = own.map_or(&data.test.features, |f| &f.test);
+    let test_y = &data.test.labels;
+    let train = &data.train;
+    // Dropping needs the dense form (COCO: 82k × 80 bytes); real labels stay sparse.
     let labels = match cfg.label_source {
-        LabelSource::Drop => Cow::Owned(drop_labels(&train.labels, p, cfg.mask_seed)),
+        LabelSource::Drop => Cow::Owned(drop_labels(&train.labels.to_dense(), p, cfg.mask_seed).to_sparse()),
         LabelSource::Real => Cow::Borrowed(&train.labels),
     };
     let (fit_x, fit_y, sel_x, sel_y) = match protocol {
         // The paper protocol uses the splits as they are: borrow, do not copy, the features.
-        Protocol::Paper => {
-            (Cow::Borrowed(&train.features), labels, Cow::Borrowed(&test.features), Cow::Borrowed(&test.labels))
-        }
+        Protocol::Paper => (Cow::Borrowed(train_x), labels, Cow::Borrowed(test_x), Cow::Borrowed(test_y)),
         Protocol::HeldOut => {
-            let (fit, sel) = holdout_split(train.features.rows(), cfg.holdout_fraction, cfg.split_seed);
+            let (fit, sel) = holdout_split(train_x.rows(), cfg.holdout_fraction, cfg.split_seed);
             (
-                Cow::Owned(train.features.gather_rows(&fit)),
+                Cow::Owned(train_x.gather_rows(&fit)),
                 Cow::Owned(labels.select_rows(&fit)),
-                Cow::Owned(train.features.gather_rows(&sel)),
+                Cow::Owned(train_x.gather_rows(&sel)),
                 Cow::Owned(labels.select_rows(&sel)),
             )
         }
     };
     let mut methods = Vec::new();
     // The base heads: the given classifier, or linear AN and Ignore heads; CFT starts from the first.
-    let bases: Vec<(String, LinearHead)> = match &data.given_head {
+    let bases: Vec<(String, LinearHead)> = match given {
         Some(g) => vec![(g.label.clone(), g.head.clone())],
-        None => [BaseMode::An, BaseMode::Ignore]
-            .into_iter()
-            .map(|mode| (mode.label().to_string(), train_base_head(&fit_x, &fit_y, &cfg.base(mode))))
-            .collect(),
+        None => {
+            // The linear heads train full-batch on dense labels (`fit images × categories` bytes).
+            let dense = fit_y.to_dense();
+            [BaseMode::An, BaseMode::Ignore]
+                .into_iter()
+                .map(|mode| (mode.label().to_string(), train_base_head(&fit_x, &dense, &cfg.base(mode))))
+                .collect()
+        }
     };
     for (name, head) in &bases {
-        let (per, mean) = test_scores(cfg, head, test);
+        let (per, mean) = test_scores(cfg, head, test_x, test_y);
         methods.push(UnitMethod {
             method: name.clone(),
             is_base: true,
@@ -421,7 +472,7 @@ fn run_unit(
         on_step(); // a given head stands for both linear heads in the progress count
     }
     let (base_name, base_head) = &bases[0];
-    let (st, sv) = (fit_y.to_sparse(), sel_y.to_sparse());
+    let (st, sv) = (fit_y.as_ref(), sel_y.as_ref());
     let mut history = keep_history.then(|| String::from(HISTORY_HEADER));
     for (name, method) in cfg.methods() {
         let name = format!("{base_name} + {name}");
@@ -433,12 +484,12 @@ fn run_unit(
         fc.keep_history = keep_history;
         let run = finetune(
             base_head,
-            SplitRef { features: &fit_x, labels: &st },
-            SplitRef { features: &sel_x, labels: &sv },
+            SplitRef { features: &fit_x, labels: st },
+            SplitRef { features: &sel_x, labels: sv },
             &fc,
             &|_| {},
         );
-        let (per, mean) = test_scores(cfg, &run.head, test);
+        let (per, mean) = test_scores(cfg, &run.head, test_x, test_y);
         if let Some(h) = history.as_mut() {
             append_history(h, &name, &data.categories, &run.categories);
         }
@@ -604,7 +655,16 @@ pub fn run_protocol<C: Serialize>(
         features: data.test.features.rounded(cfg.feature_precision),
         labels: data.test.labels.clone(),
     };
-    let data = &ProtocolData { train, test, ..data.clone() };
+    let per_proportion = data
+        .per_proportion
+        .iter()
+        .map(|f| ProportionFeatures {
+            train: f.train.rounded(cfg.feature_precision),
+            test: f.test.rounded(cfg.feature_precision),
+            ..f.clone()
+        })
+        .collect();
+    let data = &ProtocolData { train, test, per_proportion, ..data.clone() };
     let dir = out.join(&data.name);
     let runs = dir.join("runs");
     let input_paths = &data.inputs;
@@ -668,7 +728,7 @@ pub fn run_protocol<C: Serialize>(
             Ok(u)
         })
         .collect::<Result<_>>()?;
-    let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels.to_sparse(), g.by));
+    let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels, g.by));
     let results = aggregate(cfg, data, &units, group_counts.as_deref());
     cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
     let mut outputs = cft_report::write_dataset_report(&dir, &results)?;

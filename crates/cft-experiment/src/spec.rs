@@ -101,7 +101,9 @@ pub struct DataSpec {
 pub struct BackboneSpec {
     /// resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
     pub name: String,
-    /// A torchvision-named state dict as safetensors (`--weights` overrides; relative to the spec).
+    /// A torchvision-named state dict as safetensors (`--weights` overrides; relative to the
+    /// spec); `{percent}` in the path makes it one checkpoint per known-label proportion
+    /// (`coco_{percent}.safetensors` → `coco_10.safetensors`, …).
     #[serde(default)]
     pub weights: Option<PathBuf>,
     /// Images are resized to S×S (PIL bilinear).
