@@ -48,6 +48,141 @@ pub struct BenchArgs {
     /// Also time the per-category engine with --all-categories, for the side-by-side ratio.
     #[arg(long)]
     pub compare_engines: bool,
+    /// Time the CFT and evaluation stages at OpenImages V3 scale instead (sparse labels end to
+    /// end): `--train-images` images (default here 1,000,000) × d features, 5,000 classes with
+    /// `--known-per-class` known training labels each, the 125,436 test images with 333 known
+    /// labels per class; prints seconds and peak memory per stage.
+    #[arg(long)]
+    pub openimages_scale: bool,
+    /// Known training labels per class with --openimages-scale.
+    #[arg(long, default_value_t = 3000)]
+    pub known_per_class: usize,
+}
+
+/// What `cft bench --openimages-scale --json` writes.
+#[derive(Debug, Serialize)]
+pub struct OpenImagesScale {
+    /// Training images (feature rows) and test images.
+    pub train_images: usize,
+    /// Test images.
+    pub test_images: usize,
+    /// Feature dimension.
+    pub dim: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Known training labels per class, known test labels per class.
+    pub known_per_class: (usize, usize),
+    /// Generations of CFT-GA timed on every class.
+    pub generations: usize,
+    /// Seconds and peak resident MiB after building the synthetic data.
+    pub build: (f64, f64),
+    /// Seconds and peak resident MiB of the CFT-GA stage (every class, `generations`).
+    pub cft_ga: (f64, f64),
+    /// Milliseconds per class-generation.
+    pub ga_ms_per_class_generation: f64,
+    /// Seconds and peak resident MiB of the evaluation (AP of every class on its known test labels).
+    pub evaluation: (f64, f64),
+    /// Threads.
+    pub threads: usize,
+    /// Build.
+    pub build_kind: String,
+}
+
+/// Peak resident memory so far, in MiB (`VmHWM`).
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Sparse labels: `per_class` known images per class (a quarter positive), drawn without
+/// building any dense matrix.
+fn sparse_labels(n: usize, classes: usize, per_class: usize, seed: u64) -> cft_core::SparseLabels {
+    let mut rng = cft_core::Pcg64::new(seed);
+    let per_category = (0..classes)
+        .map(|_| {
+            let mut rows: Vec<u32> = (0..per_class).map(|_| (rng.random() * n as f64) as u32).collect();
+            rows.sort_unstable();
+            rows.dedup();
+            let mut k = cft_core::KnownSamples::default();
+            for r in rows {
+                if rng.random() < 0.25 {
+                    k.positives.push(r);
+                } else {
+                    k.negatives.push(r);
+                }
+            }
+            k
+        })
+        .collect();
+    cft_core::SparseLabels { n_samples: n, per_category }
+}
+
+/// Features with a little signal for the positives of the first classes (values in [0, 1)).
+fn features(n: usize, d: usize, seed: u64) -> cft_core::Matrix {
+    use rayon::prelude::*;
+    let mut data = vec![0.0f32; n * d];
+    data.par_chunks_mut(d * 4096).enumerate().for_each(|(b, chunk)| {
+        let mut rng = cft_core::Pcg64::new(seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        for v in chunk.iter_mut() {
+            let u = rng.random() as f32;
+            *v = if u < 0.5 { 0.0 } else { 2.0 * (u - 0.5) };
+        }
+    });
+    cft_core::Matrix::new(n, d, data).expect("shape")
+}
+
+fn run_openimages_scale(args: &BenchArgs) -> Result<()> {
+    let (n, nt, d, c) = (args.train_images, 125_436usize, args.dim, args.categories);
+    let clock = std::time::Instant::now();
+    eprintln!("building synthetic OpenImages-scale data: {n} + {nt} images × {d}, {c} classes …");
+    let train = features(n, d, 1);
+    let test = features(nt, d, 2);
+    let (ytr, yte) = (sparse_labels(n, c, args.known_per_class, 3), sparse_labels(nt, c, 333, 4));
+    let head = cft_core::synthetic::synthetic_head(c, d, 5);
+    let build = (clock.elapsed().as_secs_f64(), peak_mib());
+    eprintln!("  built in {:.1} s, peak {:.0} MiB", build.0, build.1);
+    let cfg = bench_config(Method::Ga(GaConfig::default()), args.generations);
+    let t = std::time::Instant::now();
+    let run = cft_core::finetune_batched(
+        &head,
+        SplitRef { features: &train, labels: &ytr },
+        SplitRef { features: &test, labels: &yte },
+        &cfg,
+        64,
+        &|_| {},
+    );
+    let epochs: usize = run.categories.iter().map(|o| o.epochs_run).sum();
+    let ga = (t.elapsed().as_secs_f64(), peak_mib());
+    eprintln!("  CFT-GA, {} generations of {c} classes: {:.1} s, peak {:.0} MiB", args.generations, ga.0, ga.1);
+    let t = std::time::Instant::now();
+    let per = cft_core::sparse_scores(cft_core::Metric::Ap, &run.head, &test, &yte);
+    let defined = per.iter().flatten().count();
+    let ev = (t.elapsed().as_secs_f64(), peak_mib());
+    eprintln!("  evaluation: AP of {defined} classes in {:.2} s, peak {:.0} MiB", ev.0, ev.1);
+    let r = OpenImagesScale {
+        train_images: n,
+        test_images: nt,
+        dim: d,
+        classes: c,
+        known_per_class: (args.known_per_class, 333),
+        generations: args.generations,
+        build,
+        cft_ga: ga,
+        ga_ms_per_class_generation: 1e3 * ga.0 / epochs.max(1) as f64,
+        evaluation: ev,
+        threads: rayon::current_num_threads(),
+        build_kind: Versions::collect().build,
+    };
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    if let Some(p) = &args.json {
+        cft_data::write_atomic(p, (serde_json::to_string_pretty(&r)? + "\n").as_bytes())?;
+    }
+    Ok(())
 }
 
 /// What `cft bench --all-categories --json` writes.
@@ -256,6 +391,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // A long measurement must not end in an unwritable output.
     if let Some(p) = &args.json {
         cft_data::outputs::check_output_path(cft_data::Named::new("--json", p))?;
+    }
+    if args.openimages_scale {
+        return run_openimages_scale(args);
     }
     if args.all_categories {
         return run_all_categories(args);

@@ -25,6 +25,16 @@ impl Default for AdamConfig {
     }
 }
 
+impl AdamConfig {
+    /// The bias-corrected step of update `t` (1-based), as PyTorch computes it in Python floats:
+    /// `(lr / (1 − β₁ᵗ), sqrt(1 − β₂ᵗ))`. Every engine (CPU, CUDA) takes it from here.
+    pub fn corrections(&self, t: i32) -> (f32, f32) {
+        let bc1 = 1.0 - f64::from(self.beta1).powi(t);
+        let bc2 = 1.0 - f64::from(self.beta2).powi(t);
+        ((f64::from(self.lr) / bc1) as f32, bc2.sqrt() as f32)
+    }
+}
+
 /// Adam state for one parameter vector.
 #[derive(Debug, Clone)]
 pub struct Adam {
@@ -46,10 +56,7 @@ impl Adam {
         assert_eq!(grad.len(), self.m.len());
         self.t += 1;
         let c = self.cfg;
-        let bc1 = 1.0 - f64::from(c.beta1).powi(self.t);
-        let bc2 = 1.0 - f64::from(c.beta2).powi(self.t);
-        let step_size = (f64::from(c.lr) / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
+        let (step_size, bc2_sqrt) = c.corrections(self.t);
         for i in 0..params.len() {
             let g = grad[i] + c.weight_decay * params[i];
             // `exp_avg.lerp_(grad, 1 − β₁)` as PyTorch writes it.

@@ -12,8 +12,8 @@
 //! samples at once (OpenImages: 5000 categories, a few thousand known samples each).
 
 use crate::finetune::{
-    skip_reason, skipped, CategoryOutcome, CategoryRun, CategorySamples, FineTuneConfig, FineTuneRun, SkipReason,
-    SplitRef, StepOutput, Validator,
+    skip_reason, skipped, CategoryOutcome, CategoryRun, CategorySamples, FineTuneConfig, FineTuneRun, SplitRef,
+    StepOutput, Validator,
 };
 use crate::head::LinearHead;
 use crate::linalg::{dot, Matrix};
@@ -78,29 +78,38 @@ pub fn finetune_batched_observed(
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
     on_epochs: &(dyn Fn(usize) + Sync),
 ) -> FineTuneRun {
-    let c = head.categories();
-    let mut outcomes: Vec<Option<CategoryOutcome>> = vec![None; c];
-    let requested: Vec<usize> =
-        (0..c).filter(|k| cfg.categories.as_ref().is_none_or(|only| only.contains(k))).collect();
-    for k in (0..c).filter(|k| !requested.contains(k)) {
-        let o = skipped(k, head.weight.row(k), head.bias[k], SkipReason::NotRequested, 0, 0);
-        on_done(&o);
-        outcomes[k] = Some(o);
-    }
-    for chunk in requested.chunks(batch.max(1)) {
-        for o in run_chunk(head, train, valid, cfg, chunk, on_done, on_epochs) {
-            let k = o.category;
-            outcomes[k] = Some(o);
+    let engine = Batched { batch, on_epochs };
+    let Ok(run) = crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done);
+    run
+}
+
+/// The batched engine: `batch` categories at a time, advancing together one epoch per step;
+/// `on_epochs(n)` after each step in which `n` categories advanced.
+pub struct Batched<'a> {
+    /// Categories held at once (memory bound: their gathered training samples).
+    pub batch: usize,
+    /// Progress in category-epochs.
+    pub on_epochs: &'a (dyn Fn(usize) + Sync),
+}
+
+impl crate::engine::Engine for Batched<'_> {
+    type Error = std::convert::Infallible;
+
+    fn run_categories(
+        &self,
+        head: &LinearHead,
+        train: SplitRef<'_>,
+        valid: SplitRef<'_>,
+        cfg: &FineTuneConfig,
+        runnable: &[usize],
+        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+    ) -> Result<Vec<CategoryOutcome>, Self::Error> {
+        let mut out = Vec::with_capacity(runnable.len());
+        for chunk in runnable.chunks(self.batch.max(1)) {
+            out.extend(run_chunk(head, train, valid, cfg, chunk, on_done, self.on_epochs));
         }
+        Ok(out)
     }
-    let categories: Vec<CategoryOutcome> =
-        outcomes.into_iter().map(|o| o.expect("every category has an outcome")).collect();
-    let mut new_head = head.clone();
-    for o in &categories {
-        new_head.weight.row_mut(o.category).copy_from_slice(&o.weight);
-        new_head.bias[o.category] = o.bias;
-    }
-    FineTuneRun { head: new_head, categories }
 }
 
 fn run_chunk(
@@ -292,7 +301,7 @@ mod tests {
                     cfg.seed = 3;
                     cfg.keep_history = true;
                     let a = finetune(&head(), train, valid, &cfg, &|_| {});
-                    assert_eq!(a.categories[3].skipped, Some(SkipReason::NoTrainPositive));
+                    assert_eq!(a.categories[3].skipped, Some(crate::finetune::SkipReason::NoTrainPositive));
                     early_stops += a.categories.iter().filter(|o| o.skipped.is_none() && o.epochs_run < 120).count();
                     for batch in [1, 2, 5] {
                         same(&a, &finetune_batched(&head(), train, valid, &cfg, batch, &|_| {}));

@@ -239,28 +239,37 @@ pub fn finetune(
     cfg: &FineTuneConfig,
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
 ) -> FineTuneRun {
-    let c = head.categories();
-    let outcomes: Vec<CategoryOutcome> = (0..c)
-        .into_par_iter()
-        .map(|cat| {
-            let requested = cfg.categories.as_ref().is_none_or(|only| only.contains(&cat));
-            let out = if requested {
+    let Ok(run) = crate::engine::finetune_with(&PerCategory, head, train, valid, cfg, on_done);
+    run
+}
+
+/// The per-category engine: each category runs its own loop, categories in parallel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerCategory;
+
+impl crate::engine::Engine for PerCategory {
+    type Error = std::convert::Infallible;
+
+    fn run_categories(
+        &self,
+        head: &LinearHead,
+        train: SplitRef<'_>,
+        valid: SplitRef<'_>,
+        cfg: &FineTuneConfig,
+        runnable: &[usize],
+        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+    ) -> Result<Vec<CategoryOutcome>, Self::Error> {
+        Ok(runnable
+            .par_iter()
+            .map(|&cat| {
                 let tr = CategorySamples::gather(train, cat);
                 let va = CategorySamples::gather(valid, cat);
-                finetune_category(cat, head.weight.row(cat), head.bias[cat], &tr, &va, cfg)
-            } else {
-                skipped(cat, head.weight.row(cat), head.bias[cat], SkipReason::NotRequested, 0, 0)
-            };
-            on_done(&out);
-            out
-        })
-        .collect();
-    let mut new_head = head.clone();
-    for o in &outcomes {
-        new_head.weight.row_mut(o.category).copy_from_slice(&o.weight);
-        new_head.bias[o.category] = o.bias;
+                let out = finetune_category(cat, head.weight.row(cat), head.bias[cat], &tr, &va, cfg);
+                on_done(&out);
+                out
+            })
+            .collect())
     }
-    FineTuneRun { head: new_head, categories: outcomes }
 }
 
 /// The outcome of a category that is not fine-tuned: it keeps `(w, b)`; `nt`/`nv` known samples.
@@ -311,14 +320,15 @@ struct Selection {
 }
 
 impl Selection {
-    /// Records an epoch's score; returns `true` when training should stop.
-    fn observe(&mut self, epoch: usize, score: f64, params: &[f32]) -> bool {
+    /// Records an epoch's score; returns `true` when training should stop (patience or the
+    /// epoch limit, [`crate::engine::should_stop`]).
+    fn observe(&mut self, epoch: usize, score: f64, params: &[f32], max_epochs: usize) -> bool {
         if score > self.best_score {
             self.best_score = score;
             self.best_epoch = epoch as i64;
             self.best_params.copy_from_slice(params);
         }
-        epoch as i64 - self.best_epoch >= self.patience as i64
+        crate::engine::should_stop(epoch, self.best_epoch, self.patience, max_epochs)
     }
 }
 
@@ -473,7 +483,7 @@ impl<'a> CategoryRun<'a> {
                 valid_score: score,
             });
         }
-        self.sel.observe(epoch, score, &self.params) || self.exhausted()
+        self.sel.observe(epoch, score, &self.params, self.cfg.max_epochs)
     }
 
     /// The outcome: the best epoch's head, scores and history.

@@ -21,6 +21,7 @@
 pub mod adam;
 pub mod base_head;
 pub mod batched;
+pub mod engine;
 pub mod finetune;
 pub mod head;
 pub mod kernels;
@@ -33,7 +34,8 @@ pub mod synthetic;
 
 pub use adam::{Adam, AdamConfig};
 pub use base_head::{train_base_head, BaseHeadConfig, BaseMode};
-pub use batched::{finetune_batched, finetune_batched_observed};
+pub use batched::{finetune_batched, finetune_batched_observed, Batched};
+pub use engine::{finetune_with, should_stop, Engine};
 pub use finetune::{
     finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, GaConfig,
     Method, SkipReason, SplitRef,

@@ -15,10 +15,7 @@
 #![allow(unsafe_code)] // kernel launches and raw cuBLAS calls
 
 use crate::rank::{IGNORED, NEGATIVE, POSITIVE};
-use cft_core::finetune::{skip_reason_from_counts, skipped};
-use cft_core::{
-    CategoryOutcome, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric, SkipReason, SplitRef,
-};
+use cft_core::{CategoryOutcome, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric, SplitRef};
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DriverError, LaunchConfig, PushKernelArg,
@@ -122,6 +119,48 @@ fn grid(n: usize, threads: u32) -> LaunchConfig {
         grid_dim: ((n as u32).div_ceil(threads).max(1), 1, 1),
         block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
+    }
+}
+
+/// The CUDA engine behind [`cft_core::Engine`]: the shared outer loop hands it the categories
+/// that can be fine-tuned; it uploads the features once and runs them in GPU batches.
+struct CudaCategories<'a> {
+    gpu: &'a Gpu,
+    opts: &'a CudaOptions,
+}
+
+impl cft_core::Engine for CudaCategories<'_> {
+    type Error = CudaError;
+
+    fn run_categories(
+        &self,
+        head: &LinearHead,
+        train: SplitRef<'_>,
+        valid: SplitRef<'_>,
+        cfg: &FineTuneConfig,
+        runnable: &[usize],
+        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+    ) -> Result<Vec<CategoryOutcome>> {
+        let (gpu, opts) = (self.gpu, self.opts);
+        let shared = SharedData::upload(gpu, train, valid, opts.precision)?;
+        let nmax = runnable
+            .iter()
+            .map(|&k| {
+                let s = &train.labels.per_category[k];
+                s.positives.len() + s.negatives.len()
+            })
+            .max()
+            .unwrap_or(0);
+        let batch =
+            opts.max_batch.unwrap_or_else(|| gpu.auto_batch(cfg, nmax, head.dim(), valid.features.rows(), opts));
+        let mut out = Vec::with_capacity(runnable.len());
+        for chunk in runnable.chunks(batch.max(1)) {
+            for o in gpu.run_batch(head, train, valid, &shared, cfg, opts, chunk)? {
+                on_done(&o);
+                out.push(o);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -322,59 +361,12 @@ impl Gpu {
         opts: &CudaOptions,
         on_done: &(dyn Fn(&CategoryOutcome) + Sync),
     ) -> Result<FineTuneRun> {
-        let (c, d) = (head.categories(), head.dim());
         if let Method::Ga(ga) = cfg.method {
             if ga.population == 0 || ga.population > 1024 {
                 return Err(CudaError::Unsupported(format!("GA population {} (1..=1024 on CUDA)", ga.population)));
             }
         }
-        let mut outcomes: Vec<Option<CategoryOutcome>> = vec![None; c];
-        let mut runnable = Vec::new();
-        for cat in 0..c {
-            let requested = cfg.categories.as_ref().is_none_or(|only| only.contains(&cat));
-            // Counted from the sparse labels: no feature rows are copied on the host.
-            let skip = if requested {
-                let (t, v) = (&train.labels.per_category[cat], &valid.labels.per_category[cat]);
-                let (tp, tn, vp, vn) = (t.positives.len(), t.negatives.len(), v.positives.len(), v.negatives.len());
-                skip_reason_from_counts(tp, tn, vp, vn).map(|r| (r, tp + tn, vp + vn))
-            } else {
-                Some((SkipReason::NotRequested, 0, 0))
-            };
-            match skip {
-                Some((reason, nt, nv)) => {
-                    let o = skipped(cat, head.weight.row(cat), head.bias[cat], reason, nt, nv);
-                    on_done(&o);
-                    outcomes[cat] = Some(o);
-                }
-                None => runnable.push(cat),
-            }
-        }
-        if !runnable.is_empty() {
-            let shared = SharedData::upload(self, train, valid, opts.precision)?;
-            let nmax = runnable
-                .iter()
-                .map(|&k| {
-                    let s = &train.labels.per_category[k];
-                    s.positives.len() + s.negatives.len()
-                })
-                .max()
-                .unwrap_or(0);
-            let batch = opts.max_batch.unwrap_or_else(|| self.auto_batch(cfg, nmax, d, valid.features.rows(), opts));
-            for chunk in runnable.chunks(batch.max(1)) {
-                for o in self.run_batch(head, train, valid, &shared, cfg, opts, chunk)? {
-                    on_done(&o);
-                    let k = o.category;
-                    outcomes[k] = Some(o);
-                }
-            }
-        }
-        let categories: Vec<CategoryOutcome> = outcomes.into_iter().map(|o| o.expect("every category")).collect();
-        let mut new_head = head.clone();
-        for o in &categories {
-            new_head.weight.row_mut(o.category).copy_from_slice(&o.weight);
-            new_head.bias[o.category] = o.bias;
-        }
-        Ok(FineTuneRun { head: new_head, categories })
+        cft_core::finetune_with(&CudaCategories { gpu: self, opts }, head, train, valid, cfg, on_done)
     }
 
     fn auto_batch(&self, cfg: &FineTuneConfig, nmax: usize, d: usize, nv: usize, opts: &CudaOptions) -> usize {
@@ -570,7 +562,7 @@ impl Gpu {
                     host_best[b] = v[b];
                     host_best_epoch[b] = epoch as i64;
                 }
-                if epoch as i64 - host_best_epoch[b] >= cfg.patience as i64 || epoch + 1 >= cfg.max_epochs {
+                if cft_core::should_stop(epoch, host_best_epoch[b], cfg.patience, cfg.max_epochs) {
                     active_h[b] = 0;
                     changed = true;
                 }
@@ -919,11 +911,7 @@ impl Optimizer {
                     (grad_w.device_ptr_mut(st).0, d1, d1),
                     k,
                 )?;
-                let t = (epoch + 1) as i32;
-                let bc1 = 1.0 - f64::from(adam.beta1).powi(t);
-                let bc2 = 1.0 - f64::from(adam.beta2).powi(t);
-                let step_size = (f64::from(adam.lr) / bc1) as f32;
-                let bc2_sqrt = bc2.sqrt() as f32;
+                let (step_size, bc2_sqrt) = adam.corrections((epoch + 1) as i32);
                 unsafe {
                     st.launch_builder(&gpu.k.adam)
                         .arg(&mut *head)
