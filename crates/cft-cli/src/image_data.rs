@@ -266,7 +266,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
     };
     // Every checkpoint must exist and fit the backbone before anything is written (errors name
     // the file and the tensor).
-    let given = spec.base.from == BaseFrom::Checkpoint;
+    let given = *spec.base.from.get() == BaseFrom::Checkpoint;
     for (_, w) in &checkpoints {
         check_checkpoint(b, w, &inputs.device, given, ds.categories.len())?;
     }

@@ -32,6 +32,16 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             cft_data::write_atomic(&out.join("bench/bench.json"), &std::fs::read(&bench)?)?;
         }
     }
+    // Ablation grids whose cells are here (run in shards, or resumed): merge them first.
+    if let Ok(entries) = std::fs::read_dir(args.runs_dir.join("ablations")) {
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        dirs.sort();
+        for d in dirs.iter().filter(|d| d.join("grid.json").is_file() && d.join("cells").is_dir()) {
+            if !cft_experiment::ablation::merge(d)? {
+                eprintln!("note: {}: not every cell has finished; its tables are not updated", d.display());
+            }
+        }
+    }
     let files = cft_report::write_index(&args.runs_dir, &out, &reference)?;
     eprintln!("wrote {} files; index: {}", files.len(), out.join("README.md").display());
     Ok(())

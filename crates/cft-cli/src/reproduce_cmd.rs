@@ -10,7 +10,7 @@ use cft_data::DatasetManifest;
 pub use cft_experiment::partial_label::{
     aggregate, default_datasets_dir, holdout_split, ReproduceConfig, UnitMethod, UnitResult,
 };
-use cft_experiment::partial_label::{Interrupt, ProtocolData};
+use cft_experiment::partial_label::{ProtocolData, RunOptions};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -88,11 +88,19 @@ pub fn run_and_print<C: Serialize>(
     let clock = std::time::Instant::now();
     let bar = progress(cfg.steps() as u64, &format!("reproduce {}", data.name));
     let bases = if data.given_head.is_some() { "the checkpoint's classifier" } else { "2 base heads" };
-    eprintln!("{}: {} label settings × 2 protocols × ({bases} + 3 CFT methods)", data.name, cfg.label_points());
+    eprintln!(
+        "{}: {} label settings × 2 protocols × ({bases} + {} CFT methods)",
+        data.name,
+        cfg.label_points(),
+        cfg.methods.len()
+    );
     // Fault injection for the resume tests: stop as if killed after N fresh units.
-    let interrupt = Interrupt { after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()) };
-    let done =
-        cft_experiment::partial_label::run_protocol(cfg, data, out, resume, run_config, &|| bar.inc(1), interrupt)?;
+    let opts = RunOptions {
+        resume,
+        report: true,
+        interrupt_after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()),
+    };
+    let done = cft_experiment::partial_label::run_protocol(cfg, data, out, run_config, &|| bar.inc(1), opts)?;
     bar.finish_and_clear();
     let mut table = cft_report::partial_label_table(&done.results, "");
     table.links.clear();

@@ -38,22 +38,26 @@ pub struct RunArgs {
     /// Folder of bundled datasets (default: `datasets/` here, else the source tree's).
     #[arg(long)]
     pub datasets_dir: Option<PathBuf>,
+    /// Grid specs: run only shard i of n (`i/n`, 0-based; cells k with k mod n = i), e.g. one
+    /// task of a cluster's job array each; `cft report` merges the cells when all are done.
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
-/// Runs `cft run`.
-pub fn run(args: &RunArgs) -> Result<()> {
-    let spec = ExperimentSpec::load(&args.spec)?;
+/// Loads the data of a (cell) spec: the ARFF dataset it names, or the image dataset through its
+/// adapter and backbone.
+fn load_data(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path, grid: bool) -> Result<ProtocolData> {
     let at = |key: &str, e: anyhow::Error| anyhow::anyhow!("{}: {key}: {e}", args.spec.display());
-    let out = args.out.clone().unwrap_or_else(|| spec.output.dir.clone());
-    let data = match spec.data.source {
+    match spec.data.source {
         DataSource::Arff => {
             let datasets_dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
             let manifest = DatasetManifest::resolve(&spec.dataset_in(&args.spec), &datasets_dir)
                 .map_err(|e| at("data.dataset", e.into()))?;
             let mut data = ProtocolData::from_manifest(&manifest)?;
-            data.name = spec.name(Some(&manifest.name));
+            // A grid's cells are named by the grid; a single run by the spec.
+            data.name = if grid { manifest.name.clone() } else { spec.name(Some(&manifest.name)) };
             data.notes = spec.output.notes.clone();
-            data
+            Ok(data)
         }
         _ => {
             let resolve = |p: &PathBuf| ExperimentSpec::resolve(&args.spec, p);
@@ -76,14 +80,24 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 root,
                 weights,
                 device: args.device.clone().unwrap_or_else(|| b.device.clone()),
-                out: out.clone(),
+                out: out.to_path_buf(),
                 name: spec.name(None),
                 resume: args.resume,
                 notes: spec.output.notes.clone(),
             };
-            crate::image_data::load(&spec, &inputs)?
+            crate::image_data::load(spec, &inputs)
         }
-    };
+    }
+}
+
+/// Runs `cft run`.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let spec = ExperimentSpec::load(&args.spec)?;
+    let out = args.out.clone().unwrap_or_else(|| spec.output.dir.clone());
+    if spec.is_grid() || args.shard.is_some() {
+        return run_grid_cmd(args, &spec, &out);
+    }
+    let data = load_data(args, &spec, &out, false)?;
     let cfg = spec.protocol_config(&data.name);
     #[derive(Serialize)]
     struct RunConfig<'a> {
@@ -97,5 +111,51 @@ pub fn run(args: &RunArgs) -> Result<()> {
         args.resume,
         &RunConfig { spec_file: args.spec.display().to_string(), spec: &spec },
     )?;
+    Ok(())
+}
+
+/// An ablation grid: every cell (or one shard's) with one progress bar, then the merged
+/// summary when every cell is done.
+fn run_grid_cmd(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path) -> Result<()> {
+    let shard = args.shard.as_deref().map(cft_experiment::grid::parse_shard).transpose()?;
+    let cells = cft_experiment::grid::expand(spec)?;
+    let mine = cells.iter().filter(|c| shard.is_none_or(|(i, n)| c.index % n == i)).count();
+    let steps: usize = cells
+        .iter()
+        .filter(|c| shard.is_none_or(|(i, n)| c.index % n == i))
+        .map(|c| c.spec.protocol_config("").steps())
+        .sum();
+    eprintln!(
+        "{}: a grid of {} cells{}",
+        args.spec.display(),
+        cells.len(),
+        shard.map_or(String::new(), |(i, n)| format!("; shard {i}/{n} runs {mine} of them"))
+    );
+    let clock = std::time::Instant::now();
+    let bar = crate::common::progress(steps as u64, "grid");
+    let opts = cft_experiment::ablation::GridOptions { resume: args.resume, shard };
+    let done = cft_experiment::ablation::run_grid(
+        spec,
+        &args.spec,
+        out,
+        opts,
+        &|cell_spec| load_data(args, cell_spec, out, true),
+        &|| bar.inc(1),
+        &|cell, k, n| bar.set_message(format!("cell {}/{n}: {}", k + 1, cell.describe())),
+    )?;
+    bar.finish_and_clear();
+    if done.merged {
+        print!("{}", std::fs::read_to_string(done.dir.join("summary.md"))?);
+        eprintln!("wrote {} ({} cells) in {:.1} s", done.dir.display(), done.total, clock.elapsed().as_secs_f64());
+    } else {
+        eprintln!(
+            "ran {} of {} cells into {} in {:.1} s; when every shard is done, `cft report {}` merges them",
+            done.ran,
+            done.total,
+            done.dir.display(),
+            clock.elapsed().as_secs_f64(),
+            out.display()
+        );
+    }
     Ok(())
 }

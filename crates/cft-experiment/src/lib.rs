@@ -9,9 +9,13 @@
 //!   carries, so a resume never adopts another run's work;
 //! * [`manifest`]: the run manifest written beside every result (configuration, seeds, inputs
 //!   with hashes, versions, timings);
-//! * [`spec`]: experiments as TOML files (`experiments/*.toml`), checked with file, line and key.
+//! * [`spec`]: experiments as TOML files (`experiments/*.toml`), checked with file, line and key;
+//! * [`grid`]: ablation grids: lists in a spec expand to cells, `seeds` repeats them, shards
+//!   split them over a job array.
 
+pub mod ablation;
 pub mod checkpoint;
+pub mod grid;
 pub mod manifest;
 pub mod partial_label;
 pub mod spec;

@@ -98,6 +98,28 @@ pub struct ReproduceConfig {
     /// Frequency groups reported beside the mean (OpenImages V3: 5 groups by positives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<GroupSpec>,
+    /// The CFT methods, in row order (absent in older units: all three).
+    #[serde(default = "all_methods", skip_serializing_if = "is_all_methods")]
+    pub methods: Vec<String>,
+    /// ASL's (γ−, γ+, clip) for CFT-BP-ASL (absent in older units: the reference's).
+    #[serde(default = "reference_asl", skip_serializing_if = "is_reference_asl")]
+    pub asl: (f32, f32, f32),
+}
+
+/// The CFT methods by name, in the tables' order.
+pub const METHODS: [&str; 3] = ["bp-asl", "bp-bce", "ga"];
+
+fn all_methods() -> Vec<String> {
+    METHODS.iter().map(|m| m.to_string()).collect()
+}
+fn is_all_methods(m: &[String]) -> bool {
+    m == all_methods().as_slice()
+}
+fn reference_asl() -> (f32, f32, f32) {
+    (4.0, 0.0, 0.05)
+}
+fn is_reference_asl(a: &(f32, f32, f32)) -> bool {
+    *a == reference_asl()
 }
 
 fn is_ap(m: &Metric) -> bool {
@@ -154,6 +176,8 @@ impl ReproduceConfig {
             label_source: LabelSource::Drop,
             metric: Metric::Ap,
             groups: None,
+            methods: all_methods(),
+            asl: reference_asl(),
         }
     }
 
@@ -183,11 +207,17 @@ impl ReproduceConfig {
     /// The CFT methods, each applied to the first base head.
     fn methods(&self) -> Vec<(&'static str, Method)> {
         let adam = AdamConfig { lr: self.bp_lr, ..AdamConfig::default() };
-        vec![
-            ("CFT-BP-ASL", Method::Bp { loss: Loss::ASL_REFERENCE, adam }),
-            ("CFT-BP-BCE", Method::Bp { loss: Loss::Bce, adam }),
-            ("CFT-GA", Method::Ga(self.ga)),
-        ]
+        let (gamma_neg, gamma_pos, clip) = self.asl;
+        let asl = Loss::Asl { gamma_neg, gamma_pos, clip, eps: 1e-8 };
+        self.methods
+            .iter()
+            .filter_map(|m| match m.as_str() {
+                "bp-asl" => Some(("CFT-BP-ASL", Method::Bp { loss: asl, adam })),
+                "bp-bce" => Some(("CFT-BP-BCE", Method::Bp { loss: Loss::Bce, adam })),
+                "ga" => Some(("CFT-GA", Method::Ga(self.ga))),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -625,11 +655,21 @@ pub struct Reproduction {
     pub results: ExperimentResults,
 }
 
-/// Test hook: stop (as if killed) after this many freshly computed units.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Interrupt {
-    /// Stop with an error once this many units have been written in this run.
-    pub after_units: Option<usize>,
+/// How a protocol run goes.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Reuse finished units of the same configuration and inputs (others are refused).
+    pub resume: bool,
+    /// Write the dataset's report pages and figures (an ablation's cells do not need them).
+    pub report: bool,
+    /// Test hook: stop with an error, as if killed, once this many units have been written.
+    pub interrupt_after_units: Option<usize>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { resume: false, report: true, interrupt_after_units: None }
+    }
 }
 
 /// Runs the protocol of `cfg` on `data` into `<out>/<name>/`: units (in parallel),
@@ -640,11 +680,11 @@ pub fn run_protocol<C: Serialize>(
     cfg: &ReproduceConfig,
     data: &ProtocolData,
     out: &Path,
-    resume: bool,
     run_config: &C,
     on_step: &(dyn Fn() + Sync),
-    interrupt: Interrupt,
+    opts: RunOptions,
 ) -> Result<Reproduction> {
+    let resume = opts.resume;
     let clock = RunClock::start();
     data.check()?;
     let train = LabelledFeatures {
@@ -722,7 +762,7 @@ pub fn run_protocol<C: Serialize>(
             }
             cft_data::write_atomic(&path, (serde_json::to_string_pretty(&u)? + "\n").as_bytes())?;
             let done = fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if interrupt.after_units.is_some_and(|n| done >= n) {
+            if opts.interrupt_after_units.is_some_and(|n| done >= n) {
                 bail!("stopped as if interrupted after {done} fresh units (test hook)");
             }
             Ok(u)
@@ -731,14 +771,16 @@ pub fn run_protocol<C: Serialize>(
     let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels, g.by));
     let results = aggregate(cfg, data, &units, group_counts.as_deref());
     cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
-    let mut outputs = cft_report::write_dataset_report(&dir, &results)?;
+    let mut outputs = if opts.report { cft_report::write_dataset_report(&dir, &results)? } else { Vec::new() };
     outputs.push(results_path);
     // The reports index (with the published tables) when the reference numbers are at hand.
     let reference = out.join("reference");
-    if reference.join("paper_results.csv").is_file() {
-        outputs.extend(cft_report::write_index(out, out, &reference)?);
-    } else {
-        eprintln!("note: {} not found; skipping the reports index (run `cft report` later)", reference.display());
+    if opts.report {
+        if reference.join("paper_results.csv").is_file() {
+            outputs.extend(cft_report::write_index(out, out, &reference)?);
+        } else {
+            eprintln!("note: {} not found; skipping the reports index (run `cft report` later)", reference.display());
+        }
     }
     outputs.push(manifest_path.clone());
     #[derive(Serialize)]

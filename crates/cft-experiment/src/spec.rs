@@ -14,6 +14,81 @@ use cft_core::{GaConfig, GroupBy, Metric, Precision};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// A parameter an ablation may vary: one value, or a list of values that expands the spec to
+/// a grid of cells ([`crate::grid`]). In a cell every parameter is [`Param::One`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param<T> {
+    /// One value.
+    One(T),
+    /// Values to try, one cell each (never empty).
+    List(Vec<T>),
+}
+
+impl<T> Param<T> {
+    /// The value of a cell. On an unexpanded grid this is the first value: expand first.
+    pub fn get(&self) -> &T {
+        match self {
+            Param::One(v) => v,
+            Param::List(v) => &v[0],
+        }
+    }
+
+    /// Every value (one for [`Param::One`]).
+    pub fn values(&self) -> &[T] {
+        match self {
+            Param::One(v) => std::slice::from_ref(v),
+            Param::List(v) => v,
+        }
+    }
+
+    /// Whether this parameter is varied.
+    pub fn is_list(&self) -> bool {
+        matches!(self, Param::List(_))
+    }
+}
+
+impl<T: Default> Default for Param<T> {
+    fn default() -> Self {
+        Param::One(T::default())
+    }
+}
+
+impl<T> From<T> for Param<T> {
+    fn from(v: T) -> Self {
+        Param::One(v)
+    }
+}
+
+impl<T: Serialize> Serialize for Param<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Param::One(v) => v.serialize(s),
+            Param::List(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Param<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = toml::Value::deserialize(d)?;
+        match v {
+            toml::Value::Array(items) => {
+                if items.is_empty() {
+                    return Err(D::Error::custom("an empty list: give one value or a list of values to try"));
+                }
+                let values = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| T::deserialize(x).map_err(|e| D::Error::custom(format!("list item {i}: {e}"))))
+                    .collect::<std::result::Result<Vec<T>, D::Error>>()?;
+                Ok(Param::List(values))
+            }
+            other => T::deserialize(other).map(Param::One).map_err(|e| D::Error::custom(e.to_string())),
+        }
+    }
+}
+
 /// A whole spec file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +99,7 @@ pub struct ExperimentSpec {
     /// The data.
     pub data: DataSpec,
     /// The backbone that turns images into features (image sources only).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<BackboneSpec>,
     /// The training labels: dropped at proportions, or the dataset's real partial labels.
     pub labels: LabelSpec,
@@ -43,6 +118,10 @@ pub struct ExperimentSpec {
     /// Where results go.
     #[serde(default)]
     pub output: OutputSpec,
+    /// Repeat every cell with each seed (the GA's streams and the held-out split); an
+    /// ablation's statistics are over these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
 }
 
 /// Where the data comes from.
@@ -82,17 +161,17 @@ pub struct DataSpec {
     pub source: DataSource,
     /// ARFF: a bundled dataset name (`scene`, `flags`, `emotions`) or a dataset manifest path
     /// (relative to the spec file).
-    #[serde(default)]
-    pub dataset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Param<String>>,
     /// Image sources: the dataset's root folder (`--data-root` overrides; relative to the spec).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
     /// Report folder name (default: `dataset`'s name, or the source's name).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Round the features to this storage precision first (`f32` = as read).
     #[serde(default)]
-    pub feature_precision: Precision,
+    pub feature_precision: Param<Precision>,
 }
 
 /// `[backbone]`: the network that turns images into features.
@@ -104,7 +183,7 @@ pub struct BackboneSpec {
     /// A torchvision-named state dict as safetensors (`--weights` overrides; relative to the
     /// spec); `{percent}` in the path makes it one checkpoint per known-label proportion
     /// (`coco_{percent}.safetensors` → `coco_10.safetensors`, …).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<PathBuf>,
     /// Images are resized to S×S (PIL bilinear).
     #[serde(default = "image_size")]
@@ -148,22 +227,22 @@ pub struct LabelSpec {
     pub proportions: Vec<f64>,
     /// Seed of the dropping stream (the reference's 526).
     #[serde(default = "mask_seed")]
-    pub mask_seed: u64,
+    pub mask_seed: Param<u64>,
     /// CheXpert's uncertain labels: `ignore` (unknown), `ones`, `zeros` or `u-ones-u-zeros`
     /// (U-Ones for Atelectasis and Edema, U-Zeros for the others).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uncertain: Option<String>,
 }
 
 /// `[evaluation]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationSpec {
     /// `ap` (COCO, OpenImages, Mulan) or `auc` (CheXpert); also the selection and GA metric.
     #[serde(default)]
-    pub metric: Metric,
+    pub metric: Param<Metric>,
     /// Means over this many frequency groups (OpenImages V3: 5).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<usize>,
     /// What orders the groups: training `positives` or all `known` labels.
     #[serde(default)]
@@ -181,8 +260,8 @@ pub enum BaseFrom {
     Checkpoint,
 }
 
-fn mask_seed() -> u64 {
-    526
+fn mask_seed() -> Param<u64> {
+    Param::One(526)
 }
 
 /// `[base]`: the recipe of the AN and Ignore base heads.
@@ -191,34 +270,39 @@ fn mask_seed() -> u64 {
 pub struct BaseSpec {
     /// `linear` heads on frozen features, or the `checkpoint`'s classifier.
     #[serde(default)]
-    pub from: BaseFrom,
+    pub from: Param<BaseFrom>,
     /// Full-batch Adam epochs (linear heads).
     #[serde(default = "base_epochs")]
-    pub epochs: usize,
+    pub epochs: Param<usize>,
     /// Adam learning rate (linear heads).
     #[serde(default = "base_lr")]
-    pub lr: f32,
+    pub lr: Param<f32>,
     /// L2 penalty on the weights (linear heads).
     #[serde(default = "base_weight_decay")]
-    pub weight_decay: f32,
+    pub weight_decay: Param<f32>,
 }
 
 fn base_recipe() -> cft_core::BaseHeadConfig {
     cft_core::BaseHeadConfig::recipe(cft_core::BaseMode::An)
 }
-fn base_epochs() -> usize {
-    base_recipe().epochs
+fn base_epochs() -> Param<usize> {
+    Param::One(base_recipe().epochs)
 }
-fn base_lr() -> f32 {
-    base_recipe().lr
+fn base_lr() -> Param<f32> {
+    Param::One(base_recipe().lr)
 }
-fn base_weight_decay() -> f32 {
-    base_recipe().weight_decay
+fn base_weight_decay() -> Param<f32> {
+    Param::One(base_recipe().weight_decay)
 }
 
 impl Default for BaseSpec {
     fn default() -> Self {
-        Self { from: BaseFrom::Linear, epochs: base_epochs(), lr: base_lr(), weight_decay: base_weight_decay() }
+        Self {
+            from: Param::One(BaseFrom::Linear),
+            epochs: base_epochs(),
+            lr: base_lr(),
+            weight_decay: base_weight_decay(),
+        }
     }
 }
 
@@ -228,62 +312,133 @@ impl Default for BaseSpec {
 pub struct CftSpec {
     /// Epoch (generation) limit per category.
     #[serde(default = "max_epochs")]
-    pub max_epochs: usize,
+    pub max_epochs: Param<usize>,
     /// Stop a category after this many epochs without improvement.
     #[serde(default = "patience")]
-    pub patience: usize,
+    pub patience: Param<usize>,
     /// Adam learning rate of CFT-BP.
     #[serde(default = "bp_lr")]
-    pub bp_lr: f32,
+    pub bp_lr: Param<f32>,
     /// Seed of the GA's per-category streams.
+    #[serde(default = "zero_seed")]
+    pub ga_seed: Param<u64>,
+    /// The CFT methods run on the base head, in this order (`bp-asl`, `bp-bce`, `ga`).
+    #[serde(default = "all_methods")]
+    pub methods: Vec<String>,
+    /// The asymmetric loss of CFT-BP-ASL.
     #[serde(default)]
-    pub ga_seed: u64,
+    pub asl: AslSpec,
     /// The genetic algorithm.
     #[serde(default)]
     pub ga: GaSpec,
 }
 
-fn max_epochs() -> usize {
-    5000
+fn max_epochs() -> Param<usize> {
+    Param::One(5000)
 }
-fn patience() -> usize {
-    300
+fn patience() -> Param<usize> {
+    Param::One(300)
 }
-fn bp_lr() -> f32 {
-    1e-4
+fn bp_lr() -> Param<f32> {
+    Param::One(1e-4)
+}
+fn zero_seed() -> Param<u64> {
+    Param::One(0)
+}
+fn all_methods() -> Vec<String> {
+    crate::partial_label::METHODS.iter().map(|m| m.to_string()).collect()
 }
 
 impl Default for CftSpec {
     fn default() -> Self {
-        Self { max_epochs: max_epochs(), patience: patience(), bp_lr: bp_lr(), ga_seed: 0, ga: GaSpec::default() }
+        Self {
+            max_epochs: max_epochs(),
+            patience: patience(),
+            bp_lr: bp_lr(),
+            ga_seed: zero_seed(),
+            methods: all_methods(),
+            asl: AslSpec::default(),
+            ga: GaSpec::default(),
+        }
     }
 }
 
-/// `[cft.ga]` (the reference's defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// `[cft.asl]`: the asymmetric loss (the reference's γ− = 4, γ+ = 0, clip 0.05).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AslSpec {
+    /// Focusing exponent of the negatives.
+    #[serde(default = "gamma_neg")]
+    pub gamma_neg: Param<f32>,
+    /// Focusing exponent of the positives.
+    #[serde(default = "gamma_pos")]
+    pub gamma_pos: Param<f32>,
+    /// Probability margin shifted off the negatives.
+    #[serde(default = "clip")]
+    pub clip: Param<f32>,
+}
+
+fn gamma_neg() -> Param<f32> {
+    Param::One(4.0)
+}
+fn gamma_pos() -> Param<f32> {
+    Param::One(0.0)
+}
+fn clip() -> Param<f32> {
+    Param::One(0.05)
+}
+
+impl Default for AslSpec {
+    fn default() -> Self {
+        Self { gamma_neg: gamma_neg(), gamma_pos: gamma_pos(), clip: clip() }
+    }
+}
+
+/// `[cft.ga]` (each key defaults to the reference's value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GaSpec {
     /// Individuals per generation.
-    pub population: usize,
+    #[serde(default = "population")]
+    pub population: Param<usize>,
     /// Probability that a gene comes from the first parent.
-    pub crossover: f64,
+    #[serde(default = "crossover")]
+    pub crossover: Param<f64>,
     /// Probability that an offspring is mutated.
-    pub mutation_prob: f64,
+    #[serde(default = "mutation_prob")]
+    pub mutation_prob: Param<f64>,
     /// Mutations are U(−range, range).
-    pub mutation_range: f64,
+    #[serde(default = "mutation_range")]
+    pub mutation_range: Param<f64>,
     /// Best individuals kept unchanged.
-    pub elitism: usize,
+    #[serde(default = "elitism")]
+    pub elitism: Param<usize>,
+}
+
+fn population() -> Param<usize> {
+    Param::One(GaConfig::default().population)
+}
+fn crossover() -> Param<f64> {
+    Param::One(GaConfig::default().crossover)
+}
+fn mutation_prob() -> Param<f64> {
+    Param::One(GaConfig::default().mutation_prob)
+}
+fn mutation_range() -> Param<f64> {
+    Param::One(GaConfig::default().mutation_range)
+}
+fn elitism() -> Param<usize> {
+    Param::One(GaConfig::default().elitism)
 }
 
 impl Default for GaSpec {
     fn default() -> Self {
-        let g = GaConfig::default();
         Self {
-            population: g.population,
-            crossover: g.crossover,
-            mutation_prob: g.mutation_prob,
-            mutation_range: g.mutation_range,
-            elitism: g.elitism,
+            population: population(),
+            crossover: crossover(),
+            mutation_prob: mutation_prob(),
+            mutation_range: mutation_range(),
+            elitism: elitism(),
         }
     }
 }
@@ -293,14 +448,20 @@ impl Default for GaSpec {
 #[serde(deny_unknown_fields)]
 pub struct SelectionSpec {
     /// Fraction of training images held out for selection, in (0, 1).
-    pub holdout_fraction: f64,
+    #[serde(default = "holdout_fraction")]
+    pub holdout_fraction: Param<f64>,
     /// Seed of the held-out split.
-    pub split_seed: u64,
+    #[serde(default = "zero_seed")]
+    pub split_seed: Param<u64>,
+}
+
+fn holdout_fraction() -> Param<f64> {
+    Param::One(0.2)
 }
 
 impl Default for SelectionSpec {
     fn default() -> Self {
-        Self { holdout_fraction: 0.2, split_seed: 0 }
+        Self { holdout_fraction: holdout_fraction(), split_seed: zero_seed() }
     }
 }
 
@@ -332,7 +493,16 @@ impl ExperimentSpec {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let spec: ExperimentSpec = toml::from_str(text.trim_start_matches('\u{feff}'))
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
-        spec.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A grid is checked cell by cell: every value of every list must be valid.
+        let cells = crate::grid::expand(&spec).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for cell in &cells {
+            cell.spec.check().map_err(|e| match cell.params.is_empty() {
+                true => anyhow::anyhow!("{}: {e}", path.display()),
+                false => {
+                    anyhow::anyhow!("{}: {e} (in cell {} of the grid: {})", path.display(), cell.id, cell.describe())
+                }
+            })?;
+        }
         Ok(spec)
     }
 
@@ -366,7 +536,7 @@ impl ExperimentSpec {
                 bail!("backbone.normalize = {:?}: expected \"imagenet\" or \"none\"", b.normalize);
             }
         }
-        if self.base.from == BaseFrom::Checkpoint && !image {
+        if *self.base.from.get() == BaseFrom::Checkpoint && !image {
             bail!("base.from = \"checkpoint\": an ARFF dataset has no checkpoint; use \"linear\"");
         }
         match self.labels.source {
@@ -394,36 +564,60 @@ impl ExperimentSpec {
                 bail!("labels.proportions[{i}] = {p}: expected a proportion in (0, 1]");
             }
         }
-        for (key, lr) in [("base.lr", self.base.lr), ("cft.bp_lr", self.cft.bp_lr)] {
+        for (key, lr) in [("base.lr", *self.base.lr.get()), ("cft.bp_lr", *self.cft.bp_lr.get())] {
             if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
                 bail!("{key} = {lr}: expected a learning rate in (0, 1]");
             }
         }
-        if !(self.base.weight_decay.is_finite() && self.base.weight_decay >= 0.0) {
-            bail!("base.weight_decay = {}: expected a finite number ≥ 0", self.base.weight_decay);
+        let wd = *self.base.weight_decay.get();
+        if !(wd.is_finite() && wd >= 0.0) {
+            bail!("base.weight_decay = {wd}: expected a finite number ≥ 0");
         }
-        if self.base.epochs == 0 {
+        if *self.base.epochs.get() == 0 {
             bail!("base.epochs = 0: a base head needs at least one epoch");
         }
-        if self.cft.patience == 0 {
+        if *self.cft.max_epochs.get() == 0 {
+            bail!("cft.max_epochs = 0: expected at least 1");
+        }
+        if *self.cft.patience.get() == 0 {
             bail!("cft.patience = 0: expected at least 1");
         }
+        if self.cft.methods.is_empty() {
+            bail!("cft.methods: at least one method is needed ({})", crate::partial_label::METHODS.join(", "));
+        }
+        for (i, m) in self.cft.methods.iter().enumerate() {
+            if !crate::partial_label::METHODS.contains(&m.as_str()) {
+                bail!("cft.methods[{i}] = {m:?}: expected one of {}", crate::partial_label::METHODS.join(", "));
+            }
+        }
+        let asl = &self.cft.asl;
+        for (key, v) in [("cft.asl.gamma_neg", *asl.gamma_neg.get()), ("cft.asl.gamma_pos", *asl.gamma_pos.get())] {
+            if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
+                bail!("{key} = {v}: expected a focusing exponent in [0, 10]");
+            }
+        }
+        let c = *asl.clip.get();
+        if !(0.0..1.0).contains(&c) {
+            bail!("cft.asl.clip = {c}: expected a margin in [0, 1)");
+        }
         let ga = &self.cft.ga;
-        if ga.population < 2 {
-            bail!("cft.ga.population = {}: a population needs at least 2 individuals", ga.population);
+        let (population, elitism) = (*ga.population.get(), *ga.elitism.get());
+        if population < 2 {
+            bail!("cft.ga.population = {population}: a population needs at least 2 individuals");
         }
-        if ga.elitism >= ga.population {
-            bail!("cft.ga.elitism = {}: must be below the population ({})", ga.elitism, ga.population);
+        if elitism >= population {
+            bail!("cft.ga.elitism = {elitism}: must be below the population ({population})");
         }
-        for (key, v) in [("cft.ga.crossover", ga.crossover), ("cft.ga.mutation_prob", ga.mutation_prob)] {
+        for (key, v) in [("cft.ga.crossover", *ga.crossover.get()), ("cft.ga.mutation_prob", *ga.mutation_prob.get())] {
             if !(0.0..=1.0).contains(&v) {
                 bail!("{key} = {v}: expected a probability in [0, 1]");
             }
         }
-        if !(ga.mutation_range.is_finite() && ga.mutation_range >= 0.0) {
-            bail!("cft.ga.mutation_range = {}: expected a finite number ≥ 0", ga.mutation_range);
+        let r = *ga.mutation_range.get();
+        if !(r.is_finite() && r >= 0.0) {
+            bail!("cft.ga.mutation_range = {r}: expected a finite number ≥ 0");
         }
-        let f = self.selection.holdout_fraction;
+        let f = *self.selection.holdout_fraction.get();
         if !(f > 0.0 && f < 1.0) {
             bail!("selection.holdout_fraction = {f}: expected a fraction in (0, 1)");
         }
@@ -448,38 +642,48 @@ impl ExperimentSpec {
     }
 
     /// The protocol configuration for a dataset named `dataset`.
+    /// The protocol configuration of a cell spec (an unexpanded grid gives its first cell's)
+    /// for a dataset named `dataset`.
     pub fn protocol_config(&self, dataset: &str) -> ReproduceConfig {
-        let g = self.cft.ga;
+        let g = &self.cft.ga;
+        let asl = &self.cft.asl;
         ReproduceConfig {
             dataset: dataset.to_string(),
             proportions: self.labels.proportions.clone(),
-            mask_seed: self.labels.mask_seed,
-            holdout_fraction: self.selection.holdout_fraction,
-            split_seed: self.selection.split_seed,
-            ga_seed: self.cft.ga_seed,
-            max_epochs: self.cft.max_epochs,
-            patience: self.cft.patience,
-            bp_lr: self.cft.bp_lr,
+            mask_seed: *self.labels.mask_seed.get(),
+            holdout_fraction: *self.selection.holdout_fraction.get(),
+            split_seed: *self.selection.split_seed.get(),
+            ga_seed: *self.cft.ga_seed.get(),
+            max_epochs: *self.cft.max_epochs.get(),
+            patience: *self.cft.patience.get(),
+            bp_lr: *self.cft.bp_lr.get(),
             ga: GaConfig {
-                population: g.population,
-                crossover: g.crossover,
-                mutation_prob: g.mutation_prob,
-                mutation_range: g.mutation_range,
-                elitism: g.elitism,
+                population: *g.population.get(),
+                crossover: *g.crossover.get(),
+                mutation_prob: *g.mutation_prob.get(),
+                mutation_range: *g.mutation_range.get(),
+                elitism: *g.elitism.get(),
             },
-            base_epochs: self.base.epochs,
-            base_lr: self.base.lr,
-            base_weight_decay: self.base.weight_decay,
-            feature_precision: self.data.feature_precision,
+            base_epochs: *self.base.epochs.get(),
+            base_lr: *self.base.lr.get(),
+            base_weight_decay: *self.base.weight_decay.get(),
+            feature_precision: *self.data.feature_precision.get(),
             label_source: self.labels.source,
-            metric: self.evaluation.metric,
+            metric: *self.evaluation.metric.get(),
             groups: self.evaluation.groups.map(|groups| GroupSpec { groups, by: self.evaluation.group_by }),
+            methods: self.cft.methods.clone(),
+            asl: (*asl.gamma_neg.get(), *asl.gamma_pos.get(), *asl.clip.get()),
         }
+    }
+
+    /// Whether any parameter is a list or `seeds` is given: the spec is a grid of cells.
+    pub fn is_grid(&self) -> bool {
+        self.seeds.is_some() || !crate::grid::axes(self).unwrap_or_default().is_empty()
     }
 
     /// The dataset argument resolved against the spec's folder when it is a path.
     pub fn dataset_in(&self, spec_path: &Path) -> String {
-        let d = self.data.dataset.clone().unwrap_or_default();
+        let d = self.data.dataset.as_ref().map(|d| d.get().clone()).unwrap_or_default();
         let d = &d;
         let is_path = d.contains('/') || d.ends_with(".json");
         match (is_path, spec_path.parent()) {

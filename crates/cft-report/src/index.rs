@@ -136,6 +136,7 @@ fn history_figure(dir: &Path, res: &ExperimentResults) -> Result<Option<Stacked>
                     res.metric.trim_start_matches('m')
                 ),
                 series,
+                x_slots: Vec::new(),
             }
         })
         .collect();
@@ -231,6 +232,16 @@ pub fn write_index(runs_dir: &Path, out: &Path, reference_dir: &Path) -> Result<
         }
         md.push_str(&format!("Also as [CSV](tables/{stem}.csv) and [LaTeX](tables/{stem}.tex).\n\n"));
     }
+    // Ablations (grids of `experiments/ablations/`), each regenerated from its tidy table.
+    let ablations = crate::ablation::write_ablations_index(&runs_dir.join("ablations"), &out.join("ablations"))?;
+    if !ablations.is_empty() {
+        md.push_str("## Ablations
+
+Grids over CFT's, the base heads' and the protocol's parameters on the bundled datasets, 5 seeds each, with intervals: [ablations/README.md](ablations/README.md).
+
+");
+        written.extend(ablations);
+    }
     // Published peers (and ours, when run) against the known-label proportion on COCO.
     let coco_rows = published.partial_coco();
     let mut series: Vec<Series> = coco_rows
@@ -278,6 +289,7 @@ pub fn write_index(runs_dir: &Path, out: &Path, reference_dir: &Path) -> Result<
         x_desc: "known labels (%)".into(),
         y_desc: "val2014 mAP (%)".into(),
         series,
+        x_slots: Vec::new(),
     };
     written.extend(render(&tables.join("coco_vs_known"), (FIGURE_SIZE.0, FIGURE_SIZE.1), &fig)?);
     md.push_str("![published partial-COCO results against the known-label proportion](tables/coco_vs_known.png)\n\n");

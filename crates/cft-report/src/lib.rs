@@ -6,6 +6,7 @@
 //! folder per dataset ([`dataset_report`]) and an index ([`index`]). Nothing here recomputes a
 //! score: every number comes from the files.
 
+pub mod ablation;
 pub mod dataset_report;
 pub mod glyphs;
 pub mod index;

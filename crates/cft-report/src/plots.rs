@@ -499,12 +499,25 @@ pub struct Series {
     /// The run behind the series was stopped by the epoch limit, not by patience (it was still
     /// improving): an arrow marks its end and the legend says so.
     pub open_end: bool,
+    /// An interval band around the line: (x, low, high), drawn translucent under it.
+    pub band: Vec<(f64, f64, f64)>,
+    /// Markers only, no line (a strip plot of individual values).
+    pub points_only: bool,
 }
 
 impl Series {
     /// A plain solid line in palette colour `color`.
     pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>, color: usize) -> Self {
-        Self { label: label.into(), points, dashed: false, color, marker: None, open_end: false }
+        Self {
+            label: label.into(),
+            points,
+            dashed: false,
+            color,
+            marker: None,
+            open_end: false,
+            band: Vec::new(),
+            points_only: false,
+        }
     }
 }
 
@@ -519,15 +532,19 @@ pub struct LineChart {
     pub y_desc: String,
     /// The lines.
     pub series: Vec<Series>,
+    /// Categorical x axis: the points' x are slot indices 0, 1, … labelled by these (evenly
+    /// spaced values of a varied parameter); empty: a numeric axis.
+    pub x_slots: Vec<String>,
 }
 
 impl LineChart {
     fn draw_on<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
         let (w, _) = area.dim_in_pixel();
         let (plot_area, legend_area) = area.split_horizontally(w * 68 / 100);
-        let pts = self.series.iter().flat_map(|s| s.points.iter());
+        let bands = self.series.iter().flat_map(|s| s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
+        let pts = self.series.iter().flat_map(|s| s.points.iter().copied()).chain(bands);
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y) in pts {
+        for (x, y) in pts {
             x0 = x0.min(x);
             x1 = x1.max(x);
             y0 = y0.min(y);
@@ -536,7 +553,11 @@ impl LineChart {
         if x0 > x1 {
             (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
-        let (xpad, ypad) = (((x1 - x0) * 0.04).max(1e-9), ((y1 - y0) * 0.08).max(1e-3));
+        let (xpad, ypad) = if self.x_slots.is_empty() {
+            (((x1 - x0) * 0.04).max(1e-9), ((y1 - y0) * 0.08).max(1e-3))
+        } else {
+            (0.4, ((y1 - y0) * 0.08).max(1e-3))
+        };
         let mut chart = ChartBuilder::on(&plot_area)
             .caption(&self.title, ("sans-serif", 19))
             .margin(10)
@@ -545,25 +566,36 @@ impl LineChart {
             .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
             .map_err(s)?;
         let xfmt = |v: &f64| match x1 - x0 {
+            _ if !self.x_slots.is_empty() => slot_label(&self.x_slots, *v),
             r if r >= 20.0 => format!("{v:.0}"),
             r if r >= 2.0 => format!("{v:.1}"),
             _ => format!("{v:.2}"),
         };
+        let n_labels = if self.x_slots.is_empty() { 10 } else { self.x_slots.len() };
         let yfmt = |v: &f64| if y1 - y0 >= 5.0 { format!("{v:.0}") } else { format!("{v:.2}") };
         chart
             .configure_mesh()
             .x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
+            .x_labels(n_labels)
             .x_label_formatter(&xfmt)
             .y_label_formatter(&yfmt)
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(s)?;
+        for ser in self.series.iter().filter(|ser| ser.band.len() > 1) {
+            let color = PALETTE[ser.color % PALETTE.len()];
+            let mut outline: Vec<(f64, f64)> = ser.band.iter().map(|&(x, _, hi)| (x, hi)).collect();
+            outline.extend(ser.band.iter().rev().map(|&(x, lo, _)| (x, lo)));
+            chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15).filled()))).map_err(s)?;
+        }
         for ser in &self.series {
             let color = PALETTE[ser.color % PALETTE.len()];
             let style = color.stroke_width(2);
-            if ser.dashed {
+            if ser.points_only {
+                // no line
+            } else if ser.dashed {
                 chart.draw_series(DashedLineSeries::new(ser.points.clone(), 6, 4, style)).map_err(s)?;
             } else {
                 chart.draw_series(LineSeries::new(ser.points.clone(), style)).map_err(s)?;
@@ -572,7 +604,7 @@ impl LineChart {
                 // Every point of a short series; on a long one, the first point in each tenth
                 // of the x axis, so that markers are spread evenly whatever the series' length.
                 let tenth = |x: f64| ((x - x0) / (x1 - x0).max(1e-12) * 10.0).floor() as i64;
-                let marked: Vec<(f64, f64)> = if ser.points.len() <= 20 {
+                let marked: Vec<(f64, f64)> = if ser.points.len() <= 20 || ser.points_only {
                     ser.points.clone()
                 } else {
                     let mut last = None;
@@ -587,7 +619,9 @@ impl LineChart {
         let mut y = 50;
         for ser in &self.series {
             let color = PALETTE[ser.color % PALETTE.len()];
-            if ser.dashed {
+            if ser.points_only {
+                // the marker alone
+            } else if ser.dashed {
                 for k in 0..3 {
                     legend_area
                         .draw(&PathElement::new(vec![(8 + 10 * k, y), (14 + 10 * k, y)], color.stroke_width(2)))

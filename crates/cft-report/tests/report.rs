@@ -145,6 +145,7 @@ fn figures_are_valid_png_and_svg_of_the_requested_size() {
             open_end: true,
             ..Series::line("AN + CFT-GA", vec![(10.0, 50.0), (90.0, 70.0)], 1)
         }],
+        x_slots: Vec::new(),
     };
     let files = render(&dir.path().join("fig"), (640, 400), &chart).unwrap();
     let png = std::fs::read(&files[0]).unwrap();

@@ -1,0 +1,233 @@
+//! Running an ablation grid ([`crate::grid`]) and merging its cells into the tidy table.
+//!
+//! `<out>/<name>/` holds `grid.json` (the spec and its cells, the same for every shard),
+//! `cells/<id>/` (each cell's protocol run: its unit files, resumable), and once every cell is
+//! there, `tidy.csv`, `ablation.json` and the ablation's report ([`cft_report::ablation`]).
+//! The tidy table is built from the unit files alone, in cell order, so a grid run in shards
+//! and merged is byte-identical to the same grid run in one process.
+
+use crate::grid::{expand, show, Cell};
+use crate::partial_label::{run_protocol, unit_id, ProtocolData, RunOptions, UnitResult};
+use crate::spec::ExperimentSpec;
+use anyhow::{bail, Context, Result};
+use cft_report::ablation::{AblationMeta, Tidy, TidyRow};
+use cft_report::Protocol;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What `grid.json` records: enough to merge the cells without the spec file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridFile {
+    /// The ablation's name (its folder).
+    pub name: String,
+    /// The spec file it was run from.
+    pub spec_file: String,
+    /// The spec (with its lists).
+    pub spec: ExperimentSpec,
+    /// The varied parameters' key paths.
+    pub param_keys: Vec<String>,
+    /// Every cell: id, seed, parameter values as shown.
+    pub cells: Vec<GridCellEntry>,
+}
+
+/// One cell in `grid.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridCellEntry {
+    /// `c003-s2`.
+    pub id: String,
+    /// The cell without its seed (`c003`).
+    pub cell: String,
+    /// The seed, when the grid has seeds.
+    pub seed: Option<u64>,
+    /// The parameters' values, as shown.
+    pub params: Vec<String>,
+    /// The cell's dataset name (the tidy table's `dataset`).
+    pub dataset: String,
+}
+
+/// The ablation folder of a grid spec: `<out>/<spec file stem>`.
+pub fn grid_dir(out: &Path, spec_path: &Path) -> PathBuf {
+    out.join(spec_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "grid".into()))
+}
+
+/// How a grid run goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GridOptions {
+    /// Reuse finished cells (each cell's units are fingerprinted like any protocol run).
+    pub resume: bool,
+    /// Run only shard `i` of `n`.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// What a grid run did.
+#[derive(Debug)]
+pub struct GridRun {
+    /// The ablation folder.
+    pub dir: PathBuf,
+    /// Cells run (or reused) by this process.
+    pub ran: usize,
+    /// Cells in the whole grid.
+    pub total: usize,
+    /// Whether the tidy table and the report were written (every cell present).
+    pub merged: bool,
+}
+
+/// Runs the cells of `spec` (all, or one shard) into `<out>/<stem of spec_path>/cells/`; with
+/// every cell present, merges them ([`merge`]). `load` gives a cell's data (called once per
+/// distinct dataset); `on_cell` reports progress (cell, position, cells to run).
+pub fn run_grid(
+    spec: &ExperimentSpec,
+    spec_path: &Path,
+    out: &Path,
+    opts: GridOptions,
+    load: &dyn Fn(&ExperimentSpec) -> Result<ProtocolData>,
+    on_step: &(dyn Fn() + Sync),
+    on_cell: &dyn Fn(&Cell, usize, usize),
+) -> Result<GridRun> {
+    let cells = expand(spec)?;
+    let total = cells.len();
+    let dir = grid_dir(out, spec_path);
+    cft_data::check_output_folder(cft_data::Named::new("--out", out))?;
+    std::fs::create_dir_all(dir.join("cells")).with_context(|| dir.display().to_string())?;
+    let param_keys: Vec<String> =
+        cells.first().map(|c| c.params.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+    let mut data_cache: BTreeMap<String, ProtocolData> = BTreeMap::new();
+    let mut entries = Vec::with_capacity(total);
+    for c in &cells {
+        let key = c.spec.data.dataset.as_ref().map(|d| d.get().clone()).unwrap_or_default();
+        if !data_cache.contains_key(&key) {
+            data_cache.insert(key.clone(), load(&c.spec)?);
+        }
+        entries.push(GridCellEntry {
+            id: c.id.clone(),
+            cell: c.id.split("-s").next().unwrap_or(&c.id).to_string(),
+            seed: c.seed,
+            params: c.params.iter().map(|(_, v)| show(v)).collect(),
+            dataset: data_cache[&key].name.clone(),
+        });
+    }
+    let grid = GridFile {
+        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        spec_file: spec_path.display().to_string(),
+        spec: spec.clone(),
+        param_keys,
+        cells: entries,
+    };
+    let grid_path = dir.join("grid.json");
+    if grid_path.is_file() {
+        // A folder of another grid is not mixed into this one.
+        let old: GridFile = serde_json::from_str(&std::fs::read_to_string(&grid_path)?)
+            .map_err(|e| anyhow::anyhow!("{}: not a grid file ({e}); remove the folder", grid_path.display()))?;
+        if old.spec != grid.spec && opts.resume {
+            bail!(
+                "{}: the folder holds a grid of another spec; refusing to resume (use another --out or remove it)",
+                grid_path.display()
+            );
+        }
+    }
+    cft_data::write_atomic(&grid_path, (serde_json::to_string_pretty(&grid)? + "\n").as_bytes())?;
+    let mine: Vec<&Cell> = match opts.shard {
+        Some((i, n)) => cells.iter().filter(|c| c.index % n == i).collect(),
+        None => cells.iter().collect(),
+    };
+    let todo = mine.len();
+    for (k, c) in mine.iter().enumerate() {
+        on_cell(c, k, todo);
+        let key = c.spec.data.dataset.as_ref().map(|d| d.get().clone()).unwrap_or_default();
+        let data = &data_cache[&key];
+        let cfg = c.spec.protocol_config(&data.name);
+        let cell_data = ProtocolData { name: c.id.clone(), ..data.clone() };
+        #[derive(Serialize)]
+        struct CellConfig<'a> {
+            grid: &'a str,
+            cell: &'a str,
+            params: String,
+        }
+        let run_config = CellConfig { grid: &grid.name, cell: &c.id, params: c.describe() };
+        let run = RunOptions { resume: opts.resume, report: false, interrupt_after_units: None };
+        run_protocol(&cfg, &cell_data, &dir.join("cells"), &run_config, on_step, run)
+            .with_context(|| format!("cell {} ({})", c.id, c.describe()))?;
+    }
+    // A shard leaves the merge to `cft report` (shards of a job array finish in any order).
+    let merged = if opts.shard.is_none() { merge(&dir)? } else { false };
+    Ok(GridRun { dir, ran: todo, total, merged })
+}
+
+/// Builds `tidy.csv`, `ablation.json` and the ablation's report from the cells of `dir`, when
+/// every cell of `grid.json` has finished; returns whether it did (cells missing: `false`).
+pub fn merge(dir: &Path) -> Result<bool> {
+    let grid_path = dir.join("grid.json");
+    let grid: GridFile =
+        serde_json::from_str(&std::fs::read_to_string(&grid_path).with_context(|| grid_path.display().to_string())?)
+            .map_err(|e| anyhow::anyhow!("{}: not a grid file ({e})", grid_path.display()))?;
+    let mut rows = Vec::new();
+    let mut metric = String::from("mAP");
+    for e in &grid.cells {
+        let cell_dir = dir.join("cells").join(&e.id);
+        let results = cell_dir.join("results.json");
+        if !results.is_file() {
+            return Ok(false);
+        }
+        let res = cft_report::read_results(&results)?;
+        metric = res.metric.clone();
+        let cfg = grid_cell_config(&grid, e)?;
+        for protocol in [Protocol::Paper, Protocol::HeldOut] {
+            for &p in &res.proportions {
+                let path = cell_dir.join("runs").join(format!("{}.json", unit_id(&cfg, p, protocol)));
+                let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+                let u: UnitResult = serde_json::from_str(&text)
+                    .map_err(|err| anyhow::anyhow!("{}: line {}: {err}", path.display(), err.line()))?;
+                rows.extend(tidy_rows(e, &res.categories, &u));
+            }
+        }
+    }
+    let tidy = Tidy { param_keys: grid.param_keys.clone(), rows };
+    tidy.write_csv(&dir.join("tidy.csv"))?;
+    let meta = AblationMeta {
+        name: grid.name.clone(),
+        description: grid.spec.description.clone(),
+        metric: metric.clone(),
+        spec: grid.spec_file.clone(),
+        cells: grid.cells.len(),
+    };
+    cft_data::write_atomic(&dir.join("ablation.json"), (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
+    cft_report::ablation::write_ablation_report(dir, &meta.name, &metric, &meta.description, &tidy)?;
+    Ok(true)
+}
+
+/// The configuration of a cell as recorded (for its unit file names).
+fn grid_cell_config(grid: &GridFile, e: &GridCellEntry) -> Result<crate::partial_label::ReproduceConfig> {
+    let cells = expand(&grid.spec)?;
+    let c = cells.iter().find(|c| c.id == e.id).with_context(|| format!("cell {} is not in the grid", e.id))?;
+    Ok(c.spec.protocol_config(&e.dataset))
+}
+
+/// The tidy rows of one unit: every method × category.
+fn tidy_rows(e: &GridCellEntry, categories: &[String], u: &UnitResult) -> Vec<TidyRow> {
+    let base = u.methods.iter().find(|m| m.is_base);
+    let mut out = Vec::new();
+    for m in &u.methods {
+        for (k, name) in categories.iter().enumerate() {
+            let o = m.outcomes.iter().find(|o| o.category == k);
+            out.push(TidyRow {
+                dataset: e.dataset.clone(),
+                cell: e.cell.clone(),
+                seed: e.seed,
+                params: e.params.clone(),
+                method: m.method.clone(),
+                protocol: u.protocol.label().to_string(),
+                proportion: u.proportion,
+                category: name.clone(),
+                is_base: m.is_base,
+                score: m.test_per_category.get(k).copied().flatten(),
+                base_score: base.and_then(|b| b.test_per_category.get(k).copied().flatten()),
+                selection_original: o.and_then(|o| o.original_score),
+                selection_best: o.and_then(|o| o.best_score),
+                best_epoch: o.map(|o| o.best_epoch),
+                epochs_run: o.map(|o| o.epochs_run as i64),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,246 @@
+//! Ablation grids: a spec in which any CFT, base-head, label or selection parameter is a list
+//! (`bp_lr = [1e-5, 1e-4, 1e-3]`) expands to the cartesian product of those lists, and
+//! `seeds = [0, 1, 2, 3, 4]` repeats every cell once per seed (the seed sets the GA's streams
+//! and the held-out split; the label masks keep the reference's seed 526 unless
+//! `labels.mask_seed` is itself varied).
+//!
+//! Each cell is a full spec with one value per parameter, run as its own unit folder, so a
+//! resumed grid skips finished cells and `--shard i/n` runs a deterministic share of them
+//! (cells `k` with `k mod n = i`, in expansion order) on a cluster's job array.
+
+use crate::spec::ExperimentSpec;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// Lists that are values of their own, not grids: the proportions (one unit each), notes,
+/// the methods run, and the seeds.
+const NATIVE_LISTS: [&str; 4] = ["labels.proportions", "output.notes", "cft.methods", "seeds"];
+
+/// A varied parameter: its key path in the spec and the values tried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    /// `cft.bp_lr`, `cft.ga.population`, …
+    pub key: String,
+    /// The values, in the spec's order.
+    pub values: Vec<toml::Value>,
+}
+
+/// One cell of a grid: a spec with one value per parameter.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// Position in expansion order (parameters first axis slowest, then seeds).
+    pub index: usize,
+    /// Folder name: `c003`, with `-s2` for seed 2.
+    pub id: String,
+    /// The varied parameters' values in this cell, in axis order.
+    pub params: Vec<(String, toml::Value)>,
+    /// The seed of this repetition, when the grid has `seeds`.
+    pub seed: Option<u64>,
+    /// The cell's spec.
+    pub spec: ExperimentSpec,
+}
+
+impl Cell {
+    /// `cft.bp_lr = 0.001, seed = 2`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.params.iter().map(|(k, v)| format!("{k} = {}", show(v))).collect();
+        if let Some(s) = self.seed {
+            parts.push(format!("seed = {s}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A parameter value as a table shows it: floats that are `f32` values in their shortest form
+/// (`0.001`, not `0.0010000000474974513`), strings unquoted.
+pub fn show(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Float(x) => {
+            let f = *x as f32;
+            if f64::from(f) == *x {
+                format!("{f}")
+            } else {
+                format!("{x}")
+            }
+        }
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<Axis>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, x) in t {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                walk(&key, x, out);
+            }
+        }
+        toml::Value::Array(items) if !NATIVE_LISTS.contains(&prefix) => {
+            out.push(Axis { key: prefix.to_string(), values: items.clone() });
+        }
+        _ => {}
+    }
+}
+
+/// The varied parameters of a spec (none: a single run).
+pub fn axes(spec: &ExperimentSpec) -> Result<Vec<Axis>> {
+    let v = toml::Value::try_from(spec).context("the spec as TOML")?;
+    let mut out = Vec::new();
+    walk("", &v, &mut out);
+    Ok(out)
+}
+
+fn set(v: &mut toml::Value, path: &str, x: toml::Value) {
+    let mut cur = v;
+    let mut keys = path.split('.').peekable();
+    while let Some(k) = keys.next() {
+        let table = cur.as_table_mut().expect("a table on the way to a spec key");
+        if keys.peek().is_none() {
+            table.insert(k.to_string(), x);
+            return;
+        }
+        cur = table.entry(k.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+}
+
+/// Every cell of `spec`: the cartesian product of its lists (first axis slowest), each
+/// repeated for every seed. A spec without lists or seeds is one cell.
+pub fn expand(spec: &ExperimentSpec) -> Result<Vec<Cell>> {
+    let axes = axes(spec)?;
+    let seeds = spec.seeds.clone();
+    if let Some(s) = &seeds {
+        if s.is_empty() {
+            bail!("seeds: an empty list; give at least one seed");
+        }
+        if let Some(a) = axes.iter().find(|a| a.key == "cft.ga_seed" || a.key == "selection.split_seed") {
+            bail!("{}: varied together with `seeds`, which already sets it per repetition", a.key);
+        }
+    }
+    let base = toml::Value::try_from(spec).context("the spec as TOML")?;
+    let combos: usize = axes.iter().map(|a| a.values.len()).product();
+    let mut cells = Vec::new();
+    for c in 0..combos {
+        // Mixed-radix digits, first axis slowest.
+        let mut rest = c;
+        let mut choice = vec![0; axes.len()];
+        for (k, a) in axes.iter().enumerate().rev() {
+            choice[k] = rest % a.values.len();
+            rest /= a.values.len();
+        }
+        let params: Vec<(String, toml::Value)> =
+            axes.iter().zip(&choice).map(|(a, &i)| (a.key.clone(), a.values[i].clone())).collect();
+        let reps: Vec<Option<u64>> = match &seeds {
+            Some(s) => s.iter().map(|&x| Some(x)).collect(),
+            None => vec![None],
+        };
+        for seed in reps {
+            let mut v = base.clone();
+            for (k, x) in &params {
+                set(&mut v, k, x.clone());
+            }
+            if let Some(t) = v.as_table_mut() {
+                t.remove("seeds");
+            }
+            if let Some(s) = seed {
+                let s = toml::Value::Integer(i64::try_from(s).context("seeds: a seed above 2^63")?);
+                set(&mut v, "cft.ga_seed", s.clone());
+                set(&mut v, "selection.split_seed", s);
+            }
+            let spec = ExperimentSpec::deserialize(v).context("a grid cell")?;
+            let index = cells.len();
+            let id = match seed {
+                Some(s) => format!("c{c:03}-s{s}"),
+                None => format!("c{c:03}"),
+            };
+            cells.push(Cell { index, id, params: params.clone(), seed, spec });
+        }
+    }
+    Ok(cells)
+}
+
+/// Parses `--shard i/n` (0-based).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard {s}: expected i/n with 0 ≤ i < n");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// The cells of shard `i` of `n`: every `n`-th cell from the `i`-th, so shards are balanced
+/// and together hold every cell exactly once.
+pub fn shard(cells: Vec<Cell>, (i, n): (usize, usize)) -> Vec<Cell> {
+    cells.into_iter().filter(|c| c.index % n == i).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ExperimentSpec> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("grid.toml");
+        std::fs::write(&p, text).unwrap();
+        ExperimentSpec::load(&p)
+    }
+
+    const BASE: &str = "[data]\ndataset = \"scene\"\n[labels]\nproportions = [0.1, 0.5]\n";
+
+    #[test]
+    fn lists_expand_to_the_cartesian_product_times_the_seeds() {
+        let s =
+            load(&format!("seeds = [0, 7]\n{BASE}[cft]\nbp_lr = [1e-5, 1e-3]\n[cft.ga]\npopulation = [20, 50, 100]\n"))
+                .unwrap();
+        assert!(s.is_grid());
+        let cells = expand(&s).unwrap();
+        assert_eq!(cells.len(), 2 * 3 * 2);
+        // First axis (alphabetical key order: cft.bp_lr, then cft.ga.population) slowest, seeds fastest.
+        assert_eq!(cells[0].id, "c000-s0");
+        assert_eq!(cells[1].id, "c000-s7");
+        assert_eq!(cells[2].describe(), "cft.bp_lr = 0.00001, cft.ga.population = 50, seed = 0");
+        assert_eq!(cells[11].describe(), "cft.bp_lr = 0.001, cft.ga.population = 100, seed = 7");
+        let c = cells[11].spec.protocol_config("scene");
+        assert_eq!((c.bp_lr, c.ga.population, c.ga_seed, c.split_seed, c.mask_seed), (1e-3, 100, 7, 7, 526));
+        assert_eq!(c.proportions, vec![0.1, 0.5], "proportions are a value, not an axis");
+        assert!(cells.iter().all(|c| !c.spec.is_grid()));
+        // Shards partition the cells.
+        let ids = |k| shard(cells.clone(), (k, 5)).into_iter().map(|c| c.index).collect::<Vec<_>>();
+        let mut all: Vec<usize> = (0..5).flat_map(ids).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..12).collect::<Vec<_>>());
+        assert_eq!(ids(1), vec![1, 6, 11]);
+    }
+
+    #[test]
+    fn a_spec_without_lists_is_one_cell() {
+        let s = load(BASE).unwrap();
+        assert!(!s.is_grid());
+        let cells = expand(&s).unwrap();
+        assert_eq!((cells.len(), cells[0].id.as_str(), cells[0].params.len()), (1, "c000", 0));
+    }
+
+    #[test]
+    fn grid_errors_name_the_file_and_the_key() {
+        // A list where a single value is required.
+        let e = load("[data]\ndataset = \"scene\"\nname = [\"a\", \"b\"]\n[labels]\nproportions = [0.1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grid.toml") && e.contains("name") && e.contains("line 3"), "{e}");
+        // Out of range in one value of a list: the key and the cell.
+        let e = load(&format!("{BASE}[cft]\nbp_lr = [1e-4, -1e-3]\n")).unwrap_err().to_string();
+        assert!(e.contains("grid.toml: cft.bp_lr = -0.001") && e.contains("cell c001"), "{e}");
+        let e = load(&format!("{BASE}[cft.ga]\npopulation = [50, 0]\n")).unwrap_err().to_string();
+        assert!(e.contains("cft.ga.population = 0"), "{e}");
+        // A parameter that does not exist.
+        let e = load(&format!("{BASE}[cft]\nlearning_rates = [1e-4, 1e-3]\n")).unwrap_err().to_string();
+        assert!(e.contains("grid.toml") && e.contains("learning_rates") && e.contains("line 6"), "{e}");
+        // An empty list, and seeds varied twice.
+        let e = load(&format!("{BASE}[cft]\nbp_lr = []\n")).unwrap_err().to_string();
+        assert!(e.contains("bp_lr") && e.contains("empty list"), "{e}");
+        let e = load(&format!("seeds = [0, 1]\n{BASE}[cft]\nga_seed = [1, 2]\n")).unwrap_err().to_string();
+        assert!(e.contains("cft.ga_seed") && e.contains("seeds"), "{e}");
+    }
+}

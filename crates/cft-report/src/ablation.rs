@@ -1,0 +1,732 @@
+//! Ablation reports: the tidy table of a grid and everything computed from it.
+//!
+//! * [`Tidy`]: one row per cell × seed × method × protocol × known proportion × category, the
+//!   varied parameters as columns, base and CFT scores, best epoch and epochs run, written as
+//!   CSV with polars (`tidy.csv`; the committed source of every number below). Timings are
+//!   not in it, so a grid run in shards and merged gives the same bytes as one run.
+//! * [`summarize`]: polars groups the rows into per-seed mean scores; over the seeds, the mean,
+//!   standard deviation and a 95% t-interval; for each CFT row the paired per-category
+//!   differences from its base head with a bootstrap interval (fixed seed) and win/tie/loss
+//!   counts over categories.
+//! * [`write_ablation_report`]: the summary as Markdown/CSV/LaTeX, the metric against each
+//!   varied parameter with interval bands, the per-category Δ distribution, and a README that
+//!   calls out where the held-out protocol removes a gain the paper protocol shows.
+
+use crate::dataset_report::{ReportError, FIGURE_SIZE};
+use crate::plots::{render, LineChart, Marker, Series, Stacked, MARKERS};
+use crate::table::Table;
+use polars::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The fixed columns of a tidy table, in order; the varied parameters follow `cell`.
+pub const TIDY_COLUMNS: [&str; 14] = [
+    "dataset",
+    "cell",
+    "seed",
+    "method",
+    "protocol",
+    "proportion",
+    "category",
+    "is_base",
+    "score",
+    "base_score",
+    "selection_original",
+    "selection_best",
+    "best_epoch",
+    "epochs_run",
+];
+
+/// One row of a tidy ablation table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TidyRow {
+    /// Dataset name.
+    pub dataset: String,
+    /// Cell id without the seed (`c003`).
+    pub cell: String,
+    /// The repetition's seed (none when the grid has no `seeds`).
+    pub seed: Option<u64>,
+    /// The varied parameters' values, in [`Tidy::param_keys`] order, as shown.
+    pub params: Vec<String>,
+    /// Row name (`AN`, `AN + CFT-GA`, …).
+    pub method: String,
+    /// `paper` or `held-out`.
+    pub protocol: String,
+    /// Known-label proportion (or the real labels' known fraction).
+    pub proportion: f64,
+    /// Category name.
+    pub category: String,
+    /// Whether the row is a base head.
+    pub is_base: bool,
+    /// The evaluation score (AP or AUC), undefined where the category has no positive or negative.
+    pub score: Option<f64>,
+    /// The first base head's score on the same category, cell, seed, protocol and proportion.
+    pub base_score: Option<f64>,
+    /// CFT: the base head's score on the selection split.
+    pub selection_original: Option<f64>,
+    /// CFT: the best epoch's score on the selection split.
+    pub selection_best: Option<f64>,
+    /// CFT: the selected epoch (−1: the base head was kept).
+    pub best_epoch: Option<i64>,
+    /// CFT: epochs run before patience or the limit stopped it.
+    pub epochs_run: Option<i64>,
+}
+
+/// A grid's tidy table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tidy {
+    /// The varied parameters' key paths (`cft.bp_lr`), the columns after `cell`.
+    pub param_keys: Vec<String>,
+    /// The rows, sorted by cell, seed, protocol, method, proportion and category position.
+    pub rows: Vec<TidyRow>,
+}
+
+fn invalid(path: &Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::Invalid { path: path.to_path_buf(), message: e.to_string() }
+}
+
+impl Tidy {
+    /// The table as a polars frame (fixed columns with the parameters after `cell`).
+    pub fn to_frame(&self) -> PolarsResult<DataFrame> {
+        let r = &self.rows;
+        let s = |f: fn(&TidyRow) -> String| r.iter().map(f).collect::<Vec<String>>();
+        let mut cols: Vec<Column> = vec![
+            Column::new("dataset".into(), s(|x| x.dataset.clone())),
+            Column::new("cell".into(), s(|x| x.cell.clone())),
+        ];
+        for (k, key) in self.param_keys.iter().enumerate() {
+            cols.push(Column::new(key.as_str().into(), r.iter().map(|x| x.params[k].clone()).collect::<Vec<_>>()));
+        }
+        cols.extend([
+            Column::new("seed".into(), r.iter().map(|x| x.seed).collect::<Vec<Option<u64>>>()),
+            Column::new("method".into(), s(|x| x.method.clone())),
+            Column::new("protocol".into(), s(|x| x.protocol.clone())),
+            Column::new("proportion".into(), r.iter().map(|x| x.proportion).collect::<Vec<f64>>()),
+            Column::new("category".into(), s(|x| x.category.clone())),
+            Column::new("is_base".into(), r.iter().map(|x| x.is_base).collect::<Vec<bool>>()),
+            Column::new("score".into(), r.iter().map(|x| x.score).collect::<Vec<_>>()),
+            Column::new("base_score".into(), r.iter().map(|x| x.base_score).collect::<Vec<_>>()),
+            Column::new("selection_original".into(), r.iter().map(|x| x.selection_original).collect::<Vec<_>>()),
+            Column::new("selection_best".into(), r.iter().map(|x| x.selection_best).collect::<Vec<_>>()),
+            Column::new("best_epoch".into(), r.iter().map(|x| x.best_epoch).collect::<Vec<_>>()),
+            Column::new("epochs_run".into(), r.iter().map(|x| x.epochs_run).collect::<Vec<_>>()),
+        ]);
+        DataFrame::new_infer_height(cols)
+    }
+
+    /// Writes `tidy.csv` (polars' CSV writer, every digit of every score) atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<(), ReportError> {
+        let mut df = self.to_frame().map_err(|e| invalid(path, e))?;
+        let mut buf = Vec::new();
+        CsvWriter::new(&mut buf).include_header(true).finish(&mut df).map_err(|e| invalid(path, e))?;
+        cft_data::write_atomic(path, &buf)?;
+        Ok(())
+    }
+
+    /// Reads a `tidy.csv` back (parameters are the columns between `cell` and `seed`).
+    pub fn read_csv(path: &Path) -> Result<Self, ReportError> {
+        // Every column as text: parameter values and scores come back exactly as written.
+        let df = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| invalid(path, e))?;
+        let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+        let (Some(cell), Some(seed)) = (names.iter().position(|n| n == "cell"), names.iter().position(|n| n == "seed"))
+        else {
+            return Err(invalid(path, "not a tidy ablation table: no `cell` and `seed` columns"));
+        };
+        for c in TIDY_COLUMNS {
+            if !names.iter().any(|n| n == c) {
+                return Err(invalid(path, format!("not a tidy ablation table: no `{c}` column")));
+            }
+        }
+        let param_keys: Vec<String> = names[cell + 1..seed].to_vec();
+        let text = |n: &str| crate::reference::string_column(path, &df, n);
+        let float = |n: &str| -> Result<Vec<Option<f64>>, ReportError> {
+            text(n)?
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v.as_str() {
+                    "" => Ok(None),
+                    v => v.parse::<f64>().map(Some).map_err(|_| invalid(path, format!("row {}: {n} = `{v}`", i + 2))),
+                })
+                .collect()
+        };
+        let int = |n: &str| -> Result<Vec<Option<i64>>, ReportError> {
+            Ok(float(n)?.into_iter().map(|v| v.map(|x| x as i64)).collect())
+        };
+        let (dataset, cells, method, protocol, category, is_base) =
+            (text("dataset")?, text("cell")?, text("method")?, text("protocol")?, text("category")?, text("is_base")?);
+        let params: Vec<Vec<String>> = param_keys.iter().map(|k| text(k)).collect::<Result<_, _>>()?;
+        let (seed, proportion) = (int("seed")?, float("proportion")?);
+        let (score, base, so, sb) =
+            (float("score")?, float("base_score")?, float("selection_original")?, float("selection_best")?);
+        let (be, er) = (int("best_epoch")?, int("epochs_run")?);
+        let rows = (0..df.height())
+            .map(|i| {
+                Ok(TidyRow {
+                    dataset: dataset[i].clone(),
+                    cell: cells[i].clone(),
+                    seed: seed[i].map(|s| s as u64),
+                    params: params.iter().map(|p| p[i].clone()).collect(),
+                    method: method[i].clone(),
+                    protocol: protocol[i].clone(),
+                    proportion: proportion[i].ok_or_else(|| invalid(path, format!("row {}: no proportion", i + 2)))?,
+                    category: category[i].clone(),
+                    is_base: is_base[i] == "true",
+                    score: score[i],
+                    base_score: base[i],
+                    selection_original: so[i],
+                    selection_best: sb[i],
+                    best_epoch: be[i],
+                    epochs_run: er[i],
+                })
+            })
+            .collect::<Result<_, ReportError>>()?;
+        Ok(Self { param_keys, rows })
+    }
+}
+
+/// Two-sided 95% quantiles of Student's t for 1…30 degrees of freedom (then 1.96).
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/// Mean, sample standard deviation and the 95% t-interval of `values` (the interval is the
+/// mean itself for a single value).
+pub fn mean_interval(values: &[f64]) -> (f64, f64, (f64, f64)) {
+    let n = values.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, (f64::NAN, f64::NAN));
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return (mean, 0.0, (mean, mean));
+    }
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
+    let sd = var.sqrt();
+    let t = T975.get(n - 2).copied().unwrap_or(1.96);
+    let hw = t * sd / (n as f64).sqrt();
+    (mean, sd, (mean - hw, mean + hw))
+}
+
+/// The 95% percentile-bootstrap interval of the mean of `values` (2,000 resamples, seed 2024).
+pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
+    let n = values.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = cft_core::Pcg64::new(2024);
+    let mut means: Vec<f64> = (0..2000)
+        .map(|_| (0..n).map(|_| values[((rng.random() * n as f64) as usize).min(n - 1)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    (means[50], means[1949])
+}
+
+/// One row of an ablation summary: a method under a protocol in one parameter setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    /// The varied parameters' values.
+    pub params: Vec<String>,
+    /// Row name.
+    pub method: String,
+    /// Protocol.
+    pub protocol: String,
+    /// Whether it is a base head.
+    pub is_base: bool,
+    /// Per proportion: (proportion, mean over seeds of the mean score, its 95% interval).
+    pub per_proportion: Vec<(f64, f64, (f64, f64))>,
+    /// Over the proportions' average: seeds, mean, standard deviation, 95% interval.
+    pub average: (usize, f64, f64, (f64, f64)),
+    /// CFT rows: the mean paired Δ over categories (score − base, averaged over seeds and
+    /// proportions), its bootstrap interval, and win/tie/loss counts over categories.
+    pub delta: Option<(f64, (f64, f64), (usize, usize, usize))>,
+}
+
+type Key = (Vec<String>, String, String, bool);
+
+/// The summary of a tidy table (see the module docs). Per-seed mean scores are computed by
+/// polars (group by parameters, method, protocol, proportion and seed).
+pub fn summarize(tidy: &Tidy) -> Result<Vec<SummaryRow>, ReportError> {
+    let here = Path::new("tidy table");
+    let df = tidy.to_frame().map_err(|e| invalid(here, e))?;
+    let mut keys: Vec<String> = tidy.param_keys.clone();
+    keys.extend(["method", "protocol", "is_base", "proportion", "seed"].map(String::from));
+    // Per seed: the mean over defined categories (polars skips nulls).
+    #[allow(deprecated)] // the eager group-by: the lazy engine is not part of this build
+    let per_seed = df
+        .group_by_stable(keys.iter().map(String::as_str))
+        .and_then(|g| g.select(["score"]).mean())
+        .map_err(|e| invalid(here, e))?;
+    let col = |n: &str| crate::reference::string_column(here, &per_seed, n);
+    let params: Vec<Vec<String>> = tidy.param_keys.iter().map(|k| col(k)).collect::<Result<_, _>>()?;
+    let (method, protocol, is_base, prop, mean) =
+        (col("method")?, col("protocol")?, col("is_base")?, col("proportion")?, col("score_mean")?);
+    // (key) → proportion → per-seed means.
+    let mut by_key: BTreeMap<Key, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    let mut order: Vec<Key> = Vec::new();
+    for i in 0..per_seed.height() {
+        let key: Key = (
+            params.iter().map(|p| p[i].clone()).collect(),
+            method[i].clone(),
+            protocol[i].clone(),
+            is_base[i] == "true",
+        );
+        if !order.contains(&key) {
+            order.push(key.clone());
+        }
+        let (Ok(p), Ok(m)) = (prop[i].parse::<f64>(), mean[i].parse::<f64>()) else { continue };
+        by_key.entry(key).or_default().entry(p.to_bits()).or_default().push(m);
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let props = &by_key[&key];
+        let mut per_proportion: Vec<(f64, f64, (f64, f64))> = props
+            .iter()
+            .map(|(bits, v)| {
+                let (m, _, ci) = mean_interval(v);
+                (f64::from_bits(*bits), m, ci)
+            })
+            .collect();
+        per_proportion.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Per seed, the average over proportions (seeds are in the same order for every proportion).
+        let n_seeds = props.values().map(Vec::len).min().unwrap_or(0);
+        let avgs: Vec<f64> =
+            (0..n_seeds).map(|s| props.values().map(|v| v[s]).sum::<f64>() / props.len() as f64).collect();
+        let (m, sd, ci) = mean_interval(&avgs);
+        let (params, method, protocol, is_base) = key;
+        let delta = (!is_base).then(|| paired_delta(tidy, &params, &method, &protocol)).flatten();
+        out.push(SummaryRow {
+            params,
+            method,
+            protocol,
+            is_base,
+            per_proportion,
+            average: (n_seeds, m, sd, ci),
+            delta,
+        });
+    }
+    Ok(out)
+}
+
+/// Per category: the mean over seeds and proportions of score − base score; their mean, its
+/// bootstrap interval and win/tie/loss counts (|Δ| ≤ 1e-9 is a tie).
+fn paired_delta(
+    tidy: &Tidy,
+    params: &[String],
+    method: &str,
+    protocol: &str,
+) -> Option<(f64, (f64, f64), (usize, usize, usize))> {
+    let mut per_cat: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for r in tidy.rows.iter().filter(|r| r.params == params && r.method == method && r.protocol == protocol) {
+        if let (Some(s), Some(b)) = (r.score, r.base_score) {
+            per_cat.entry(r.category.as_str()).or_default().push(s - b);
+        }
+    }
+    if per_cat.is_empty() {
+        return None;
+    }
+    let d: Vec<f64> = per_cat.values().map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
+    let mean = d.iter().sum::<f64>() / d.len() as f64;
+    let wins = d.iter().filter(|&&x| x > 1e-9).count();
+    let losses = d.iter().filter(|&&x| x < -1e-9).count();
+    Some((mean, bootstrap_interval(&d), (wins, d.len() - wins - losses, losses)))
+}
+
+fn pm(m: f64, ci: (f64, f64)) -> String {
+    if !m.is_finite() {
+        return "—".into();
+    }
+    format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * (ci.1 - ci.0) / 2.0)
+}
+
+/// The summary as a table: parameters, method, protocol, each proportion and the average as
+/// mean ± 95% half-width (%), Δ vs the base head with its bootstrap interval, W/T/L.
+pub fn summary_table(name: &str, metric: &str, tidy: &Tidy, rows: &[SummaryRow]) -> Table {
+    let props: Vec<f64> = rows.first().map(|r| r.per_proportion.iter().map(|p| p.0).collect()).unwrap_or_default();
+    let mut header: Vec<String> = tidy.param_keys.clone();
+    header.extend(["Method".to_string(), "Protocol".to_string()]);
+    header.extend(props.iter().map(|p| format!("{:.0}%", 100.0 * p)));
+    header.extend(["Avg".to_string(), "seeds".to_string(), "Δ vs base [95% CI]".to_string(), "W/T/L".to_string()]);
+    let body = rows
+        .iter()
+        .map(|r| {
+            let mut row = r.params.clone();
+            row.extend([r.method.clone(), r.protocol.clone()]);
+            row.extend(r.per_proportion.iter().map(|&(_, m, ci)| pm(m, ci)));
+            row.push(pm(r.average.1, r.average.3));
+            row.push(r.average.0.to_string());
+            match r.delta {
+                Some((d, ci, (w, t, l))) => {
+                    row.push(format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * d, 100.0 * ci.0, 100.0 * ci.1));
+                    row.push(format!("{w}/{t}/{l}"));
+                }
+                None => row.extend(["—".to_string(), "—".to_string()]),
+            }
+            row
+        })
+        .collect::<Vec<_>>();
+    let n = body.len();
+    Table {
+        caption: format!(
+            "{name}: {metric} (%) on the test split, mean ± 95% t-interval half-width over seeds; Δ: CFT minus its base head per category (averaged over seeds and proportions), mean over categories with a 95% bootstrap interval; W/T/L: categories CFT improved / left unchanged / worsened."
+        ),
+        header,
+        rows: body,
+        links: vec![Vec::new(); n],
+    }
+}
+
+/// Where the held-out protocol removes a gain the paper protocol shows: the paper row's Δ
+/// interval lies above zero, the held-out row's does not.
+pub fn held_out_callouts(rows: &[SummaryRow]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in rows.iter().filter(|r| r.protocol == "paper" && !r.is_base) {
+        let Some((dp, cip, _)) = p.delta else { continue };
+        let h = rows.iter().find(|r| r.protocol == "held-out" && r.method == p.method && r.params == p.params);
+        let Some((dh, cih, _)) = h.and_then(|h| h.delta) else { continue };
+        if cip.0 > 0.0 && cih.0 <= 0.0 {
+            let at = if p.params.is_empty() { String::new() } else { format!(" at {}", p.params.join(", ")) };
+            out.push(format!(
+                "{}{at}: the paper protocol shows a gain of {:+.2} points [{:+.2}, {:+.2}], the held-out protocol {:+.2} [{:+.2}, {:+.2}]: the gain does not survive selection on held-out data.",
+                p.method,
+                100.0 * dp,
+                100.0 * cip.0,
+                100.0 * cip.1,
+                100.0 * dh,
+                100.0 * cih.0,
+                100.0 * cih.1
+            ));
+        }
+    }
+    out
+}
+
+/// Metric against one varied parameter, for the rows of one dataset: the first base head and
+/// every CFT method (one colour and marker each; solid: paper protocol, dashed: held-out),
+/// averaged over the proportions; bands: the CFT rows' 95% intervals over seeds. Other varied
+/// parameters are averaged out.
+fn metric_vs_param(title: &str, metric: &str, key: &str, rows: &[&SummaryRow], k: usize) -> LineChart {
+    let mut values: Vec<String> = Vec::new();
+    let mut methods: Vec<String> = Vec::new();
+    let first_base = rows.iter().find(|r| r.is_base).map(|r| r.method.clone());
+    for r in rows {
+        if !values.contains(&r.params[k]) {
+            values.push(r.params[k].clone());
+        }
+        let shown = !r.is_base || Some(&r.method) == first_base.as_ref();
+        if shown && !methods.contains(&r.method) {
+            methods.push(r.method.clone());
+        }
+    }
+    let mut series = Vec::new();
+    for (mi, method) in methods.iter().enumerate() {
+        for protocol in ["paper", "held-out"] {
+            let pts: Vec<(f64, f64, f64, f64)> = values
+                .iter()
+                .enumerate()
+                .filter_map(|(x, v)| {
+                    let sel: Vec<&&SummaryRow> = rows
+                        .iter()
+                        .filter(|r| &r.method == method && r.protocol == protocol && &r.params[k] == v)
+                        .collect();
+                    if sel.is_empty() {
+                        return None;
+                    }
+                    let n = sel.len() as f64;
+                    let m = sel.iter().map(|r| r.average.1).sum::<f64>() / n;
+                    let lo = sel.iter().map(|r| r.average.3 .0).sum::<f64>() / n;
+                    let hi = sel.iter().map(|r| r.average.3 .1).sum::<f64>() / n;
+                    Some((x as f64, 100.0 * m, 100.0 * lo, 100.0 * hi))
+                })
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let is_base = Some(method) == first_base.as_ref();
+            series.push(Series {
+                dashed: protocol == "held-out",
+                marker: Some(MARKERS[mi % MARKERS.len()]),
+                band: if is_base { Vec::new() } else { pts.iter().map(|p| (p.0, p.2, p.3)).collect() },
+                ..Series::line(format!("{method} [{protocol}]"), pts.iter().map(|p| (p.0, p.1)).collect(), mi)
+            });
+        }
+    }
+    LineChart {
+        title: title.to_string(),
+        x_desc: format!("{key} (values as given, evenly spaced)"),
+        y_desc: format!("test {metric} (%), mean of proportions"),
+        series,
+        x_slots: values,
+    }
+}
+
+/// Per-category Δ (CFT − base, mean over seeds and proportions) under the paper protocol, one
+/// strip per value of parameter `k` (or one per dataset), one colour per CFT method.
+fn delta_strips(title: &str, metric: &str, tidy: &Tidy, rows: &[&TidyRow], k: Option<usize>) -> LineChart {
+    let key = |r: &TidyRow| k.map_or_else(|| r.dataset.clone(), |k| r.params[k].clone());
+    let mut slots: Vec<String> = Vec::new();
+    let mut methods: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| !r.is_base && r.protocol == "paper") {
+        if !slots.contains(&key(r)) {
+            slots.push(key(r));
+        }
+        if !methods.contains(&r.method) {
+            methods.push(r.method.clone());
+        }
+    }
+    let width = 0.6 / methods.len().max(1) as f64;
+    let series = methods
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            let mut per: BTreeMap<(usize, &str, &str), Vec<f64>> = BTreeMap::new();
+            for r in rows.iter().filter(|r| &r.method == m && r.protocol == "paper") {
+                let x = slots.iter().position(|s| *s == key(r)).unwrap_or(0);
+                if let (Some(s), Some(b)) = (r.score, r.base_score) {
+                    per.entry((x, r.dataset.as_str(), r.category.as_str())).or_default().push(100.0 * (s - b));
+                }
+            }
+            let points = per
+                .iter()
+                .map(|((x, _, _), v)| {
+                    (*x as f64 - 0.3 + width * (mi as f64 + 0.5), v.iter().sum::<f64>() / v.len() as f64)
+                })
+                .collect();
+            Series {
+                points_only: true,
+                marker: Some([Marker::Circle, Marker::Triangle, Marker::Square][mi % 3]),
+                ..Series::line(m.clone(), points, mi + 1)
+            }
+        })
+        .collect();
+    LineChart {
+        title: title.to_string(),
+        x_desc: k.map_or_else(|| "dataset".to_string(), |k| tidy.param_keys[k].clone()),
+        y_desc: format!("Δ{metric} vs base head (points), one dot per category"),
+        series,
+        x_slots: slots,
+    }
+}
+
+/// Writes an ablation's report into `dir`: `summary.{md,csv,tex}`, `metric_vs_<param>.png/.svg`
+/// for each varied parameter, `delta_distribution.png/.svg` and `README.md`; returns the files.
+pub fn write_ablation_report(
+    dir: &Path,
+    name: &str,
+    metric: &str,
+    description: &str,
+    tidy: &Tidy,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let rows = summarize(tidy)?;
+    let table = summary_table(name, metric, tidy, &rows);
+    let mut written = Vec::new();
+    for (file, text) in
+        [("summary.md", table.to_markdown()), ("summary.csv", table.to_csv()), ("summary.tex", table.to_latex())]
+    {
+        let p = dir.join(file);
+        cft_data::write_atomic(&p, text.as_bytes())?;
+        written.push(p);
+    }
+    let mut md = format!("# Ablation: {name}\n\n{description}\n\n");
+    md.push_str("Generated by `cft report` from [`tidy.csv`](tidy.csv) (one row per cell × seed × method × protocol × proportion × category; every number below is computed from it).\n\n");
+    md.push_str(&table.to_markdown());
+    md.push_str("\nAlso as [CSV](summary.csv) and [LaTeX](summary.tex).\n\n");
+    let callouts = held_out_callouts(&rows);
+    md.push_str("## Paper vs held-out selection\n\n");
+    if callouts.is_empty() {
+        md.push_str(
+            "No CFT row whose paper-protocol gain (Δ interval above zero) disappears under the held-out protocol.\n\n",
+        );
+    } else {
+        for c in &callouts {
+            md.push_str(&format!("- {c}\n"));
+        }
+        md.push('\n');
+    }
+    // Figures: one panel per dataset when the grid varies the dataset.
+    let dk = tidy.param_keys.iter().position(|k| k == "data.dataset");
+    let mut datasets: Vec<String> = Vec::new();
+    for r in &tidy.rows {
+        if !datasets.contains(&r.dataset) {
+            datasets.push(r.dataset.clone());
+        }
+    }
+    let panel_size = |n: usize| (FIGURE_SIZE.0, FIGURE_SIZE.1 * 4 / 5 * n as u32 + FIGURE_SIZE.1 / 5);
+    for k in (0..tidy.param_keys.len()).filter(|&k| Some(k) != dk) {
+        let key = &tidy.param_keys[k];
+        let panels: Vec<LineChart> = datasets
+            .iter()
+            .map(|ds| {
+                let sel: Vec<&SummaryRow> = rows.iter().filter(|r| dk.is_none_or(|dk| &r.params[dk] == ds)).collect();
+                metric_vs_param(&format!("{name} on {ds}: {metric} against {key}"), metric, key, &sel, k)
+            })
+            .collect();
+        let stem = format!("metric_vs_{}", key.replace('.', "_"));
+        let n = panels.len();
+        written.extend(render(&dir.join(&stem), panel_size(n), &Stacked(panels))?);
+        md.push_str(&format!("![{metric} against {key}]({stem}.png)\n\n"));
+    }
+    let first = (0..tidy.param_keys.len()).find(|&k| Some(k) != dk);
+    let strips: Vec<LineChart> = match first {
+        // A parameter besides the dataset: per dataset, one strip per value.
+        Some(k) => datasets
+            .iter()
+            .map(|ds| {
+                let sel: Vec<&TidyRow> = tidy.rows.iter().filter(|r| &r.dataset == ds).collect();
+                delta_strips(
+                    &format!("{name} on {ds}: per-category Δ{metric}, paper protocol"),
+                    metric,
+                    tidy,
+                    &sel,
+                    Some(k),
+                )
+            })
+            .collect(),
+        // Only datasets (and seeds) vary: one strip per dataset.
+        None => {
+            let sel: Vec<&TidyRow> = tidy.rows.iter().collect();
+            vec![delta_strips(&format!("{name}: per-category Δ{metric}, paper protocol"), metric, tidy, &sel, None)]
+        }
+    };
+    let n = strips.len();
+    written.extend(render(&dir.join("delta_distribution"), panel_size(n), &Stacked(strips))?);
+    md.push_str(&format!("![per-category Δ{metric}](delta_distribution.png)\n"));
+    let p = dir.join("README.md");
+    cft_data::write_atomic(&p, md.as_bytes())?;
+    written.push(p);
+    Ok(written)
+}
+
+/// What an ablation folder records about itself (`ablation.json`, beside `tidy.csv`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AblationMeta {
+    /// Ablation name (the folder).
+    pub name: String,
+    /// What it varies and why.
+    pub description: String,
+    /// `mAP` or `mAUC`.
+    pub metric: String,
+    /// The spec file it came from.
+    pub spec: String,
+    /// Cells × seeds.
+    pub cells: usize,
+}
+
+/// Rebuilds every ablation under `root` (folders with `tidy.csv` and `ablation.json`) into the
+/// same folder names under `out`, and the index `out/README.md`; returns the files written
+/// (none when there is no ablation).
+pub fn write_ablations_index(root: &Path, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Ok(Vec::new()) };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("tidy.csv").is_file() && p.join("ablation.json").is_file())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut written = Vec::new();
+    let mut md = String::from("# Ablations\n\nEach folder is one grid spec from `experiments/ablations/`, run on a bundled real dataset; its page has the summary table (mean ± 95% interval over seeds, paired Δ with bootstrap intervals, win/tie/loss), the metric against each varied parameter and the per-category Δ distribution. Regenerated by `cft report` from each folder's `tidy.csv`.\n\n| ablation | what it varies | cells × seeds | page |\n|---|---|---:|---|\n");
+    for d in &dirs {
+        let meta_path = d.join("ablation.json");
+        let meta: AblationMeta =
+            serde_json::from_str(&cft_data::fsutil::read_to_string(&meta_path)?).map_err(|e| invalid(&meta_path, e))?;
+        let tidy = Tidy::read_csv(&d.join("tidy.csv"))?;
+        let folder = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let target = out.join(&folder);
+        std::fs::create_dir_all(&target).map_err(|e| cft_data::DataError::io(&target, e))?;
+        written.extend(write_ablation_report(&target, &meta.name, &meta.metric, &meta.description, &tidy)?);
+        md.push_str(&format!(
+            "| {} | {} | {} | [{folder}/README.md]({folder}/README.md) |\n",
+            meta.name,
+            if tidy.param_keys.is_empty() { "seeds only".to_string() } else { tidy.param_keys.join(", ") },
+            meta.cells
+        ));
+    }
+    let p = out.join("README.md");
+    cft_data::write_atomic(&p, md.as_bytes())?;
+    written.push(p);
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cell: &str, seed: u64, p: &str, method: &str, cat: &str, score: f64, base: f64) -> TidyRow {
+        TidyRow {
+            dataset: "d".into(),
+            cell: cell.into(),
+            seed: Some(seed),
+            params: vec![p.into()],
+            method: method.into(),
+            protocol: "paper".into(),
+            proportion: 0.5,
+            category: cat.into(),
+            is_base: method == "AN",
+            score: Some(score),
+            base_score: Some(base),
+            selection_original: None,
+            selection_best: None,
+            best_epoch: None,
+            epochs_run: None,
+        }
+    }
+
+    #[test]
+    fn summary_statistics_equal_independent_computations() {
+        // Two categories, three seeds: per-seed means 0.5, 0.6, 0.7 for the base head.
+        let base = [(0.4, 0.6), (0.5, 0.7), (0.6, 0.8)];
+        let mut rows = Vec::new();
+        for (s, (a, b)) in base.iter().enumerate() {
+            rows.push(row("c000", s as u64, "1e-4", "AN", "x", *a, *a));
+            rows.push(row("c000", s as u64, "1e-4", "AN", "y", *b, *b));
+            rows.push(row("c000", s as u64, "1e-4", "AN + CFT-GA", "x", a + 0.1, *a));
+            rows.push(row("c000", s as u64, "1e-4", "AN + CFT-GA", "y", *b, *b));
+        }
+        let tidy = Tidy { param_keys: vec!["cft.bp_lr".into()], rows };
+        let sum = summarize(&tidy).unwrap();
+        let an = sum.iter().find(|r| r.method == "AN").unwrap();
+        // Mean 0.6, sd 0.1, t(0.975, 2) = 4.303: half-width 4.303 · 0.1 / √3.
+        let hw = 4.303 * 0.1 / 3f64.sqrt();
+        assert_eq!(an.average.0, 3);
+        assert!((an.average.1 - 0.6).abs() < 1e-12 && (an.average.2 - 0.1).abs() < 1e-12);
+        assert!((an.average.3 .0 - (0.6 - hw)).abs() < 1e-12 && (an.average.3 .1 - (0.6 + hw)).abs() < 1e-12);
+        let ga = sum.iter().find(|r| r.method == "AN + CFT-GA").unwrap();
+        let (d, ci, wtl) = ga.delta.unwrap();
+        // Δ: x gains 0.1 at every seed, y nothing: mean 0.05; one win, one tie.
+        assert!((d - 0.05).abs() < 1e-12, "{d}");
+        assert_eq!(wtl, (1, 1, 0));
+        assert!(ci.0 >= -1e-12 && ci.1 <= 0.1 + 1e-12 && ci.0 <= d && d <= ci.1, "{ci:?}");
+        // The table shows them in percent.
+        let t = summary_table("d", "mAP", &tidy, &sum);
+        let line = t.rows.iter().find(|r| r[1] == "AN").unwrap();
+        assert_eq!(line[3], format!("{:.2} ± {:.2}", 60.0, 100.0 * hw));
+        // A CSV round trip keeps every row.
+        let dir = tempfile::tempdir().unwrap();
+        tidy.write_csv(&dir.path().join("tidy.csv")).unwrap();
+        assert_eq!(Tidy::read_csv(&dir.path().join("tidy.csv")).unwrap(), tidy);
+    }
+
+    #[test]
+    fn held_out_callout_when_the_paper_gain_does_not_survive() {
+        let mk = |protocol: &str, ci: (f64, f64)| SummaryRow {
+            params: vec![],
+            method: "AN + CFT-BP-BCE".into(),
+            protocol: protocol.into(),
+            is_base: false,
+            per_proportion: vec![],
+            average: (5, 0.6, 0.01, (0.59, 0.61)),
+            delta: Some(((ci.0 + ci.1) / 2.0, ci, (3, 0, 3))),
+        };
+        let c = held_out_callouts(&[mk("paper", (0.01, 0.03)), mk("held-out", (-0.01, 0.01))]);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].contains("does not survive"), "{}", c[0]);
+        assert!(held_out_callouts(&[mk("paper", (0.01, 0.03)), mk("held-out", (0.005, 0.02))]).is_empty());
+    }
+}
