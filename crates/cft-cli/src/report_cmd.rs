@@ -32,8 +32,10 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             cft_data::write_atomic(&out.join("bench/bench.json"), &std::fs::read(&bench)?)?;
         }
     }
-    // Ablation grids whose cells are here (run in shards, or resumed): merge them first.
-    if let Ok(entries) = std::fs::read_dir(args.runs_dir.join("ablations")) {
+    // Ablation grids whose cells are here (run in shards, or resumed): merge them first, in
+    // place (a report written elsewhere leaves the runs folder untouched).
+    let in_place = out == args.runs_dir;
+    if let (true, Ok(entries)) = (in_place, std::fs::read_dir(args.runs_dir.join("ablations"))) {
         let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         dirs.sort();
         for d in dirs.iter().filter(|d| d.join("grid.json").is_file() && d.join("cells").is_dir()) {

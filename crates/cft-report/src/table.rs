@@ -24,7 +24,11 @@ impl Table {
             s.push_str(&format!("{}\n\n", self.caption));
         }
         s.push_str(&format!("| {} |\n", self.header.join(" | ")));
-        let align: Vec<&str> = (0..self.header.len()).map(|i| if i < 2 { "---" } else { "---:" }).collect();
+        // Text columns left, numbers right: the first two, and any whose cells all start with a letter.
+        let text = |j: usize| self.rows.iter().all(|r| r.get(j).is_some_and(|c| c.starts_with(char::is_alphabetic)));
+        let align: Vec<&str> = (0..self.header.len())
+            .map(|i| if i < 2 || (!self.rows.is_empty() && text(i)) { "---" } else { "---:" })
+            .collect();
         s.push_str(&format!("|{}|\n", align.join("|")));
         for (i, r) in self.rows.iter().enumerate() {
             let cells: Vec<String> = r
