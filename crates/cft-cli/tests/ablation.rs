@@ -60,6 +60,7 @@ fn a_grid_runs_merges_from_shards_and_resumes_to_the_same_tidy_table() {
     let dir = one.join("lr");
     for f in [
         "tidy.csv",
+        "tidy.parquet",
         "summary.md",
         "summary.csv",
         "summary.tex",
@@ -89,6 +90,11 @@ fn a_grid_runs_merges_from_shards_and_resumes_to_the_same_tidy_table() {
         std::fs::read(sharded.join("lr/tidy.csv")).unwrap(),
         tidy.as_bytes(),
         "shards merged differ from one process"
+    );
+    assert_eq!(
+        std::fs::read(sharded.join("lr/tidy.parquet")).unwrap(),
+        std::fs::read(dir.join("tidy.parquet")).unwrap(),
+        "the Parquet tables differ"
     );
     assert!(std::fs::read_to_string(sharded.parent().unwrap().join("README.md"))
         .unwrap()

@@ -2,7 +2,7 @@
 //!
 //! `<out>/<name>/` holds `grid.json` (the spec and its cells, the same for every shard),
 //! `cells/<id>/` (each cell's protocol run: its unit files, resumable), and once every cell is
-//! there, `tidy.csv`, `ablation.json` and the ablation's report ([`cft_report::ablation`]).
+//! there, `tidy.csv`, `tidy.parquet`, `ablation.json` and the ablation's report ([`cft_report::ablation`]).
 //! The tidy table is built from the unit files alone, in cell order, so a grid run in shards
 //! and merged is byte-identical to the same grid run in one process.
 
@@ -184,6 +184,7 @@ pub fn merge(dir: &Path) -> Result<bool> {
     }
     let tidy = Tidy { param_keys: grid.param_keys.clone(), rows };
     tidy.write_csv(&dir.join("tidy.csv"))?;
+    tidy.write_parquet(&dir.join("tidy.parquet"))?;
     let meta = AblationMeta {
         name: grid.name.clone(),
         description: grid.spec.description.clone(),

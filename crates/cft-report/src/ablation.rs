@@ -2,8 +2,8 @@
 //!
 //! * [`Tidy`]: one row per cell × seed × method × protocol × known proportion × category, the
 //!   varied parameters as columns, base and CFT scores, best epoch and epochs run, written as
-//!   CSV with polars (`tidy.csv`; the committed source of every number below). Timings are
-//!   not in it, so a grid run in shards and merged gives the same bytes as one run.
+//!   CSV and Parquet with polars (`tidy.csv` is the committed source of every number below).
+//!   Timings are not in it, so a grid run in shards and merged gives the same bytes as one run.
 //! * [`summarize`]: polars groups the rows into per-seed mean scores; over the seeds, the mean,
 //!   standard deviation and a 95% t-interval; for each CFT row the paired per-category
 //!   differences from its base head with a bootstrap interval (fixed seed) and win/tie/loss
@@ -119,6 +119,16 @@ impl Tidy {
         let mut df = self.to_frame().map_err(|e| invalid(path, e))?;
         let mut buf = Vec::new();
         CsvWriter::new(&mut buf).include_header(true).finish(&mut df).map_err(|e| invalid(path, e))?;
+        cft_data::write_atomic(path, &buf)?;
+        Ok(())
+    }
+
+    /// Writes `tidy.parquet` (polars' Parquet writer, zstd; typed columns for tools that read
+    /// Parquet: pandas, polars, DuckDB, Arrow) atomically.
+    pub fn write_parquet(&self, path: &Path) -> Result<(), ReportError> {
+        let mut df = self.to_frame().map_err(|e| invalid(path, e))?;
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf).finish(&mut df).map_err(|e| invalid(path, e))?;
         cft_data::write_atomic(path, &buf)?;
         Ok(())
     }
@@ -711,6 +721,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         tidy.write_csv(&dir.path().join("tidy.csv")).unwrap();
         assert_eq!(Tidy::read_csv(&dir.path().join("tidy.csv")).unwrap(), tidy);
+        // The Parquet file holds the same frame.
+        tidy.write_parquet(&dir.path().join("tidy.parquet")).unwrap();
+        let back = ParquetReader::new(std::fs::File::open(dir.path().join("tidy.parquet")).unwrap()).finish().unwrap();
+        assert_eq!(back, tidy.to_frame().unwrap());
     }
 
     #[test]
