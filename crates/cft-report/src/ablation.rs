@@ -475,13 +475,20 @@ fn metric_vs_param(title: &str, metric: &str, key: &str, rows: &[&SummaryRow], k
     }
 }
 
-/// Per-category Δ (CFT − base, mean over seeds and proportions) under the paper protocol, one
-/// strip per value of parameter `k` (or one per dataset), one colour per CFT method.
-fn delta_strips(title: &str, metric: &str, tidy: &Tidy, rows: &[&TidyRow], k: Option<usize>) -> LineChart {
+/// Per-category Δ (CFT − base, mean over seeds and proportions) under `protocol`, one strip per
+/// value of parameter `k` (or one per dataset), one colour per CFT method.
+fn delta_strips(
+    title: &str,
+    metric: &str,
+    tidy: &Tidy,
+    rows: &[&TidyRow],
+    k: Option<usize>,
+    protocol: &str,
+) -> LineChart {
     let key = |r: &TidyRow| k.map_or_else(|| r.dataset.clone(), |k| r.params[k].clone());
     let mut slots: Vec<String> = Vec::new();
     let mut methods: Vec<String> = Vec::new();
-    for r in rows.iter().filter(|r| !r.is_base && r.protocol == "paper") {
+    for r in rows.iter().filter(|r| !r.is_base && r.protocol == protocol) {
         if !slots.contains(&key(r)) {
             slots.push(key(r));
         }
@@ -495,7 +502,7 @@ fn delta_strips(title: &str, metric: &str, tidy: &Tidy, rows: &[&TidyRow], k: Op
         .enumerate()
         .map(|(mi, m)| {
             let mut per: BTreeMap<(usize, &str, &str), Vec<f64>> = BTreeMap::new();
-            for r in rows.iter().filter(|r| &r.method == m && r.protocol == "paper") {
+            for r in rows.iter().filter(|r| &r.method == m && r.protocol == protocol) {
                 let x = slots.iter().position(|s| *s == key(r)).unwrap_or(0);
                 if let (Some(s), Some(b)) = (r.score, r.base_score) {
                     per.entry((x, r.dataset.as_str(), r.category.as_str())).or_default().push(100.0 * (s - b));
@@ -581,31 +588,26 @@ pub fn write_ablation_report(
         written.extend(render(&dir.join(&stem), panel_size(n), &Stacked(panels))?);
         md.push_str(&format!("![{metric} against {key}]({stem}.png)\n\n"));
     }
+    // Δ strips under both protocols: the held-out panels show what survives honest selection.
     let first = (0..tidy.param_keys.len()).find(|&k| Some(k) != dk);
-    let strips: Vec<LineChart> = match first {
-        // A parameter besides the dataset: per dataset, one strip per value.
-        Some(k) => datasets
-            .iter()
-            .map(|ds| {
-                let sel: Vec<&TidyRow> = tidy.rows.iter().filter(|r| &r.dataset == ds).collect();
-                delta_strips(
-                    &format!("{name} on {ds}: per-category Δ{metric}, paper protocol"),
-                    metric,
-                    tidy,
-                    &sel,
-                    Some(k),
-                )
-            })
-            .collect(),
-        // Only datasets (and seeds) vary: one strip per dataset.
-        None => {
-            let sel: Vec<&TidyRow> = tidy.rows.iter().collect();
-            vec![delta_strips(&format!("{name}: per-category Δ{metric}, paper protocol"), metric, tidy, &sel, None)]
-        }
+    let mut strips: Vec<LineChart> = Vec::new();
+    let groups: Vec<Option<&String>> = match first {
+        Some(_) => datasets.iter().map(Some).collect(),
+        None => vec![None],
     };
+    for ds in groups {
+        for protocol in ["paper", "held-out"] {
+            let sel: Vec<&TidyRow> = tidy.rows.iter().filter(|r| ds.is_none_or(|d| &r.dataset == d)).collect();
+            let title = match ds {
+                Some(d) => format!("{name} on {d}: per-category Δ{metric}, {protocol} protocol"),
+                None => format!("{name}: per-category Δ{metric}, {protocol} protocol"),
+            };
+            strips.push(delta_strips(&title, metric, tidy, &sel, first, protocol));
+        }
+    }
     let n = strips.len();
     written.extend(render(&dir.join("delta_distribution"), panel_size(n), &Stacked(strips))?);
-    md.push_str(&format!("![per-category Δ{metric}](delta_distribution.png)\n"));
+    md.push_str(&format!("![per-category Δ{metric}, paper and held-out protocols](delta_distribution.png)\n"));
     let p = dir.join("README.md");
     cft_data::write_atomic(&p, md.as_bytes())?;
     written.push(p);
