@@ -11,7 +11,8 @@ use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// Why each paper dataset has no run of ours here (shown in "not run" cells).
-pub const NOT_PROVIDED: &str = "dataset not provided (bring the images or extracted features; see the README)";
+pub const NOT_PROVIDED: &str =
+    "dataset not provided here (bring the images and a checkpoint: README, \"Reproduce the paper's tables\")";
 
 /// Our side of a paper table: the run that fills it (links prefixed), or why there is none.
 fn ours<'a>(run: Option<&'a (String, ExperimentResults)>, prefix: &'a str) -> Ours<'a> {
