@@ -39,7 +39,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         dirs.sort();
         for d in dirs.iter().filter(|d| d.join("grid.json").is_file() && d.join("cells").is_dir()) {
-            if !cft_experiment::ablation::merge(d)? {
+            if cft_experiment::ablation::merge(d)?.is_none() {
                 eprintln!("note: {}: not every cell has finished; its tables are not updated", d.display());
             }
         }

@@ -99,6 +99,7 @@ pub fn run_and_print<C: Serialize>(
         resume,
         report: true,
         interrupt_after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()),
+        folder: None,
     };
     let done = cft_experiment::partial_label::run_protocol(cfg, data, out, run_config, &|| bar.inc(1), opts)?;
     bar.finish_and_clear();

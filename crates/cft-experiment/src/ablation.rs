@@ -137,7 +137,6 @@ pub fn run_grid(
         let key = c.spec.data.dataset.as_ref().map(|d| d.get().clone()).unwrap_or_default();
         let data = &data_cache[&key];
         let cfg = c.spec.protocol_config(&data.name);
-        let cell_data = ProtocolData { name: c.id.clone(), ..data.clone() };
         #[derive(Serialize)]
         struct CellConfig<'a> {
             grid: &'a str,
@@ -145,33 +144,42 @@ pub fn run_grid(
             params: String,
         }
         let run_config = CellConfig { grid: &grid.name, cell: &c.id, params: c.describe() };
-        let run = RunOptions { resume: opts.resume, report: false, interrupt_after_units: None };
-        run_protocol(&cfg, &cell_data, &dir.join("cells"), &run_config, on_step, run)
+        let run = RunOptions { resume: opts.resume, report: false, interrupt_after_units: None, folder: Some(&c.id) };
+        run_protocol(&cfg, data, &dir.join("cells"), &run_config, on_step, run)
             .with_context(|| format!("cell {} ({})", c.id, c.describe()))?;
     }
     // A shard leaves the merge to `cft report` (shards of a job array finish in any order).
-    let merged = if opts.shard.is_none() { merge(&dir)? } else { false };
-    Ok(GridRun { dir, ran: todo, total, merged })
+    let merged = match opts.shard {
+        None => merge(&dir)?,
+        Some(_) => None,
+    };
+    if let Some((tidy, meta)) = &merged {
+        cft_report::ablation::write_ablation_report(&dir, &meta.name, &meta.metric, &meta.description, tidy)?;
+    }
+    Ok(GridRun { dir, ran: todo, total, merged: merged.is_some() })
 }
 
-/// Builds `tidy.csv`, `ablation.json` and the ablation's report from the cells of `dir`, when
-/// every cell of `grid.json` has finished; returns whether it did (cells missing: `false`).
-pub fn merge(dir: &Path) -> Result<bool> {
+/// Builds `tidy.csv`, `tidy.parquet` and `ablation.json` from the cells of `dir` when every
+/// cell of `grid.json` has finished, and returns the table and its metadata (cells missing:
+/// `None`); the pages and figures are `cft_report::ablation`'s, from the table.
+pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
     let grid_path = dir.join("grid.json");
     let grid: GridFile =
         serde_json::from_str(&std::fs::read_to_string(&grid_path).with_context(|| grid_path.display().to_string())?)
             .map_err(|e| anyhow::anyhow!("{}: not a grid file ({e})", grid_path.display()))?;
     let mut rows = Vec::new();
     let mut metric = String::from("mAP");
+    let cells = expand(&grid.spec)?;
     for e in &grid.cells {
         let cell_dir = dir.join("cells").join(&e.id);
         let results = cell_dir.join("results.json");
         if !results.is_file() {
-            return Ok(false);
+            return Ok(None);
         }
         let res = cft_report::read_results(&results)?;
         metric = res.metric.clone();
-        let cfg = grid_cell_config(&grid, e)?;
+        let c = cells.iter().find(|c| c.id == e.id).with_context(|| format!("cell {} is not in the grid", e.id))?;
+        let cfg = c.spec.protocol_config(&e.dataset);
         for protocol in [Protocol::Paper, Protocol::HeldOut] {
             for &p in &res.proportions {
                 let path = cell_dir.join("runs").join(format!("{}.json", unit_id(&cfg, p, protocol)));
@@ -188,20 +196,12 @@ pub fn merge(dir: &Path) -> Result<bool> {
     let meta = AblationMeta {
         name: grid.name.clone(),
         description: grid.spec.description.clone(),
-        metric: metric.clone(),
+        metric,
         spec: grid.spec_file.clone(),
         cells: grid.cells.len(),
     };
     cft_data::write_atomic(&dir.join("ablation.json"), (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
-    cft_report::ablation::write_ablation_report(dir, &meta.name, &metric, &meta.description, &tidy)?;
-    Ok(true)
-}
-
-/// The configuration of a cell as recorded (for its unit file names).
-fn grid_cell_config(grid: &GridFile, e: &GridCellEntry) -> Result<crate::partial_label::ReproduceConfig> {
-    let cells = expand(&grid.spec)?;
-    let c = cells.iter().find(|c| c.id == e.id).with_context(|| format!("cell {} is not in the grid", e.id))?;
-    Ok(c.spec.protocol_config(&e.dataset))
+    Ok(Some((tidy, meta)))
 }
 
 /// The tidy rows of one unit: every method × category.

@@ -354,6 +354,41 @@ impl ProtocolData {
         })
     }
 
+    /// The data with every feature matrix rounded to `precision` storage; f32 borrows as is
+    /// (no copy of the features).
+    pub fn rounded(&self, precision: cft_core::Precision) -> Cow<'_, ProtocolData> {
+        if precision == cft_core::Precision::F32 {
+            return Cow::Borrowed(self);
+        }
+        let split = |s: &LabelledFeatures| LabelledFeatures {
+            features: s.features.rounded(precision),
+            labels: s.labels.clone(),
+        };
+        Cow::Owned(ProtocolData {
+            name: self.name.clone(),
+            categories: self.categories.clone(),
+            train: split(&self.train),
+            test: split(&self.test),
+            inputs: self.inputs.clone(),
+            given_head: self.given_head.clone(),
+            per_proportion: self
+                .per_proportion
+                .iter()
+                .map(|f| ProportionFeatures {
+                    proportion: f.proportion,
+                    train: f.train.rounded(precision),
+                    test: f.test.rounded(precision),
+                    given_head: f.given_head.clone(),
+                })
+                .collect(),
+            paper_table: self.paper_table.clone(),
+            evaluation_split: self.evaluation_split.clone(),
+            real_labels: self.real_labels.clone(),
+            notes: self.notes.clone(),
+            description: self.description.clone(),
+        })
+    }
+
     /// Checks the shapes the protocol relies on, naming the split.
     pub fn check(&self) -> Result<()> {
         let c = self.categories.len();
@@ -657,18 +692,20 @@ pub struct Reproduction {
 
 /// How a protocol run goes.
 #[derive(Debug, Clone, Copy)]
-pub struct RunOptions {
+pub struct RunOptions<'a> {
     /// Reuse finished units of the same configuration and inputs (others are refused).
     pub resume: bool,
     /// Write the dataset's report pages and figures (an ablation's cells do not need them).
     pub report: bool,
     /// Test hook: stop with an error, as if killed, once this many units have been written.
     pub interrupt_after_units: Option<usize>,
+    /// The run's folder under `out` (default: the data's name); an ablation names it by cell.
+    pub folder: Option<&'a str>,
 }
 
-impl Default for RunOptions {
+impl Default for RunOptions<'_> {
     fn default() -> Self {
-        Self { resume: false, report: true, interrupt_after_units: None }
+        Self { resume: false, report: true, interrupt_after_units: None, folder: None }
     }
 }
 
@@ -682,30 +719,14 @@ pub fn run_protocol<C: Serialize>(
     out: &Path,
     run_config: &C,
     on_step: &(dyn Fn() + Sync),
-    opts: RunOptions,
+    opts: RunOptions<'_>,
 ) -> Result<Reproduction> {
     let resume = opts.resume;
     let clock = RunClock::start();
     data.check()?;
-    let train = LabelledFeatures {
-        features: data.train.features.rounded(cfg.feature_precision),
-        labels: data.train.labels.clone(),
-    };
-    let test = LabelledFeatures {
-        features: data.test.features.rounded(cfg.feature_precision),
-        labels: data.test.labels.clone(),
-    };
-    let per_proportion = data
-        .per_proportion
-        .iter()
-        .map(|f| ProportionFeatures {
-            train: f.train.rounded(cfg.feature_precision),
-            test: f.test.rounded(cfg.feature_precision),
-            ..f.clone()
-        })
-        .collect();
-    let data = &ProtocolData { train, test, per_proportion, ..data.clone() };
-    let dir = out.join(&data.name);
+    let data = &*data.rounded(cfg.feature_precision);
+    let folder = opts.folder.unwrap_or(&data.name);
+    let dir = out.join(folder);
     let runs = dir.join("runs");
     let input_paths = &data.inputs;
     let (results_path, manifest_path) = (dir.join("results.json"), dir.join("manifest.json"));
@@ -715,9 +736,7 @@ pub fn run_protocol<C: Serialize>(
             .ok()
             .zip(std::fs::canonicalize(out).ok())
             // `features/` holds what a front end extracted for this run; nothing here rewrites it.
-            .is_some_and(|(f, o)| {
-                f.starts_with(o.join(&data.name)) && !f.starts_with(o.join(&data.name).join("features"))
-            });
+            .is_some_and(|(f, o)| f.starts_with(o.join(folder)) && !f.starts_with(o.join(folder).join("features")));
         if inside {
             bail!(
                 "--out {}: the input file {} lies inside the report folder this run rewrites",

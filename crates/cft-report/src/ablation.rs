@@ -416,11 +416,29 @@ pub fn held_out_callouts(rows: &[SummaryRow]) -> Vec<String> {
     out
 }
 
+/// The x-axis text of a varied parameter: says so when other parameters (besides the dataset)
+/// vary too, since each point then averages over their values.
+fn axis_text(param_keys: &[String], k: usize, what: &str) -> String {
+    let others = param_keys.iter().enumerate().filter(|(i, p)| *i != k && p.as_str() != "data.dataset").count();
+    let mut notes: Vec<&str> = Vec::new();
+    if !what.is_empty() {
+        notes.push(what);
+    }
+    if others > 0 {
+        notes.push("other varied parameters averaged");
+    }
+    if notes.is_empty() {
+        param_keys[k].clone()
+    } else {
+        format!("{} ({})", param_keys[k], notes.join("; "))
+    }
+}
+
 /// Metric against one varied parameter, for the rows of one dataset: the first base head and
 /// every CFT method (one colour and marker each; solid: paper protocol, dashed: held-out),
 /// averaged over the proportions; bands: the CFT rows' 95% intervals over seeds. Other varied
 /// parameters are averaged out.
-fn metric_vs_param(title: &str, metric: &str, key: &str, rows: &[&SummaryRow], k: usize) -> LineChart {
+fn metric_vs_param(title: &str, metric: &str, param_keys: &[String], rows: &[&SummaryRow], k: usize) -> LineChart {
     let mut values: Vec<String> = Vec::new();
     let mut methods: Vec<String> = Vec::new();
     let first_base = rows.iter().find(|r| r.is_base).map(|r| r.method.clone());
@@ -468,7 +486,7 @@ fn metric_vs_param(title: &str, metric: &str, key: &str, rows: &[&SummaryRow], k
     }
     LineChart {
         title: title.to_string(),
-        x_desc: format!("{key} (values as given, evenly spaced)"),
+        x_desc: axis_text(param_keys, k, "values as given, evenly spaced"),
         y_desc: format!("test {metric} (%), mean of proportions"),
         series,
         x_slots: values,
@@ -523,7 +541,7 @@ fn delta_strips(
         .collect();
     LineChart {
         title: title.to_string(),
-        x_desc: k.map_or_else(|| "dataset".to_string(), |k| tidy.param_keys[k].clone()),
+        x_desc: k.map_or_else(|| "dataset".to_string(), |k| axis_text(&tidy.param_keys, k, "")),
         y_desc: format!("Δ{metric} vs base head (points), one dot per category"),
         series,
         x_slots: slots,
@@ -580,7 +598,7 @@ pub fn write_ablation_report(
             .iter()
             .map(|ds| {
                 let sel: Vec<&SummaryRow> = rows.iter().filter(|r| dk.is_none_or(|dk| &r.params[dk] == ds)).collect();
-                metric_vs_param(&format!("{name} on {ds}: {metric} against {key}"), metric, key, &sel, k)
+                metric_vs_param(&format!("{name} on {ds}: {metric} against {key}"), metric, &tidy.param_keys, &sel, k)
             })
             .collect();
         let stem = format!("metric_vs_{}", key.replace('.', "_"));

@@ -572,7 +572,15 @@ impl LineChart {
             _ => format!("{v:.2}"),
         };
         let n_labels = if self.x_slots.is_empty() { 10 } else { self.x_slots.len() };
-        let yfmt = |v: &f64| if y1 - y0 >= 5.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        let yfmt = |v: &f64| {
+            // A tick at zero reads "0", never "-0.00" from a float a hair below it.
+            let v = if v.abs() < 1e-9 { 0.0 } else { *v };
+            if y1 - y0 >= 5.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        };
         chart
             .configure_mesh()
             .x_desc(self.x_desc.as_str())
