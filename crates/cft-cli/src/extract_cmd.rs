@@ -65,6 +65,11 @@ pub struct ExtractArgs {
     /// Unreadable images: skip them (listed in `<out>.skipped.tsv`) or stop.
     #[arg(long, value_enum, default_value_t = BadImageArg::Fail)]
     pub on_bad_image: BadImageArg,
+    /// JPEG decoding: `exact` decodes as Pillow does (libjpeg-turbo; torchvision's pixels, bit
+    /// for bit); `reduced` first decodes large photos at a reduced DCT scale (faster; the
+    /// features differ slightly, see the README).
+    #[arg(long, value_enum, default_value_t = JpegDecodeArg::Exact)]
+    pub jpeg_decode: JpegDecodeArg,
     /// Also write the weights file's classifier (fc / classifier / linear) as a CFT head.
     #[arg(long)]
     pub head_out: Option<PathBuf>,
@@ -80,6 +85,24 @@ pub enum NormalizeArg {
     None,
     /// ImageNet mean/std.
     Imagenet,
+}
+
+/// JPEG decoding on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum JpegDecodeArg {
+    /// Pillow-exact (libjpeg-turbo, full size).
+    Exact,
+    /// Reduced DCT scale, then the exact resize.
+    Reduced,
+}
+
+impl From<JpegDecodeArg> for cft_features::JpegDecode {
+    fn from(a: JpegDecodeArg) -> Self {
+        match a {
+            JpegDecodeArg::Exact => Self::Exact,
+            JpegDecodeArg::Reduced => Self::Reduced,
+        }
+    }
 }
 
 /// Bad-image policy on the command line.
@@ -168,6 +191,7 @@ struct ExtractConfig<'a> {
     images: String,
     image_size: usize,
     normalize: NormalizeArg,
+    jpeg_decode: JpegDecodeArg,
     batch: usize,
     precision: PrecisionArg,
     device: &'a str,
@@ -223,6 +247,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             BadImageArg::Skip => BadImage::Skip,
             BadImageArg::Fail => BadImage::Fail,
         },
+        jpeg: args.jpeg_decode.into(),
     };
     // The part folder records what its parts were extracted with; a resume must match it.
     let key = ExtractionKey::new(args, &list.images[range.clone()], &range, Some(args.chunk));
@@ -317,6 +342,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         images: args.images.display().to_string(),
         image_size: args.image_size,
         normalize: args.normalize,
+        jpeg_decode: args.jpeg_decode,
         batch: args.batch,
         precision: args.precision,
         device: &args.device,
@@ -456,6 +482,7 @@ struct ExtractionKey<'a> {
     images: (usize, String),
     image_size: usize,
     normalize: NormalizeArg,
+    jpeg_decode: JpegDecodeArg,
     precision: PrecisionArg,
     device_kind: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -476,6 +503,7 @@ impl<'a> ExtractionKey<'a> {
             images: (images.len(), format!("{h:016x}")),
             image_size: args.image_size,
             normalize: args.normalize,
+            jpeg_decode: args.jpeg_decode,
             precision: args.precision,
             device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
             chunk,

@@ -7,7 +7,7 @@
 //! backbone, weights hash, size, normalisation, precision) to `<out>/.feature-cache/`, so a
 //! second spec over the same images reuses the extraction.
 
-use crate::extract_cmd::{BadImageArg, ExtractArgs, NormalizeArg};
+use crate::extract_cmd::{BadImageArg, ExtractArgs, JpegDecodeArg, NormalizeArg};
 use crate::reproduce_cmd::PrecisionArg;
 use anyhow::{bail, Context, Result};
 use cft_core::{SparseLabels, UncertainPolicy};
@@ -219,6 +219,7 @@ fn extract_split(
         chunk: 1024,
         cache: Some(inputs.out.join(".feature-cache")),
         on_bad_image: BadImageArg::Fail,
+        jpeg_decode: JpegDecodeArg::Exact,
         head_out,
         out: out.clone(),
     };

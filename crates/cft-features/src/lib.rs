@@ -7,7 +7,8 @@
 //!   state-dict names (read from safetensors: `safetensors.torch.save_file(model.state_dict(),
 //!   "w.safetensors")`), classifier removed, its trained weights kept as a CFT head; the CIFAR
 //!   ResNet-20 as a small real backbone;
-//! * [`image`]: decoding and PIL-exact bilinear resizing, `ToTensor`, ImageNet normalisation;
+//! * [`image`]: Pillow-exact decoding (libjpeg-turbo) and bilinear resizing, `ToTensor`,
+//!   ImageNet normalisation;
 //! * [`extract`]: batched extraction with parallel decoding and explicit handling of bad
 //!   images.
 //!
@@ -26,7 +27,7 @@ pub mod weights;
 pub use backbone::{Backbone, NAMES};
 pub use error::{FeatureError, Result};
 pub use extract::{extract, list_folder, BadImage, ExtractOptions, Extracted, ImageRef};
-pub use image::Normalize;
+pub use image::{JpegDecode, Normalize};
 pub use layers::Placement;
 pub use weights::WeightSource;
 

@@ -1,0 +1,97 @@
+//! JPEG decoding against Pillow itself (torchvision's default loader,
+//! `Image.open(p).convert("RGB")`): the sha256 of the decoded RGB bytes must agree for every
+//! bundled photo (`datasets/fixtures/images/pil_decode.json`, Pillow 13 with libjpeg-turbo 3.2)
+//! and for the variants users meet — 4:4:4/4:2:2/4:2:0 chroma, progressive, Huffman-optimised,
+//! tiny, grayscale, Adobe CMYK (`jpeg_variants/`, written and decoded by Pillow).
+
+use cft_features::image::{decode, decode_with, resize_bilinear, JpegDecode, Rgb8};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+fn datasets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets")
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Checks each `images[]` entry of `fixture` whose file lies under `dir` (file names only when
+/// `basename`), returning the names checked and the mismatches.
+fn check(fixture: &Path, dir: &Path, basename: bool) -> (Vec<String>, Vec<String>) {
+    let (mut checked, mut bad) = (Vec::new(), Vec::new());
+    for im in json(fixture)["images"].as_array().unwrap() {
+        let file = im["file"].as_str().unwrap();
+        let path = if basename { dir.join(Path::new(file).file_name().unwrap()) } else { dir.join(file) };
+        if !path.exists() {
+            continue;
+        }
+        let img = decode(&path).unwrap();
+        let size = (im["width"].as_u64().unwrap() as usize, im["height"].as_u64().unwrap() as usize);
+        let got = sha256(&img.data);
+        if (img.width, img.height) != size || got != im["sha256_rgb_hwc"].as_str().unwrap() {
+            bad.push(format!(
+                "{file}: {}x{} {got}, Pillow {}x{} {}",
+                img.width, img.height, size.0, size.1, im["sha256_rgb_hwc"]
+            ));
+        }
+        checked.push(file.to_string());
+    }
+    (checked, bad)
+}
+
+#[test]
+fn bundled_photos_decode_to_pillows_bytes() {
+    let images = datasets().join("images");
+    let (checked, bad) = check(&datasets().join("fixtures/images/pil_decode.json"), &images, true);
+    assert!(bad.is_empty(), "{bad:#?}");
+    // Every bundled JPEG is in the fixture (the CheXpert X-ray is checked from CFT_REAL_DATA).
+    let bundled = std::fs::read_dir(&images)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "jpg"))
+        .count();
+    assert_eq!(checked.len(), bundled, "{checked:?}");
+    assert_eq!(bundled, 9);
+}
+
+#[test]
+fn jpeg_variants_decode_to_pillows_bytes() {
+    let dir = datasets().join("fixtures/images/jpeg_variants");
+    let (checked, bad) = check(&dir.join("jpeg_variants.json"), &dir, false);
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(checked.len(), 8);
+}
+
+#[test]
+#[ignore = "needs CFT_REAL_DATA (the CheXpert X-ray may not be redistributed)"]
+fn the_chexpert_xray_decodes_to_pillows_bytes() {
+    let root = PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA")).join("images");
+    assert!(root.is_dir(), "{}: no such folder (CFT_REAL_DATA should be an absolute path)", root.display());
+    let (checked, bad) = check(&datasets().join("fixtures/images/pil_decode.json"), &root, false);
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(checked.iter().any(|f| f == "cft-chexpert_demo_img.jpg"), "{checked:?}");
+    assert_eq!(checked.len(), 10);
+}
+
+#[test]
+fn reduced_decoding_covers_the_target_and_stays_close() {
+    // A 640×427 photo for a 224 input: 4/8 gives 320×214 (too small), so 5/8 (400×267).
+    let path = datasets().join("images/000000000885.jpg");
+    let exact = resize_bilinear(&decode(&path).unwrap(), 224, 224);
+    let small = decode_with(&path, JpegDecode::Reduced, Some((224, 224))).unwrap();
+    assert_eq!((small.width, small.height), (400, 267));
+    let reduced = resize_bilinear(&small, 224, 224);
+    let mad = mean_abs_diff(&exact, &reduced);
+    eprintln!("reduced vs exact decoding at 224 px: mean |Δ| = {mad:.3} grey levels");
+    assert!(mad > 0.0 && mad < 3.0, "{mad}");
+    // Exact mode ignores the target.
+    assert_eq!(decode_with(&path, JpegDecode::Exact, Some((224, 224))).unwrap(), decode(&path).unwrap());
+}
+
+fn mean_abs_diff(a: &Rgb8, b: &Rgb8) -> f64 {
+    a.data.iter().zip(&b.data).map(|(&x, &y)| f64::from(x.abs_diff(y))).sum::<f64>() / a.data.len() as f64
+}
