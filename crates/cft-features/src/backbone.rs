@@ -38,26 +38,26 @@ pub struct Backbone {
 
 /// The first dimension of tensor `name` in a file source (the classifier's class count).
 pub(crate) fn file_rows(src: &WeightSource, name: &str) -> Option<usize> {
-    match src {
-        WeightSource::File { tensors, .. } => tensors.get(name).and_then(|t| t.dims().first().copied()),
-        WeightSource::Rule => None,
-    }
+    src.dims(name).and_then(|d| d.first().copied())
 }
 
 impl Backbone {
     /// Builds backbone `name` from `src` on `placement`.
     pub fn load(name: &str, src: &WeightSource, placement: Placement) -> Result<Self> {
-        let b = Builder { src, backbone: name, at: placement.clone(), params: std::cell::Cell::new(0) };
-        let net = if let Some((block, layers)) = resnet::config(name) {
-            Net::ResNet(ResNet::new(&b, block, layers, None)?)
-        } else if let Some(blocks) = densenet::config(name) {
-            Net::DenseNet(DenseNet::new(&b, blocks, None)?)
-        } else if name == "resnet20-cifar" {
-            Net::Cifar(CifarResNet::new(&b, 3)?)
-        } else {
-            return Err(FeatureError::Invalid(format!("unknown backbone `{name}` (one of: {})", NAMES.join(", "))));
+        let b = Builder::new(src, name, placement.clone());
+        let build = || -> Result<Net> {
+            Ok(if let Some((block, layers)) = resnet::config(name) {
+                Net::ResNet(ResNet::new(&b, block, layers, None)?)
+            } else if let Some(blocks) = densenet::config(name) {
+                Net::DenseNet(DenseNet::new(&b, blocks, None)?)
+            } else if name == "resnet20-cifar" {
+                Net::Cifar(CifarResNet::new(&b, 3)?)
+            } else {
+                return Err(FeatureError::Invalid(format!("unknown backbone `{name}` (one of: {})", NAMES.join(", "))));
+            })
         };
-        let mut s = Self { name: name.to_string(), net, placement, parameters: b.params.get() };
+        let net = build().map_err(|e| b.explain(e))?;
+        let mut s = Self { name: name.to_string(), net, placement, parameters: b.params() };
         if let Some((w, bias)) = s.classifier() {
             s.parameters -= w.elem_count() + bias.elem_count();
         }

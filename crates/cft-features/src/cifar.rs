@@ -5,19 +5,21 @@
 //! backbone for tests: 64-d features, 10 CIFAR-10 logits.
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, Builder, ConvBn};
+use crate::layers::{global_avg_pool, Builder};
+use candle_core::Module;
 use candle_core::Tensor;
+use candle_nn::Conv2d;
 
 struct Unit {
-    conv1: ConvBn,
-    conv2: ConvBn,
+    conv1: Conv2d,
+    conv2: Conv2d,
     /// Option A: `x[:, :, ::2, ::2]` padded with `pad` zero channels each side.
     shortcut_pad: Option<usize>,
 }
 
 /// CIFAR ResNet-20 without its `linear` classifier.
 pub struct CifarResNet {
-    stem: ConvBn,
+    stem: Conv2d,
     units: Vec<Unit>,
     /// 64.
     pub dim: usize,

@@ -4,8 +4,10 @@
 //! a loaded model). Features: `relu(features(x))`, global average pooling, 1024-d for 121.
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, BatchNorm, Builder, Conv, ConvBn};
+use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, Builder, FrozenBatchNorm};
+use candle_core::Module;
 use candle_core::Tensor;
+use candle_nn::Conv2d;
 
 /// Blocks per dense stage of the torchvision configurations.
 pub fn config(name: &str) -> Option<[usize; 4]> {
@@ -21,22 +23,22 @@ const GROWTH: usize = 32;
 const BN_SIZE: usize = 4;
 
 struct DenseLayer {
-    norm1: BatchNorm,
-    conv1_norm2: ConvBn,
-    conv2: Conv,
+    norm1: FrozenBatchNorm,
+    conv1_norm2: Conv2d,
+    conv2: Conv2d,
 }
 
 struct Transition {
-    norm: BatchNorm,
-    conv: Conv,
+    norm: FrozenBatchNorm,
+    conv: Conv2d,
 }
 
 /// A torchvision DenseNet without its classifier.
 pub struct DenseNet {
-    stem: ConvBn,
+    stem: Conv2d,
     blocks: Vec<Vec<DenseLayer>>,
     transitions: Vec<Transition>,
-    norm5: BatchNorm,
+    norm5: FrozenBatchNorm,
     /// Feature dimension (1024 for DenseNet-121).
     pub dim: usize,
     /// The trained `classifier` layer, when present.

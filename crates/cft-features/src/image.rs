@@ -114,13 +114,23 @@ fn decode_jpeg(bytes: &[u8], target: Option<(usize, usize)>) -> std::result::Res
             let (width, height) = (d.width(), d.height());
             let cmyk: Vec<[u8; 4]> = d.read_scanlines()?;
             d.finish()?;
+            if cmyk.len() != width * height {
+                return Err(std::io::Error::other(format!("{} of {} rows decoded", cmyk.len() / width.max(1), height)));
+            }
             let data = cmyk.iter().flat_map(|&[c, m, y, k]| pil_cmyk_to_rgb([!c, !m, !y, !k])).collect();
             return Ok(Rgb8 { width, height, data });
         }
         let mut d = d.rgb()?;
         let (width, height) = (d.width(), d.height());
-        let data = d.read_scanlines_flat()?;
+        let data: Vec<u8> = d.read_scanlines()?;
         d.finish()?;
+        if data.len() != width * height * 3 {
+            return Err(std::io::Error::other(format!(
+                "{} of {} rows decoded",
+                data.len() / (3 * width.max(1)),
+                height
+            )));
+        }
         Ok(Rgb8 { width, height, data })
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {

@@ -1,9 +1,15 @@
-//! The building blocks: convolution with batch norm folded in (inference), a standalone batch
-//! norm (DenseNet's pre-activation), max pooling with torchvision's padding.
+//! The building blocks, on candle-nn: weights come through a `VarBuilder`, convolutions are
+//! `candle_nn::Conv2d` with the following batch norm folded in by `Conv2d::absorb_bn` (in f32,
+//! before any cast to f16/bf16), DenseNet's pre-activation batch norms are frozen into a
+//! per-channel affine map (torchvision's `FrozenBatchNorm2d`), max pooling has torchvision's
+//! padding.
 
-use crate::error::Result;
-use crate::weights::WeightSource;
-use candle_core::{DType, Device, Tensor, D};
+use crate::error::{FeatureError, Result};
+use crate::weights::{Checked, WeightSource};
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Batch-norm epsilon of torchvision models.
 pub const BN_EPS: f64 = 1e-5;
@@ -17,62 +23,73 @@ pub struct Placement {
     pub dtype: DType,
 }
 
-/// Builds layers from a weight source, naming the backbone in errors.
+/// Builds layers from a weight source through a candle-nn `VarBuilder` (f32 on the CPU, where
+/// batch norms are folded), then places them on the model's device and dtype.
 pub struct Builder<'a> {
     /// The weights.
     pub src: &'a WeightSource,
-    /// The backbone's name.
-    pub backbone: &'a str,
+    /// The weights as candle-nn reads them.
+    pub vb: VarBuilder<'a>,
     /// Device and dtype of the built layers.
     pub at: Placement,
-    /// Parameters read (elements), to compare with torchvision's counts.
-    pub params: std::cell::Cell<usize>,
+    params: Arc<AtomicUsize>,
+    error: Arc<Mutex<Option<FeatureError>>>,
 }
 
 impl<'a> Builder<'a> {
-    /// A tensor in f32 on the CPU.
-    pub fn raw(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.params.set(self.params.get() + shape.iter().product::<usize>());
-        self.src.get(name, shape, self.backbone)
+    /// A builder for backbone `backbone` (named in errors) from `src`, placing layers `at`.
+    pub fn new(src: &'a WeightSource, backbone: &str, at: Placement) -> Self {
+        let params = Arc::new(AtomicUsize::new(0));
+        let error = Arc::new(Mutex::new(None));
+        let backend =
+            Checked { src, backbone: backbone.to_string(), params: Arc::clone(&params), error: Arc::clone(&error) };
+        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu);
+        Self { src, vb, at, params, error }
     }
 
-    fn place(&self, t: Tensor) -> Result<Tensor> {
+    /// Parameters read so far (elements; running statistics excluded), to compare with
+    /// torchvision's counts.
+    pub fn params(&self) -> usize {
+        self.params.load(Ordering::Relaxed)
+    }
+
+    /// The weight error behind a failed build (file, tensor, shapes) when there is one, else `e`.
+    pub fn explain(&self, e: FeatureError) -> FeatureError {
+        self.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().unwrap_or(e)
+    }
+
+    fn place(&self, t: &Tensor) -> Result<Tensor> {
         Ok(t.to_dtype(self.at.dtype)?.to_device(&self.at.device)?)
     }
 
-    /// Batch-norm `prefix.{weight,bias,running_mean,running_var}` as a per-channel affine map
-    /// `(scale, shift)`, each `[c]` f32 on the CPU. Running statistics are not parameters, so
-    /// they do not count.
-    fn bn_affine(&self, prefix: &str, c: usize) -> Result<(Tensor, Tensor)> {
-        let g = self.raw(&format!("{prefix}.weight"), &[c])?;
-        let b = self.raw(&format!("{prefix}.bias"), &[c])?;
-        let m = self.src.get(&format!("{prefix}.running_mean"), &[c], self.backbone)?;
-        let v = self.src.get(&format!("{prefix}.running_var"), &[c], self.backbone)?;
-        let scale = g.broadcast_div(&(v + BN_EPS)?.sqrt()?)?;
-        let shift = (b - m.mul(&scale)?)?;
-        Ok((scale, shift))
+    fn placed(&self, c: &Conv2d) -> Result<Conv2d> {
+        let bias = c.bias().map(|b| self.place(b)).transpose()?;
+        Ok(Conv2d::new(self.place(c.weight())?, bias, *c.config()))
+    }
+
+    fn raw_conv(&self, name: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv2d> {
+        let [out, inp, k, _] = shape;
+        let cfg = Conv2dConfig { padding, stride, ..Default::default() };
+        Ok(candle_nn::conv2d_no_bias(inp, out, k, cfg, self.vb.pp(name))?)
     }
 
     /// `conv` (no bias) followed by batch norm `bn`, folded into one convolution with bias.
-    pub fn conv_bn(&self, conv: &str, bn: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<ConvBn> {
-        let w = self.raw(&format!("{conv}.weight"), &shape)?;
-        let (scale, shift) = self.bn_affine(bn, shape[0])?;
-        let w = w.broadcast_mul(&scale.reshape((shape[0], 1, 1, 1))?)?;
-        Ok(ConvBn { weight: self.place(w)?, bias: self.place(shift.reshape((1, shape[0], 1, 1))?)?, stride, padding })
+    pub fn conv_bn(&self, conv: &str, bn: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv2d> {
+        let c = self.raw_conv(conv, shape, stride, padding)?;
+        let norm = candle_nn::batch_norm(shape[0], BN_EPS, self.vb.pp(bn))?;
+        self.placed(&c.absorb_bn(&norm)?)
     }
 
     /// A convolution without bias or norm.
-    pub fn conv(&self, name: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv> {
-        Ok(Conv { weight: self.place(self.raw(&format!("{name}.weight"), &shape)?)?, stride, padding })
+    pub fn conv(&self, name: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv2d> {
+        self.placed(&self.raw_conv(name, shape, stride, padding)?)
     }
 
-    /// A standalone batch norm.
-    pub fn bn(&self, prefix: &str, c: usize) -> Result<BatchNorm> {
-        let (scale, shift) = self.bn_affine(prefix, c)?;
-        Ok(BatchNorm {
-            scale: self.place(scale.reshape((1, c, 1, 1))?)?,
-            shift: self.place(shift.reshape((1, c, 1, 1))?)?,
-        })
+    /// A standalone inference batch norm.
+    pub fn bn(&self, prefix: &str, c: usize) -> Result<FrozenBatchNorm> {
+        let norm = candle_nn::batch_norm(c, BN_EPS, self.vb.pp(prefix))?;
+        let (scale, shift) = FrozenBatchNorm::affine(&norm)?;
+        Ok(FrozenBatchNorm { scale: self.place(&scale)?, shift: self.place(&shift)? })
     }
 
     /// A linear layer `name.{weight,bias}` (`[out, in]`, `[out]`), kept in f32 on the CPU:
@@ -81,52 +98,33 @@ impl<'a> Builder<'a> {
         if !self.src.contains(&format!("{name}.weight")) {
             return Ok(None);
         }
-        Ok(Some((self.raw(&format!("{name}.weight"), &[out, inp])?, self.raw(&format!("{name}.bias"), &[out])?)))
+        let vb = self.vb.pp(name);
+        Ok(Some((vb.get((out, inp), "weight")?, vb.get(out, "bias")?)))
     }
 }
 
-/// Convolution with folded batch norm.
+/// An inference batch norm as a per-channel affine map `x · scale + shift`, computed in f32 from
+/// a `candle_nn::BatchNorm` (two broadcast operations instead of four per call).
 #[derive(Debug, Clone)]
-pub struct ConvBn {
-    weight: Tensor,
-    bias: Tensor,
-    stride: usize,
-    padding: usize,
-}
-
-impl ConvBn {
-    /// `conv(x) · γ/σ + (β − μγ/σ)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?.broadcast_add(&self.bias)?)
-    }
-}
-
-/// Convolution without bias.
-#[derive(Debug, Clone)]
-pub struct Conv {
-    weight: Tensor,
-    stride: usize,
-    padding: usize,
-}
-
-impl Conv {
-    /// `conv(x)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?)
-    }
-}
-
-/// Inference batch norm as a per-channel affine map.
-#[derive(Debug, Clone)]
-pub struct BatchNorm {
+pub struct FrozenBatchNorm {
     scale: Tensor,
     shift: Tensor,
 }
 
-impl BatchNorm {
-    /// `x · scale + shift`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
+impl FrozenBatchNorm {
+    /// `(γ/σ, β − μγ/σ)` as `[1, C, 1, 1]` tensors.
+    fn affine(bn: &candle_nn::BatchNorm) -> Result<(Tensor, Tensor)> {
+        let c = bn.running_mean().dim(0)?;
+        let (g, b) = bn.weight_and_bias().ok_or_else(|| FeatureError::Invalid("batch norm without affine".into()))?;
+        let scale = g.div(&(bn.running_var() + bn.eps())?.sqrt()?)?;
+        let shift = (b - bn.running_mean().mul(&scale)?)?;
+        Ok((scale.reshape((1, c, 1, 1))?, shift.reshape((1, c, 1, 1))?))
+    }
+}
+
+impl Module for FrozenBatchNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
     }
 }
 

@@ -4,8 +4,10 @@
 //! the `fc` weights, when the file has them, are kept as the trained classification layer.
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, Builder, ConvBn};
+use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, Builder};
+use candle_core::Module;
 use candle_core::Tensor;
+use candle_nn::Conv2d;
 
 /// Residual block kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +40,8 @@ pub fn config(name: &str) -> Option<(Block, [usize; 4])> {
 }
 
 struct Unit {
-    convs: Vec<ConvBn>,
-    downsample: Option<ConvBn>,
+    convs: Vec<Conv2d>,
+    downsample: Option<Conv2d>,
 }
 
 impl Unit {
@@ -61,7 +63,7 @@ impl Unit {
 
 /// A torchvision ResNet without its classifier.
 pub struct ResNet {
-    stem: ConvBn,
+    stem: Conv2d,
     units: Vec<Unit>,
     /// Feature dimension (512 or 2048).
     pub dim: usize,

@@ -2,29 +2,34 @@
 //! (`safetensors.torch.save_file(model.state_dict(), "w.safetensors")`), or the deterministic
 //! rule of the torchvision parity fixtures (so the parity tests need no weight file).
 //!
-//! Every lookup names the state-dict key and checks the shape, so a wrong or truncated file
-//! fails with the tensor's name and both shapes instead of a shape error deep in a layer.
+//! The backbones read them through a candle-nn `VarBuilder` over a checking backend: every
+//! lookup names the state-dict key and checks the shape, so a wrong or truncated file fails with
+//! the file, the tensor's name and both shapes instead of a shape error deep in a layer.
 
 use crate::error::{FeatureError, Result};
-use candle_core::{DType, Device, Tensor};
-use std::collections::HashMap;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A source of named weights, read on the CPU in f32.
 pub enum WeightSource {
-    /// Tensors of a safetensors file.
+    /// Tensors of a memory-mapped safetensors file.
     File {
         /// The file, for error messages.
         path: PathBuf,
-        /// Its tensors by name.
-        tensors: HashMap<String, Tensor>,
+        /// Its tensors, mapped (each read copies it out).
+        tensors: MmapedSafetensors,
+        /// `module.` when every key has it (a `DataParallel` model's state dict), else empty.
+        prefix: &'static str,
     },
     /// The torchvision fixtures' rule (see `datasets/fixtures/backbones` and [`rule_values`]).
     Rule,
 }
 
 impl WeightSource {
-    /// Reads a safetensors state dict.
+    /// Maps a safetensors state dict.
     pub fn from_file(path: &Path) -> Result<Self> {
         if !path.exists() {
             return Err(FeatureError::Io {
@@ -32,34 +37,48 @@ impl WeightSource {
                 error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        // SAFETY: the map is only read while a backbone is built (every tensor is copied out
+        // of it); like every reader of a weights file we assume nobody truncates it meanwhile.
+        #[allow(unsafe_code)]
+        let tensors = unsafe { MmapedSafetensors::new(path) }
             .map_err(|e| FeatureError::Invalid(format!("{}: not a readable safetensors file: {e}", path.display())))?;
+        let names = tensors.tensors();
         // A model wrapped in DataParallel / DistributedDataParallel saves every key as `module.…`.
-        if !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("module.")) {
-            tensors = tensors.into_iter().map(|(k, v)| (k["module.".len()..].to_string(), v)).collect();
-        }
-        Ok(Self::File { path: path.to_path_buf(), tensors })
+        let prefix =
+            if !names.is_empty() && names.iter().all(|(k, _)| k.starts_with("module.")) { "module." } else { "" };
+        Ok(Self::File { path: path.to_path_buf(), tensors, prefix })
     }
 
-    /// The tensor `name` with shape `shape`, as f32 on the CPU.
+    /// The shape of tensor `name` when the source stores it (a rule source stores none).
+    pub fn dims(&self, name: &str) -> Option<Vec<usize>> {
+        match self {
+            WeightSource::File { tensors, prefix, .. } => {
+                tensors.get(&format!("{prefix}{name}")).ok().map(|v| v.shape().to_vec())
+            }
+            WeightSource::Rule => None,
+        }
+    }
+
+    /// The tensor `name` with shape `shape`, as f32 on the CPU; errors name the file, the
+    /// tensor and both shapes.
     pub fn get(&self, name: &str, shape: &[usize], backbone: &str) -> Result<Tensor> {
         match self {
-            WeightSource::File { path, tensors } => {
-                let t = tensors.get(name).ok_or_else(|| FeatureError::MissingTensor {
+            WeightSource::File { path, tensors, prefix } => {
+                let found = self.dims(name).ok_or_else(|| FeatureError::MissingTensor {
                     file: path.clone(),
                     name: name.to_string(),
                     expected: shape.to_vec(),
                     backbone: backbone.to_string(),
                 })?;
-                if t.dims() != shape {
+                if found != shape {
                     return Err(FeatureError::Shape {
                         file: path.clone(),
                         name: name.to_string(),
                         expected: shape.to_vec(),
-                        found: t.dims().to_vec(),
+                        found,
                     });
                 }
-                Ok(t.to_dtype(DType::F32)?)
+                Ok(tensors.load(&format!("{prefix}{name}"), &Device::Cpu)?.to_dtype(DType::F32)?)
             }
             WeightSource::Rule => Ok(Tensor::from_vec(rule_values(name, shape), shape, &Device::Cpu)?),
         }
@@ -68,9 +87,56 @@ impl WeightSource {
     /// Whether the source holds `name` (optional tensors such as a classifier).
     pub fn contains(&self, name: &str) -> bool {
         match self {
-            WeightSource::File { tensors, .. } => tensors.contains_key(name),
+            WeightSource::File { .. } => self.dims(name).is_some(),
             WeightSource::Rule => true,
         }
+    }
+}
+
+/// A candle-nn backend over a [`WeightSource`]: every lookup is checked by [`WeightSource::get`]
+/// (so a wrong file fails naming the file, the tensor and both shapes) and the parameters read
+/// are counted (running statistics are buffers, not parameters, as torchvision counts).
+pub(crate) struct Checked<'a> {
+    pub(crate) src: &'a WeightSource,
+    pub(crate) backbone: String,
+    /// Elements of the parameters read so far.
+    pub(crate) params: Arc<AtomicUsize>,
+    /// The first weight error: candle-nn passes errors on as candle errors, this keeps ours.
+    pub(crate) error: Arc<Mutex<Option<FeatureError>>>,
+}
+
+impl Checked<'_> {
+    fn fetch(&self, name: &str, shape: &[usize], dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        match self.src.get(name, shape, &self.backbone) {
+            Ok(t) => {
+                if !name.ends_with("running_mean") && !name.ends_with("running_var") {
+                    self.params.fetch_add(t.elem_count(), Ordering::Relaxed);
+                }
+                t.to_dtype(dtype)?.to_device(dev)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let mut first = self.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                first.get_or_insert(e);
+                Err(candle_core::Error::Msg(message))
+            }
+        }
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for Checked<'_> {
+    fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.fetch(name, s.dims(), dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let shape =
+            self.src.dims(name).ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.to_string() })?;
+        self.fetch(name, &shape, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.src.contains(name)
     }
 }
 

@@ -183,6 +183,7 @@ fn bad_weights_name_the_tensor_and_both_shapes() {
     });
     let e = Backbone::load("resnet20-cifar", &WeightSource::from_file(&p).unwrap(), cpu()).err().unwrap();
     assert!(e.to_string().contains("`bn1.weight` has shape [17], the backbone needs [16]"), "{e}");
+    assert!(e.to_string().starts_with(&p.display().to_string()), "the file is named first: {e}");
     // A ResNet-50 asked of CIFAR weights: the first missing key is named.
     let w = WeightSource::from_file(&root().join("weights/resnet20_cifar10.safetensors")).unwrap();
     let e = Backbone::load("resnet50", &w, cpu()).err().unwrap();
