@@ -39,5 +39,6 @@ for spec in "resnet101 448" "resnet50 448" "densenet121 224"; do
   done
 done
 step torchvision
-timeout $(lim 100) python3 gpu-run/torchvision_bench.py > "$OUT/torchvision.jsonl" 2> "$OUT/torchvision.log"
+timeout $(lim 100) python3 gpu-run/torchvision_bench.py network --device cuda --batch 64 --model resnet101:448 \
+  --model resnet50:448 --model densenet121:224 --mode fp32 --mode bf16 > "$OUT/torchvision.jsonl" 2> "$OUT/torchvision.log"
 step done

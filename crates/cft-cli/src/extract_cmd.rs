@@ -58,7 +58,8 @@ pub struct ExtractArgs {
     #[arg(long, default_value_t = 1024)]
     pub chunk: usize,
     /// Feature cache folder: features are keyed by the image list (names and file sizes), the
-    /// backbone, the weights file's hash, image size, normalisation, precision and device kind;
+    /// backbone, the weights file's hash, image size, normalisation, JPEG decoding, precision,
+    /// TF32 and device kind;
     /// a later extraction with the same key reuses them instead of running the network.
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -70,6 +71,11 @@ pub struct ExtractArgs {
     /// features differ slightly, see the README).
     #[arg(long, value_enum, default_value_t = JpegDecodeArg::Exact)]
     pub jpeg_decode: JpegDecodeArg,
+    /// With `--precision f32` on CUDA: TF32 tensor cores for the convolutions' GEMMs (f32
+    /// storage and accumulation, 10-bit mantissa products; PyTorch's default for cuDNN
+    /// convolutions). Part of the cache key.
+    #[arg(long)]
+    pub tf32: bool,
     /// Also write the weights file's classifier (fc / classifier / linear) as a CFT head.
     #[arg(long)]
     pub head_out: Option<PathBuf>,
@@ -142,6 +148,15 @@ pub fn load_backbone(name: &str, weights: &str, device: &str, precision: Precisi
     Ok(Backbone::load(name, &src, placement)?)
 }
 
+/// Turns candle's TF32 GEMMs on or off for this process (CUDA, f32 only).
+pub fn set_tf32(on: bool, device: &str, precision: PrecisionArg) -> Result<()> {
+    if on && (!device.starts_with("cuda") || precision != PrecisionArg::F32) {
+        bail!("--tf32 applies to --precision f32 on a CUDA device (this run: {device}, {precision:?})");
+    }
+    candle_core::cuda::set_gemm_reduced_precision_f32(on);
+    Ok(())
+}
+
 /// The image list and, for a labelled dataset, its labels and category names.
 struct ImageList {
     images: Vec<ImageRef>,
@@ -192,6 +207,7 @@ struct ExtractConfig<'a> {
     image_size: usize,
     normalize: NormalizeArg,
     jpeg_decode: JpegDecodeArg,
+    tf32: bool,
     batch: usize,
     precision: PrecisionArg,
     device: &'a str,
@@ -230,6 +246,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         );
     }
     let _lock = cft_data::OutputLock::acquire(&args.out)?;
+    set_tf32(args.tf32, &args.device, args.precision)?;
     let list = read_list(args)?;
     let range = match &args.shard {
         Some(s) => parse_shard(s, list.images.len())?,
@@ -343,6 +360,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         image_size: args.image_size,
         normalize: args.normalize,
         jpeg_decode: args.jpeg_decode,
+        tf32: args.tf32,
         batch: args.batch,
         precision: args.precision,
         device: &args.device,
@@ -484,6 +502,8 @@ struct ExtractionKey<'a> {
     normalize: NormalizeArg,
     jpeg_decode: JpegDecodeArg,
     precision: PrecisionArg,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tf32: bool,
     device_kind: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     chunk: Option<usize>,
@@ -505,6 +525,7 @@ impl<'a> ExtractionKey<'a> {
             normalize: args.normalize,
             jpeg_decode: args.jpeg_decode,
             precision: args.precision,
+            tf32: args.tf32,
             device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
             chunk,
             image_range: (range.start, range.end),
@@ -628,6 +649,9 @@ pub struct BenchBackboneArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// TF32 tensor cores for f32 convolutions on CUDA (see `cft extract --tf32`).
+    #[arg(long)]
+    pub tf32: bool,
     /// Append the result as a JSON line to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -636,6 +660,7 @@ pub struct BenchBackboneArgs {
 /// Runs `cft bench-backbone`: images/s of the network alone (input already on the device).
 pub fn bench_backbone(args: &BenchBackboneArgs) -> Result<()> {
     use candle_core::{DType, Tensor};
+    set_tf32(args.tf32, &args.device, args.precision)?;
     let net = load_backbone(&args.backbone, &args.weights, &args.device, args.precision)?;
     let dev = net.placement().device.clone();
     let s = args.image_size;
@@ -654,7 +679,7 @@ pub fn bench_backbone(args: &BenchBackboneArgs) -> Result<()> {
     let ips = (args.iters * args.batch) as f64 / secs;
     let line = serde_json::json!({
         "backbone": args.backbone, "image_size": s, "batch": args.batch, "precision": format!("{:?}", args.precision),
-        "device": args.device, "images_per_second": ips, "threads": rayon::current_num_threads(),
+        "tf32": args.tf32, "device": args.device, "images_per_second": ips, "threads": rayon::current_num_threads(),
         "build": crate::manifest::Versions::collect().build,
     });
     println!("{line}");

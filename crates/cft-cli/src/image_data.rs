@@ -220,6 +220,7 @@ fn extract_split(
         cache: Some(inputs.out.join(".feature-cache")),
         on_bad_image: BadImageArg::Fail,
         jpeg_decode: JpegDecodeArg::Exact,
+        tf32: false,
         head_out,
         out: out.clone(),
     };

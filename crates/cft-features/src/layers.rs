@@ -58,8 +58,11 @@ impl<'a> Builder<'a> {
         self.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().unwrap_or(e)
     }
 
+    /// `t` on the model's device and dtype, detached: candle-nn's batch norm keeps its running
+    /// statistics as `Var`s, and a weight folded from them would otherwise make every forward
+    /// operation record its inputs for backpropagation (measured: ResNet-50 25% slower).
     fn place(&self, t: &Tensor) -> Result<Tensor> {
-        Ok(t.to_dtype(self.at.dtype)?.to_device(&self.at.device)?)
+        Ok(t.to_dtype(self.at.dtype)?.to_device(&self.at.device)?.detach())
     }
 
     fn placed(&self, c: &Conv2d) -> Result<Conv2d> {

@@ -50,6 +50,8 @@ fn torchvision_backbones_match_pytorch_features() {
         let net = Backbone::load(name, &WeightSource::Rule, cpu()).unwrap();
         assert_eq!(net.parameters, params, "{name} parameter count (torchvision, classifier removed)");
         let got = net.features(&x).unwrap();
+        // Inference records no backpropagation graph (it would keep every activation alive).
+        assert!(!got.track_op(), "{name}: the forward pass tracks ops for backpropagation");
         let want = &f[&format!("{name}_features_64")];
         assert_eq!(got.dims(), want.dims());
         let e = rel_err(&got, want);
