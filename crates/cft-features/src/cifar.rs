@@ -5,21 +5,20 @@
 //! backbone for tests: 64-d features, 10 CIFAR-10 logits.
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, Builder};
+use crate::layers::{global_avg_pool, Builder, Conv};
 use candle_core::Module;
 use candle_core::Tensor;
-use candle_nn::Conv2d;
 
 struct Unit {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    conv1: Conv,
+    conv2: Conv,
     /// Option A: `x[:, :, ::2, ::2]` padded with `pad` zero channels each side.
     shortcut_pad: Option<usize>,
 }
 
 /// CIFAR ResNet-20 without its `linear` classifier.
 pub struct CifarResNet {
-    stem: Conv2d,
+    stem: Conv,
     units: Vec<Unit>,
     /// 64.
     pub dim: usize,

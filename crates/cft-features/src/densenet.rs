@@ -4,10 +4,9 @@
 //! a loaded model). Features: `relu(features(x))`, global average pooling, 1024-d for 121.
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, Builder, FrozenBatchNorm};
+use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, Builder, Conv, FrozenBatchNorm};
 use candle_core::Module;
 use candle_core::Tensor;
-use candle_nn::Conv2d;
 
 /// Blocks per dense stage of the torchvision configurations.
 pub fn config(name: &str) -> Option<[usize; 4]> {
@@ -24,18 +23,18 @@ const BN_SIZE: usize = 4;
 
 struct DenseLayer {
     norm1: FrozenBatchNorm,
-    conv1_norm2: Conv2d,
-    conv2: Conv2d,
+    conv1_norm2: Conv,
+    conv2: Conv,
 }
 
 struct Transition {
     norm: FrozenBatchNorm,
-    conv: Conv2d,
+    conv: Conv,
 }
 
 /// A torchvision DenseNet without its classifier.
 pub struct DenseNet {
-    stem: Conv2d,
+    stem: Conv,
     blocks: Vec<Vec<DenseLayer>>,
     transitions: Vec<Transition>,
     norm5: FrozenBatchNorm,

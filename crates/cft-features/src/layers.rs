@@ -65,9 +65,9 @@ impl<'a> Builder<'a> {
         Ok(t.to_dtype(self.at.dtype)?.to_device(&self.at.device)?.detach())
     }
 
-    fn placed(&self, c: &Conv2d) -> Result<Conv2d> {
+    fn placed(&self, c: &Conv2d) -> Result<Conv> {
         let bias = c.bias().map(|b| self.place(b)).transpose()?;
-        Ok(Conv2d::new(self.place(c.weight())?, bias, *c.config()))
+        Ok(Conv::new(Conv2d::new(self.place(c.weight())?, bias, *c.config())))
     }
 
     fn raw_conv(&self, name: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv2d> {
@@ -77,14 +77,14 @@ impl<'a> Builder<'a> {
     }
 
     /// `conv` (no bias) followed by batch norm `bn`, folded into one convolution with bias.
-    pub fn conv_bn(&self, conv: &str, bn: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv2d> {
+    pub fn conv_bn(&self, conv: &str, bn: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv> {
         let c = self.raw_conv(conv, shape, stride, padding)?;
         let norm = candle_nn::batch_norm(shape[0], BN_EPS, self.vb.pp(bn))?;
         self.placed(&c.absorb_bn(&norm)?)
     }
 
     /// A convolution without bias or norm.
-    pub fn conv(&self, name: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv2d> {
+    pub fn conv(&self, name: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<Conv> {
         self.placed(&self.raw_conv(name, shape, stride, padding)?)
     }
 
@@ -103,6 +103,47 @@ impl<'a> Builder<'a> {
         }
         let vb = self.vb.pp(name);
         Ok(Some((vb.get((out, inp), "weight")?, vb.get(out, "bias")?)))
+    }
+}
+
+/// A candle-nn `Conv2d`. On the CPU a 1×1, stride-1, unpadded convolution (most of a
+/// bottleneck ResNet's and a DenseNet's layers) runs as one batched matrix product on the NCHW
+/// tensor, `W[o, c] · X[n, c, h·w]`, instead of candle's im2col route, which copies the input to
+/// `[n, h·w, c]` and the product back to NCHW; elsewhere it is `Conv2d::forward`.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    conv: Conv2d,
+    pointwise: bool,
+}
+
+impl Conv {
+    /// Wraps a convolution.
+    pub fn new(conv: Conv2d) -> Self {
+        let c = conv.config();
+        let k = conv.weight().dims();
+        let pointwise = k[2..] == [1, 1] && c.stride == 1 && c.padding == 0 && c.dilation == 1 && c.groups == 1;
+        Self { conv, pointwise }
+    }
+
+    /// The candle-nn convolution.
+    pub fn inner(&self) -> &Conv2d {
+        &self.conv
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if !(self.pointwise && x.device().is_cpu()) {
+            return self.conv.forward(x);
+        }
+        let (n, c, h, w) = x.dims4()?;
+        let o = self.conv.weight().dim(0)?;
+        let y =
+            self.conv.weight().reshape((o, c))?.broadcast_matmul(&x.reshape((n, c, h * w))?)?.reshape((n, o, h, w))?;
+        match self.conv.bias() {
+            Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
+            None => Ok(y),
+        }
     }
 }
 

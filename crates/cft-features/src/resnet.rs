@@ -4,10 +4,9 @@
 //! the `fc` weights, when the file has them, are kept as the trained classification layer.
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, Builder};
+use crate::layers::{global_avg_pool, max_pool_3x3_s2_p1, Builder, Conv};
 use candle_core::Module;
 use candle_core::Tensor;
-use candle_nn::Conv2d;
 
 /// Residual block kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +39,8 @@ pub fn config(name: &str) -> Option<(Block, [usize; 4])> {
 }
 
 struct Unit {
-    convs: Vec<Conv2d>,
-    downsample: Option<Conv2d>,
+    convs: Vec<Conv>,
+    downsample: Option<Conv>,
 }
 
 impl Unit {
@@ -63,7 +62,7 @@ impl Unit {
 
 /// A torchvision ResNet without its classifier.
 pub struct ResNet {
-    stem: Conv2d,
+    stem: Conv,
     units: Vec<Unit>,
     /// Feature dimension (512 or 2048).
     pub dim: usize,
