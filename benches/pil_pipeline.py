@@ -1,6 +1,6 @@
 """Pillow's side of `cargo bench -p cft-benches --bench image_pipeline`: the same nine bundled
 photos, one core, the same steps (decode = Image.open + convert("RGB"); Pillow's draft() for
-the reduced DCT scale; resize((S, S), BILINEAR); ToTensor + Normalize). Prints ms per 9 photos.
+the reduced DCT scale, which also uses a faster IDCT; resize((S, S), BILINEAR); ToTensor + Normalize). Prints ms per 9 photos.
     python3 benches/pil_pipeline.py"""
 import glob
 import json

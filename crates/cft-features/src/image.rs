@@ -31,9 +31,10 @@ pub enum JpegDecode {
     /// loader sees, bit for bit.
     #[default]
     Exact,
-    /// libjpeg's DCT scaling (Pillow's `Image.draft`): decode at the smallest scale `m/8` whose
-    /// size still covers the target, then resize. Several times faster on large photos but
-    /// not the pixels torchvision sees (the README states the measured feature difference).
+    /// libjpeg's DCT scaling (as in Pillow's `Image.draft`, which also switches to a faster,
+    /// less accurate IDCT; this keeps the exact one): decode at the smallest scale `m/8` whose
+    /// size still covers the target, then resize. Faster on photos much larger than the target,
+    /// but not the pixels torchvision sees (the README states the measured feature difference).
     Reduced,
 }
 
@@ -200,27 +201,28 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
         .collect()
 }
 
-fn clip8(v: i64) -> u8 {
+fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resizes to `out_w × out_h` like PIL's bilinear `resize`.
+/// Resizes to `out_w × out_h` like PIL's bilinear `resize`: the same coefficients and the same
+/// 32-bit integer accumulation (`int ss` in Pillow's `Resample.c`; it cannot overflow, the
+/// coefficients sum to 2²²), horizontal pass first.
 pub fn resize_bilinear(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
     let (w, h) = (img.width, img.height);
-    let half = 1i64 << (PRECISION_BITS - 1);
+    let half = 1i32 << (PRECISION_BITS - 1);
     let horizontal = if out_w != w {
         let cx = coefficients(w, out_w);
         let mut out = vec![0u8; h * out_w * 3];
-        for y in 0..h {
-            let row = &img.data[y * w * 3..(y + 1) * w * 3];
-            for (xx, (xmin, k)) in cx.iter().enumerate() {
-                for c in 0..3 {
-                    let mut ss = half;
-                    for (i, &kv) in k.iter().enumerate() {
-                        ss += i64::from(row[(xmin + i) * 3 + c]) * i64::from(kv);
-                    }
-                    out[(y * out_w + xx) * 3 + c] = clip8(ss);
+        for (row, out_row) in img.data.chunks_exact(w * 3).zip(out.chunks_exact_mut(out_w * 3)) {
+            for ((xmin, k), px) in cx.iter().zip(out_row.chunks_exact_mut(3)) {
+                let (mut s0, mut s1, mut s2) = (half, half, half);
+                for (src, &kv) in row[xmin * 3..].chunks_exact(3).zip(k) {
+                    s0 += i32::from(src[0]) * kv;
+                    s1 += i32::from(src[1]) * kv;
+                    s2 += i32::from(src[2]) * kv;
                 }
+                px.copy_from_slice(&[clip8(s0), clip8(s1), clip8(s2)]);
             }
         }
         Rgb8 { width: out_w, height: h, data: out }
@@ -231,14 +233,19 @@ pub fn resize_bilinear(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
         return horizontal;
     }
     let cy = coefficients(h, out_h);
-    let mut out = vec![0u8; out_h * out_w * 3];
-    for (yy, (ymin, k)) in cy.iter().enumerate() {
-        for x in 0..out_w * 3 {
-            let mut ss = half;
-            for (i, &kv) in k.iter().enumerate() {
-                ss += i64::from(horizontal.data[(ymin + i) * out_w * 3 + x]) * i64::from(kv);
+    let stride = out_w * 3;
+    let mut out = vec![0u8; out_h * stride];
+    let mut acc = vec![0i32; stride];
+    for ((ymin, k), out_row) in cy.iter().zip(out.chunks_exact_mut(stride)) {
+        acc.fill(half);
+        for (i, &kv) in k.iter().enumerate() {
+            let src = &horizontal.data[(ymin + i) * stride..(ymin + i + 1) * stride];
+            for (a, &v) in acc.iter_mut().zip(src) {
+                *a += i32::from(v) * kv;
             }
-            out[yy * out_w * 3 + x] = clip8(ss);
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = clip8(a);
         }
     }
     Rgb8 { width: out_w, height: out_h, data: out }
