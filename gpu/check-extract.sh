@@ -51,8 +51,9 @@ nproc > "$OUT/nproc.txt"
 DEADLINE=$(( $(date +%s) + ${CHECK_SECONDS:-540} ))
 lim() { local left=$(( DEADLINE - $(date +%s) - 5 )); [ "$left" -lt "$1" ] && echo $(( left > 1 ? left : 1 )) || echo "$1"; }
 step() { echo "== $* at $(date +%s.%N)" | tee -a "$OUT/steps.log"; }
-TV="$PY $HERE/../benches/torchvision_bench.py"
-[ -f "$HERE/torchvision_bench.py" ] && TV="$PY $HERE/torchvision_bench.py"
+# Staged in gpu-run/ by build-cuda.sh; from a checkout they live in benches/.
+B=$HERE/../benches; [ -f "$HERE/torchvision_bench.py" ] && B=$HERE
+TV="$PY $B/torchvision_bench.py"
 
 step network candle
 for spec in $NET_MODELS; do
@@ -100,4 +101,6 @@ done
 step parity
 timeout $(lim 60) $PY "$HERE/compare_features.py" /tmp/tv_strict.safetensors "${compare[@]}" \
   > "$OUT/parity.jsonl" 2>> "$OUT/parity.log"
+$PY $B/ratios.py --candle "$OUT/candle_network.jsonl" --torchvision "$OUT/torchvision_network.jsonl" \
+  --title "$DEVICE, network only (gpu/check-extract.sh)" --out "$OUT/ratios.md" > /dev/null 2>> "$OUT/parity.log"
 step done

@@ -106,14 +106,28 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// A candle-nn `Conv2d`. On the CPU a 1×1, stride-1, unpadded convolution (most of a
-/// bottleneck ResNet's and a DenseNet's layers) runs as one batched matrix product on the NCHW
-/// tensor, `W[o, c] · X[n, c, h·w]`, instead of candle's im2col route, which copies the input to
-/// `[n, h·w, c]` and the product back to NCHW; elsewhere it is `Conv2d::forward`.
+/// A candle-nn `Conv2d`. On the CPU, f32, the two shapes that make up nearly all of ResNet's
+/// and DenseNet's layers skip candle's im2col route (which copies every input into a
+/// `[n, h·w, k·k·c]` matrix and the product back to NCHW): a 1×1, stride-1 convolution runs as
+/// one batched matrix product on the NCHW tensor, `W[o, c] · X[n, c, h·w]`, and a 3×3, stride-1,
+/// padding-1 one as nine accumulating GEMMs over the padded input ([`crate::cpu_conv`]).
+/// Elsewhere (other shapes, the GPU) it is `Conv2d::forward`.
 #[derive(Debug, Clone)]
 pub struct Conv {
     conv: Conv2d,
-    pointwise: bool,
+    route: CpuRoute,
+}
+
+/// How a convolution runs on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CpuRoute {
+    /// 1×1, stride 1, no padding: one batched matrix product.
+    Pointwise,
+    /// 3×3, stride 1, padding 1: nine accumulating GEMMs over the padded input
+    /// ([`crate::cpu_conv`]).
+    Same3x3,
+    /// candle's `Conv2d::forward`.
+    Candle,
 }
 
 impl Conv {
@@ -121,8 +135,13 @@ impl Conv {
     pub fn new(conv: Conv2d) -> Self {
         let c = conv.config();
         let k = conv.weight().dims();
-        let pointwise = k[2..] == [1, 1] && c.stride == 1 && c.padding == 0 && c.dilation == 1 && c.groups == 1;
-        Self { conv, pointwise }
+        let plain = c.stride == 1 && c.dilation == 1 && c.groups == 1;
+        let route = match (k[2], k[3], c.padding) {
+            (1, 1, 0) if plain => CpuRoute::Pointwise,
+            (3, 3, 1) if plain => CpuRoute::Same3x3,
+            _ => CpuRoute::Candle,
+        };
+        Self { conv, route }
     }
 
     /// The candle-nn convolution.
@@ -133,13 +152,25 @@ impl Conv {
 
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if !(self.pointwise && x.device().is_cpu()) {
+        if !x.device().is_cpu() {
             return self.conv.forward(x);
         }
-        let (n, c, h, w) = x.dims4()?;
         let o = self.conv.weight().dim(0)?;
-        let y =
-            self.conv.weight().reshape((o, c))?.broadcast_matmul(&x.reshape((n, c, h * w))?)?.reshape((n, o, h, w))?;
+        let y = match self.route {
+            CpuRoute::Pointwise => {
+                let (n, c, h, w) = x.dims4()?;
+                self.conv
+                    .weight()
+                    .reshape((o, c))?
+                    .broadcast_matmul(&x.reshape((n, c, h * w))?)?
+                    .reshape((n, o, h, w))?
+            }
+            CpuRoute::Same3x3 => match crate::cpu_conv::conv3x3_same(x, self.conv.weight())? {
+                Some(y) => y,
+                None => return self.conv.forward(x),
+            },
+            CpuRoute::Candle => return self.conv.forward(x),
+        };
         match self.conv.bias() {
             Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
             None => Ok(y),

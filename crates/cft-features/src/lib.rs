@@ -16,6 +16,7 @@
 
 pub mod backbone;
 pub mod cifar;
+pub mod cpu_conv;
 pub mod densenet;
 pub mod error;
 pub mod extract;
