@@ -1,5 +1,5 @@
 //! A 3×3, stride-1, padding-1 convolution for the CPU without an im2col matrix ("implicit
-//! GEMM"): the input is zero-padded once to `[c, h + 3, w + 2]` per image, and for each of the
+//! GEMM"): the input is zero-padded in one copy to `[c, h + 3, w + 2]` per image, and for each of the
 //! nine kernel taps `(dy, dx)` one GEMM accumulates `W[:, :, dy, dx] · X` where `X` is the
 //! padded plane read from offset `dy·(w + 2) + dx` as a `[c, h·(w + 2)]` matrix whose rows are
 //! the channel planes. The output is computed over the padded width and its two extra columns
@@ -7,7 +7,7 @@
 //! the input's size) and transposes the product back to NCHW; this reads the input in place.
 //! The GEMM is the `gemm` crate's, the one candle's CPU matmul uses.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Result, Storage, Tensor};
 
 /// `conv2d(x, w, padding 1, stride 1)` for f32 `x: [n, c, h, w]` and `w: [o, c, 3, 3]` on the
 /// CPU; `None` when the arguments are not of that kind (the caller falls back to candle).
@@ -22,10 +22,13 @@ pub fn conv3x3_same(x: &Tensor, weight: &Tensor) -> Result<Option<Tensor>> {
     }
     let wp = w + 2;
     // One row of slack at the bottom: the last tap reads two elements past the padded plane.
-    let xp = x.pad_with_zeros(2, 1, 2)?.pad_with_zeros(3, 1, 1)?.contiguous()?;
     let plane = (h + 3) * wp;
-    let xs = xp.flatten_all()?.to_vec1::<f32>()?;
-    let ws = weight.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let xs = padded(x, n * c, h, w)?;
+    let (w_storage, w_layout) = weight.storage_and_layout();
+    let ws = match (&*w_storage, w_layout.contiguous_offsets()) {
+        (Storage::Cpu(s), Some((start, end))) => &s.as_slice::<f32>()?[start..end],
+        _ => return Ok(None),
+    };
     let cols = h * wp;
     let mut out = vec![0f32; n * o * cols];
     let threads = candle_core::utils::get_num_threads();
@@ -71,6 +74,26 @@ pub fn conv3x3_same(x: &Tensor, weight: &Tensor) -> Result<Option<Tensor>> {
     }
     let y = Tensor::from_vec(out, (n, o, h, wp), x.device())?;
     Ok(Some(y.narrow(3, 0, w)?.contiguous()?))
+}
+
+/// The `planes` planes of `x` (`h × w` each) zero-padded to `(h + 3) × (w + 2)` (one column
+/// each side, one row on top, two below), read in place from `x`'s storage: one copy.
+fn padded(x: &Tensor, planes: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let src = match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(s), Some((start, end))) => &s.as_slice::<f32>()?[start..end],
+        _ => candle_core::bail!("conv3x3_same: a contiguous CPU f32 tensor was expected"),
+    };
+    let wp = w + 2;
+    let plane = (h + 3) * wp;
+    let mut out = vec![0f32; planes * plane];
+    for (dst, src) in out.chunks_exact_mut(plane).zip(src.chunks_exact(h * w)) {
+        for (drow, srow) in dst[wp..].chunks_exact_mut(wp).zip(src.chunks_exact(w)) {
+            drow[1..=w].copy_from_slice(srow);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
