@@ -1,10 +1,10 @@
 //! A 3×3, stride-1, padding-1 convolution for the CPU without an im2col matrix ("implicit
-//! GEMM"): the input is zero-padded in one copy to `[c, h + 3, w + 2]` per image, and for each of the
-//! nine kernel taps `(dy, dx)` one GEMM accumulates `W[:, :, dy, dx] · X` where `X` is the
-//! padded plane read from offset `dy·(w + 2) + dx` as a `[c, h·(w + 2)]` matrix whose rows are
-//! the channel planes. The output is computed over the padded width and its two extra columns
-//! are dropped. candle's CPU route builds a `[h·w, 9c]` im2col copy of every input (nine times
-//! the input's size) and transposes the product back to NCHW; this reads the input in place.
+//! GEMM"): the input is zero-padded in one copy to `[c, h + 3, w + 2]` per image, and for each
+//! of the nine kernel taps `(dy, dx)` one GEMM accumulates `W[:, :, dy, dx] · X` where `X` is
+//! the padded plane read from offset `dy·(w + 2) + dx` as a `[c, h·(w + 2)]` matrix whose rows
+//! are the channel planes. The output is computed over the padded width and its two extra
+//! columns are dropped. candle's CPU route builds a `[h·w, 9c]` im2col copy of every input (nine
+//! times the input's size) and transposes the product back to NCHW; this reads the input once.
 //! The GEMM is the `gemm` crate's, the one candle's CPU matmul uses.
 
 use candle_core::{DType, Result, Storage, Tensor};
