@@ -219,3 +219,14 @@ pub fn check_same_categories(files: &[(&std::path::Path, Option<&[String]>)]) ->
     }
     Ok(())
 }
+
+/// The user's feature cache folder, shared by every run: `$CFT_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/cft/features`, else `$HOME/.cache/cft/features`; without any of them,
+/// `<out>/.feature-cache`.
+pub fn user_cache_dir(out: &Path) -> std::path::PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    var("CFT_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|x| x.join("cft/features")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/cft/features")))
+        .unwrap_or_else(|| out.join(".feature-cache"))
+}

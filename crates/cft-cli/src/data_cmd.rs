@@ -160,12 +160,7 @@ pub fn load_dataset(args: &InspectArgs) -> Result<LabelledImages> {
     }
     if ext == "json" && p.is_file() {
         let s = read_coco(&p, ImageOrder::File)?;
-        eprintln!(
-            "{}: {} annotations ({} of images not in the file)",
-            p.display(),
-            s.annotations,
-            s.orphan_annotations
-        );
+        eprintln!("{}", coco_summary(&p, s.annotations, s.orphan_annotations));
         return Ok(with_known(s.images, args.known));
     }
     if ext == "csv" && p.is_file() {
@@ -509,4 +504,32 @@ fn bench(args: &DataBenchArgs) -> Result<()> {
         cft_data::write_atomic(p, (serde_json::to_string_pretty(&r)? + "\n").as_bytes())?;
     }
     Ok(())
+}
+
+/// The sentence `cft data inspect` prints for a COCO instances file.
+fn coco_summary(p: &Path, annotations: usize, orphans: usize) -> String {
+    let orphans = match orphans {
+        0 => "every one on an image listed in the file".to_string(),
+        1 => "1 of them on an image the file does not list, ignored".to_string(),
+        n => format!("{n} of them on images the file does not list, ignored"),
+    };
+    format!("{}: {annotations} annotations, {orphans}", p.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coco_summary_reads_as_a_sentence() {
+        let p = Path::new("instances_train2014.json");
+        assert_eq!(
+            coco_summary(p, 251, 0),
+            "instances_train2014.json: 251 annotations, every one on an image listed in the file"
+        );
+        assert_eq!(
+            coco_summary(p, 251, 3),
+            "instances_train2014.json: 251 annotations, 3 of them on images the file does not list, ignored"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use crate::reproduce_cmd::PrecisionArg;
 use anyhow::{bail, Context, Result};
 use cft_core::{LinearHead, Matrix, PartialLabels};
 use cft_data::{check_outputs, read_feature_set, write_feature_set, FeatureSet, Named};
-use cft_features::{Backbone, BadImage, ExtractOptions, ImageRef, Normalize, Placement, WeightSource};
+use cft_features::{Backbone, BadImage, ExtractOptions, ImageRef, KeyNames, Normalize, Placement, WeightSource};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -57,9 +57,9 @@ pub struct ExtractArgs {
     /// Images per part file (the resume granularity).
     #[arg(long, default_value_t = 1024)]
     pub chunk: usize,
-    /// Feature cache folder: features are keyed by the image list (names and file sizes), the
-    /// backbone, the weights file's hash, image size, normalisation, JPEG decoding, precision,
-    /// TF32 and device kind;
+    /// Feature cache folder: features are keyed by the image list (names and contents), the
+    /// backbone, the weights file's hash and key names, image size, resize, normalisation, JPEG
+    /// decoding, precision, TF32 and device kind;
     /// a later extraction with the same key reuses them instead of running the network.
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -71,6 +71,20 @@ pub struct ExtractArgs {
     /// features differ slightly, see the README).
     #[arg(long, value_enum, default_value_t = JpegDecodeArg::Exact)]
     pub jpeg_decode: JpegDecodeArg,
+    /// Whose bilinear resize: `pillow13` (today's Pillow: the vertical pass first when the
+    /// height shrinks by more than twice as many pixels as the width) or `pillow12` (Pillow ≤ 12
+    /// and the CFT authors' pinned 9.3: always horizontal first). Part of the cache key.
+    #[arg(long, value_enum, default_value_t = ResizeArg::Pillow13)]
+    pub resize: ResizeArg,
+    /// Prefix of the backbone's keys in the weights file (`backbone.` for the CFT authors'
+    /// checkpoints); detected when unambiguous.
+    #[arg(long)]
+    pub key_prefix: Option<String>,
+    /// The classifier's key without `.weight`/`.bias` (`classification_layer` for the CFT
+    /// authors' checkpoints); default: torchvision's, or the one linear layer outside the
+    /// backbone prefix.
+    #[arg(long)]
+    pub head_key: Option<String>,
     /// With `--precision f32` on CUDA: TF32 tensor cores for the convolutions' GEMMs (f32
     /// storage and accumulation, 10-bit mantissa products; PyTorch's default for cuDNN
     /// convolutions). Part of the cache key.
@@ -111,6 +125,31 @@ impl From<JpegDecodeArg> for cft_features::JpegDecode {
     }
 }
 
+/// Resize pass order on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum ResizeArg {
+    /// Pillow ≥ 13's pass order.
+    Pillow13,
+    /// Pillow ≤ 12's pass order (horizontal first).
+    Pillow12,
+}
+
+impl From<ResizeArg> for cft_features::PillowResize {
+    fn from(a: ResizeArg) -> Self {
+        match a {
+            ResizeArg::Pillow13 => Self::Pillow13,
+            ResizeArg::Pillow12 => Self::Pillow12,
+        }
+    }
+}
+
+impl ExtractArgs {
+    /// The weights file's key names from `--key-prefix` / `--head-key`.
+    pub fn key_names(&self) -> KeyNames {
+        KeyNames { backbone_prefix: self.key_prefix.clone(), head_key: self.head_key.clone() }
+    }
+}
+
 /// Bad-image policy on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 pub enum BadImageArg {
@@ -128,8 +167,15 @@ fn dtype(p: PrecisionArg) -> candle_core::DType {
     }
 }
 
-/// Loads a backbone by name from a weights file or the fixture rule.
-pub fn load_backbone(name: &str, weights: &str, device: &str, precision: PrecisionArg) -> Result<Backbone> {
+/// Loads a backbone by name from a weights file or the fixture rule; also returns the key
+/// names in force (given or detected).
+pub fn load_backbone(
+    name: &str,
+    weights: &str,
+    keys: &KeyNames,
+    device: &str,
+    precision: PrecisionArg,
+) -> Result<(Backbone, KeyNames)> {
     if precision == PrecisionArg::Bf16 && device == "cpu" {
         // candle's CPU backend has no bf16 matmul: refuse here rather than fail inside it.
         bail!("--precision bf16 runs on CUDA devices only; on the CPU use --precision f32 (or f16)");
@@ -143,9 +189,9 @@ pub fn load_backbone(name: &str, weights: &str, device: &str, precision: Precisi
             bail!("{weights}: {hint}");
         }
     }
-    let src = if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file(Path::new(weights))? };
+    let src = if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file_with(Path::new(weights), keys)? };
     let placement = Placement { device: cft_features::device(device)?, dtype: dtype(precision) };
-    Ok(Backbone::load(name, &src, placement)?)
+    Ok((Backbone::load(name, &src, placement)?, src.key_names()))
 }
 
 /// Turns candle's TF32 GEMMs on or off for this process (CUDA, f32 only).
@@ -207,6 +253,9 @@ struct ExtractConfig<'a> {
     image_size: usize,
     normalize: NormalizeArg,
     jpeg_decode: JpegDecodeArg,
+    resize: ResizeArg,
+    key_prefix: Option<String>,
+    head_key: Option<String>,
     tf32: bool,
     batch: usize,
     precision: PrecisionArg,
@@ -215,7 +264,10 @@ struct ExtractConfig<'a> {
     image_range: (usize, usize),
     extracted: usize,
     skipped: usize,
-    images_per_second: f64,
+    /// Features came from the cache: no image was decoded, the network did not run.
+    cache_hit: bool,
+    /// The network's throughput (absent on a cache hit).
+    images_per_second: Option<f64>,
 }
 
 /// Runs `cft extract`.
@@ -252,7 +304,8 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         Some(s) => parse_shard(s, list.images.len())?,
         None => 0..list.images.len(),
     };
-    let net = load_backbone(&args.backbone, &args.weights, &args.device, args.precision)?;
+    let (net, net_keys) =
+        load_backbone(&args.backbone, &args.weights, &args.key_names(), &args.device, args.precision)?;
     let opts = ExtractOptions {
         image_size: args.image_size,
         normalize: match args.normalize {
@@ -265,6 +318,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             BadImageArg::Fail => BadImage::Fail,
         },
         jpeg: args.jpeg_decode.into(),
+        resize: args.resize.into(),
     };
     // The part folder records what its parts were extracted with; a resume must match it.
     let key = ExtractionKey::new(args, &list.images[range.clone()], &range, Some(args.chunk));
@@ -276,7 +330,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     let cache = match &args.cache {
         Some(dir) => Some(FeatureCache::new(
             dir,
-            &ExtractionKey::new(args, &list.images[range.clone()], &range, None),
+            &ExtractionKey { chunk: None, ..key.clone() },
             &weight_input,
         )?),
         None => None,
@@ -285,13 +339,14 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         Some(c) => c.lookup()?,
         None => None,
     };
+    let cache_hit = hit.is_some();
     let (features, names, skipped, ips) = match hit {
         Some((features, names, skipped)) => {
             eprintln!(
-                "feature cache hit: {}",
+                "feature cache hit: {} (the network does not run)",
                 cache.as_ref().map_or(String::new(), |c| c.features.display().to_string())
             );
-            (features, names, skipped, 0.0)
+            (features, names, skipped, f64::NAN)
         }
         None => {
             let done = extract_in_parts(
@@ -360,6 +415,9 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         image_size: args.image_size,
         normalize: args.normalize,
         jpeg_decode: args.jpeg_decode,
+        resize: args.resize,
+        key_prefix: net_keys.backbone_prefix.clone(),
+        head_key: net_keys.head_key.clone(),
         tf32: args.tf32,
         batch: args.batch,
         precision: args.precision,
@@ -368,12 +426,14 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         image_range: (range.start, range.end),
         extracted: set.features.rows(),
         skipped: skipped.len(),
-        images_per_second: ips,
+        cache_hit,
+        images_per_second: (!cache_hit).then_some(ips),
     };
     write_manifest(&manifest_path, &clock.manifest("extract", cfg, inputs, outputs))?;
     std::fs::remove_dir_all(&parts_dir).ok();
+    let speed = if cache_hit { "from the feature cache".to_string() } else { format!("{ips:.1} images/s") };
     eprintln!(
-        "wrote {} ({} images × {} features, {} skipped; {ips:.1} images/s)",
+        "wrote {} ({} images × {} features, {} skipped; {speed})",
         args.out.display(),
         set.features.rows(),
         net.dim(),
@@ -492,15 +552,21 @@ struct CacheMeta {
 
 /// What decides extracted features: the images (names and file sizes) and the extraction
 /// settings; the part folder adds its chunk size, the feature cache does not.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct ExtractionKey<'a> {
     backbone: &'a str,
     weights_rule: bool,
-    /// Count and FNV-1a 64 of the image names and file sizes of this run's range.
+    /// Count and FNV-1a 64 of the image names and content hashes (xxh3) of this run's range.
     images: (usize, String),
     image_size: usize,
     normalize: NormalizeArg,
     jpeg_decode: JpegDecodeArg,
+    resize: ResizeArg,
+    /// The weights file's key names (as given; detection is a function of the hashed file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head_key: Option<&'a str>,
     precision: PrecisionArg,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     tf32: bool,
@@ -512,10 +578,16 @@ struct ExtractionKey<'a> {
 
 impl<'a> ExtractionKey<'a> {
     fn new(args: &'a ExtractArgs, images: &[ImageRef], range: &std::ops::Range<usize>, chunk: Option<usize>) -> Self {
-        let h = images.iter().fold(crate::manifest::FNV_OFFSET, |h, im| {
-            let size = std::fs::metadata(&im.file).map_or(u64::MAX, |m| m.len());
+        use rayon::prelude::*;
+        // Names and contents: an image replaced in place (even at the same size) is a new key.
+        // Unreadable files hash as such; extraction then reports them.
+        let contents: Vec<u64> = images
+            .par_iter()
+            .map(|im| std::fs::read(&im.file).map_or(u64::MAX, |b| xxhash_rust::xxh3::xxh3_64(&b)))
+            .collect();
+        let h = images.iter().zip(&contents).fold(crate::manifest::FNV_OFFSET, |h, (im, c)| {
             let h = crate::manifest::fnv1a64(h, im.name.as_bytes());
-            crate::manifest::fnv1a64(h, &size.to_le_bytes())
+            crate::manifest::fnv1a64(h, &c.to_le_bytes())
         });
         Self {
             backbone: &args.backbone,
@@ -524,6 +596,9 @@ impl<'a> ExtractionKey<'a> {
             image_size: args.image_size,
             normalize: args.normalize,
             jpeg_decode: args.jpeg_decode,
+            resize: args.resize,
+            key_prefix: args.key_prefix.as_deref(),
+            head_key: args.head_key.as_deref(),
             precision: args.precision,
             tf32: args.tf32,
             device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
@@ -661,7 +736,7 @@ pub struct BenchBackboneArgs {
 pub fn bench_backbone(args: &BenchBackboneArgs) -> Result<()> {
     use candle_core::{DType, Tensor};
     set_tf32(args.tf32, &args.device, args.precision)?;
-    let net = load_backbone(&args.backbone, &args.weights, &args.device, args.precision)?;
+    let (net, _) = load_backbone(&args.backbone, &args.weights, &KeyNames::default(), &args.device, args.precision)?;
     let dev = net.placement().device.clone();
     let s = args.image_size;
     let x = Tensor::rand(0f32, 1f32, (args.batch, 3, s, s), &dev)?.to_dtype(net.placement().dtype)?;

@@ -101,6 +101,29 @@ pub struct FinetuneArgs {
     /// GEMM precision of `--engine cuda`: f32, tf32 or bf16.
     #[arg(long, default_value = "f32")]
     pub gemm_precision: String,
+    /// `--method ga`: the elite among equally fit individuals. `first`: the first fittest (the
+    /// head that is validated); `torch-cpu`: the CFT authors' code on the CPU (the first index
+    /// of PyTorch's unstable descending sort; the head drifts across ties). CPU engines only.
+    #[arg(long, value_enum, default_value_t = EliteTiesArg::First)]
+    pub ga_elite_ties: EliteTiesArg,
+}
+
+/// The GA's elite on ties, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum EliteTiesArg {
+    /// The first fittest individual.
+    First,
+    /// PyTorch's CPU sort order (the reference).
+    TorchCpu,
+}
+
+impl From<EliteTiesArg> for cft_core::GaEliteTies {
+    fn from(a: EliteTiesArg) -> Self {
+        match a {
+            EliteTiesArg::First => Self::First,
+            EliteTiesArg::TorchCpu => Self::TorchCpu,
+        }
+    }
 }
 
 /// Engine choice.
@@ -233,6 +256,9 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let head = head_file.head;
     let names = category_names(&train.set, c);
     let mut cfg = FineTuneConfig::reference(args.method.method(args.lr));
+    if let Method::Ga(ga) = &mut cfg.method {
+        ga.elite_ties = args.ga_elite_ties.into();
+    }
     cfg.metric = args.metric.into();
     cfg.max_epochs = args.epochs;
     cfg.patience = args.patience;

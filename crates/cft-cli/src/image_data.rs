@@ -3,11 +3,12 @@
 //! resumable parts) with the spec's backbone and checkpoint → [`ProtocolData`] for the
 //! protocol library. The library never sees clap, candle or images.
 //!
-//! Features and image lists go to `<out>/<name>/features/`; the cache (keyed by image list,
-//! backbone, weights hash, size, normalisation, precision) to `<out>/.feature-cache/`, so a
-//! second spec over the same images reuses the extraction.
+//! Features and image lists go to `<out>/<name>/features/`; the feature cache (keyed by the
+//! images' names and contents, backbone, weights hash, size, resize, normalisation, precision)
+//! is the user's one cache (`--cache`, default [`crate::common::user_cache_dir`]), so any later
+//! run over the same images reuses the extraction, whatever its `--out`.
 
-use crate::extract_cmd::{BadImageArg, ExtractArgs, JpegDecodeArg, NormalizeArg};
+use crate::extract_cmd::{BadImageArg, ExtractArgs, JpegDecodeArg, NormalizeArg, ResizeArg};
 use crate::reproduce_cmd::PrecisionArg;
 use anyhow::{bail, Context, Result};
 use cft_core::{SparseLabels, UncertainPolicy};
@@ -33,6 +34,10 @@ pub struct ImageInputs {
     pub resume: bool,
     /// Notes the spec adds to every table.
     pub notes: Vec<String>,
+    /// The checkpoint's key names (spec and command line; unset parts are detected).
+    pub keys: cft_features::KeyNames,
+    /// The feature cache folder.
+    pub cache: PathBuf,
 }
 
 /// One split as the adapters give it: image paths (relative to `image_root`), sparse labels.
@@ -210,6 +215,9 @@ fn extract_split(
         images: list,
         image_root: Some(split.image_root.clone()),
         image_size: b.image_size,
+        resize: if b.resize == "pillow12" { ResizeArg::Pillow12 } else { ResizeArg::Pillow13 },
+        key_prefix: inputs.keys.backbone_prefix.clone(),
+        head_key: inputs.keys.head_key.clone(),
         normalize: if b.normalize == "none" { NormalizeArg::None } else { NormalizeArg::Imagenet },
         batch: b.batch,
         precision: precision_arg(b.precision),
@@ -217,7 +225,7 @@ fn extract_split(
         shard: None,
         resume: inputs.resume,
         chunk: 1024,
-        cache: Some(inputs.out.join(".feature-cache")),
+        cache: Some(inputs.cache.clone()),
         on_bad_image: BadImageArg::Fail,
         jpeg_decode: JpegDecodeArg::Exact,
         tf32: false,
@@ -270,7 +278,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
     // the file and the tensor).
     let given = *spec.base.from.get() == BaseFrom::Checkpoint;
     for (_, w) in &checkpoints {
-        check_checkpoint(b, w, &inputs.device, given, ds.categories.len())?;
+        check_checkpoint(b, w, &inputs.keys, &inputs.device, given, ds.categories.len())?;
     }
     let mut files = ds.label_files.clone();
     let mut extracted = Vec::new();
@@ -299,7 +307,17 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
             b.name, b.image_size
         ),
     };
-    let mut notes = vec![base_note];
+    let preprocessing = format!(
+        "Preprocessing: {} bilinear resize to {s}×{s} px, ToTensor, {}.",
+        if b.resize == "pillow12" { "Pillow ≤ 12 (the authors' 9.3)" } else { "Pillow 13" },
+        if b.normalize == "none" {
+            "no normalisation (the CFT authors' pipeline: Resize + ToTensor only)"
+        } else {
+            "ImageNet mean/std normalisation (what torchvision's pretrained weights expect; the CFT authors' own networks were trained without it — use normalize = \"none\" with them)"
+        },
+        s = b.image_size
+    );
+    let mut notes = vec![base_note, preprocessing];
     notes.extend(ds.notes);
     notes.extend(inputs.notes.iter().cloned());
     let (_, train, test, given_head) = extracted[0].clone();
@@ -342,16 +360,34 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
 
 /// Loads `weights` into the backbone (errors name the file and tensor) and, when the checkpoint's
 /// classifier is the base head, checks it has one output per category.
-fn check_checkpoint(b: &BackboneSpec, weights: &Path, device: &str, given: bool, categories: usize) -> Result<()> {
+fn check_checkpoint(
+    b: &BackboneSpec,
+    weights: &Path,
+    keys: &cft_features::KeyNames,
+    device: &str,
+    given: bool,
+    categories: usize,
+) -> Result<()> {
     if !weights.is_file() {
         bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", weights.display());
     }
     let w = weights.display().to_string();
-    let net = crate::extract_cmd::load_backbone(&b.name, &w, device, precision_arg(b.precision))
+    let (net, found) = crate::extract_cmd::load_backbone(&b.name, &w, keys, device, precision_arg(b.precision))
         .map_err(|e| anyhow::anyhow!("backbone.weights: {e}"))?;
+    if found.backbone_prefix.as_deref().is_some_and(|p| !p.is_empty()) || found.head_key.is_some() {
+        eprintln!(
+            "{w}: backbone keys under `{}`{}",
+            found.backbone_prefix.as_deref().unwrap_or(""),
+            found.head_key.as_deref().map_or(String::new(), |h| format!(", classifier `{h}`"))
+        );
+    }
     if given {
         let Some((fc, _)) = net.classifier() else {
-            bail!("base.from = \"checkpoint\": {w} has no classifier layer for {}", b.name);
+            bail!(
+                "base.from = \"checkpoint\": {w} has no classifier layer for {} (looked for {}); name it with `[base] head_key` or --head-key",
+                b.name,
+                found.head_key.map_or_else(|| "torchvision's fc / classifier / linear".to_string(), |h| format!("`{h}.weight`"))
+            );
         };
         let outputs = fc.dims2()?.0;
         if outputs != categories {

@@ -13,7 +13,8 @@ pub struct ReportArgs {
     /// Where to write the reports (default: in place).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Folder with `paper_results.csv` and `reference_timings.csv` (default: RUNS_DIR/reference).
+    /// Folder with `paper_results.csv` and `reference_timings.csv` (default: RUNS_DIR/reference
+    /// when it has them, else the copies built into this binary, written to OUT/reference).
     #[arg(long)]
     pub reference: Option<PathBuf>,
 }
@@ -21,10 +22,14 @@ pub struct ReportArgs {
 /// Runs `cft report`.
 pub fn run(args: &ReportArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| args.runs_dir.clone());
-    let reference = args.reference.clone().unwrap_or_else(|| args.runs_dir.join("reference"));
     if !args.runs_dir.is_dir() {
         anyhow::bail!("{}: no such folder; run `cft reproduce` first", args.runs_dir.display());
     }
+    let reference = match &args.reference {
+        Some(r) => r.clone(),
+        None if args.runs_dir.join("reference/paper_results.csv").is_file() => args.runs_dir.join("reference"),
+        None => cft_report::ensure_reference(&out)?,
+    };
     if out != args.runs_dir {
         // Results and bench figures are read from RUNS_DIR; copy the bench file so links resolve.
         let bench = args.runs_dir.join("bench/bench.json");
@@ -33,13 +38,12 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     // Ablation grids whose cells are here (run in shards, or resumed): merge them first, in
-    // place (a report written elsewhere leaves the runs folder untouched).
+    // place (a report written elsewhere leaves the runs folder untouched). Grids sit under
+    // RUNS_DIR/ablations/ (the canned layout) or directly under RUNS_DIR (`cft run --out RUNS_DIR`).
     let in_place = out == args.runs_dir;
-    if let (true, Ok(entries)) = (in_place, std::fs::read_dir(args.runs_dir.join("ablations"))) {
-        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        dirs.sort();
-        for d in dirs.iter().filter(|d| d.join("grid.json").is_file() && d.join("cells").is_dir()) {
-            if cft_experiment::ablation::merge(d)?.is_none() {
+    if in_place {
+        for d in grid_dirs(&args.runs_dir) {
+            if cft_experiment::ablation::merge(&d)?.is_none() {
                 eprintln!("note: {}: not every cell has finished; its tables are not updated", d.display());
             }
         }
@@ -47,4 +51,34 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let files = cft_report::write_index(&args.runs_dir, &out, &reference)?;
     eprintln!("wrote {} files; index: {}", files.len(), out.join("README.md").display());
     Ok(())
+}
+
+/// Grid folders (a `grid.json` beside a `cells/` folder) under `runs_dir/ablations/` and
+/// directly under `runs_dir`, in name order.
+fn grid_dirs(runs_dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for parent in [runs_dir.join("ablations"), runs_dir.to_path_buf()] {
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            let mut here: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            here.sort();
+            dirs.extend(here.into_iter().filter(|d| d.join("grid.json").is_file() && d.join("cells").is_dir()));
+        }
+    }
+    dirs
+}
+
+/// The reports folder whose `cft report` merges grids written to `out` by `cft run`: `out`'s
+/// parent when `out` is an `ablations/` folder (the canned layout, whose index the parent's
+/// report writes), else `out`.
+pub fn report_dir_for_grids(out: &std::path::Path) -> PathBuf {
+    match (out.file_name(), out.parent()) {
+        (Some(n), Some(p)) if n == "ablations" => {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        }
+        _ => out.to_path_buf(),
+    }
 }

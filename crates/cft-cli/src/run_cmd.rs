@@ -38,6 +38,19 @@ pub struct RunArgs {
     /// Folder of bundled datasets (default: `datasets/` here, else the source tree's).
     #[arg(long)]
     pub datasets_dir: Option<PathBuf>,
+    /// Image specs: prefix of the backbone's keys in the checkpoint (overrides the spec's
+    /// `backbone.key_prefix`; `backbone.` for the CFT authors' `best.pth`, detected anyway).
+    #[arg(long)]
+    pub key_prefix: Option<String>,
+    /// Image specs with `base.from = "checkpoint"`: the classifier's key without
+    /// `.weight`/`.bias` (overrides the spec's `base.head_key`).
+    #[arg(long)]
+    pub head_key: Option<String>,
+    /// Image specs: the feature cache, shared by every run and `--out` (default: the user's
+    /// cache folder, `$CFT_CACHE_DIR`, else `$XDG_CACHE_HOME/cft/features`, else
+    /// `~/.cache/cft/features`).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Grid specs: run only shard i of n (`i/n`, 0-based; cells k with k mod n = i), e.g. one
     /// task of a cluster's job array each; `cft report` merges the cells when all are done.
     #[arg(long)]
@@ -84,6 +97,14 @@ fn load_data(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path, grid:
                 name: spec.name(None),
                 resume: args.resume,
                 notes: spec.output.notes.clone(),
+                keys: cft_features::KeyNames {
+                    backbone_prefix: args.key_prefix.clone().or_else(|| b.key_prefix.clone()),
+                    head_key: args.head_key.clone().or_else(|| spec.base.head_key.clone()),
+                },
+                cache: match &args.cache {
+                    Some(c) => c.clone(),
+                    None => crate::common::user_cache_dir(out),
+                },
             };
             crate::image_data::load(spec, &inputs)
         }
@@ -154,7 +175,7 @@ fn run_grid_cmd(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path) ->
             done.total,
             done.dir.display(),
             clock.elapsed().as_secs_f64(),
-            out.display()
+            crate::report_cmd::report_dir_for_grids(out).display()
         );
     }
     Ok(())

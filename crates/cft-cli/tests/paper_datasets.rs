@@ -17,7 +17,10 @@ fn repo() -> PathBuf {
 
 fn cft(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cft"));
-    c.args(args).env("CFT_PROGRESS_INTERVAL", "0");
+    // The user-level feature cache of these runs: one folder under cargo's test scratch space
+    // (shared by the tests of this binary: entries are keyed by image contents).
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("paper-datasets-feature-cache");
+    c.args(args).env("CFT_PROGRESS_INTERVAL", "0").env("CFT_CACHE_DIR", cache);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -484,5 +487,80 @@ fn shipped_specs_load_and_name_their_sources() {
     ] {
         let s = cft_experiment::spec::ExperimentSpec::load(&repo().join("experiments").join(file)).unwrap();
         assert_eq!(s.data.source.name(), source, "{file}");
+        if let Some(b) = &s.backbone {
+            // The paper's specs follow the authors' pipeline where it is known exactly.
+            assert_eq!(b.resize, "pillow12", "{file}");
+            assert_eq!(*s.cft.ga.elite_ties.get(), cft_core::GaEliteTies::TorchCpu, "{file}");
+        }
     }
+}
+
+/// The real ResNet-20 saved under the CFT authors' key names (their `Model` wraps a torchvision
+/// network as `backbone` and adds `classification_layer`, here with `outputs` rows of the real
+/// classifier).
+fn authors_checkpoint(to: &Path, outputs: usize) {
+    let w = common::Resnet20::bundled();
+    let bytes = std::fs::read(w.weights()).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        let values: Vec<f32> =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let shape = view.shape().to_vec();
+        match name.strip_prefix("linear.") {
+            Some(part) => {
+                let per_row: usize = shape[1..].iter().product();
+                let rows = values[..outputs * per_row.max(1)].to_vec();
+                let mut s = shape.clone();
+                s[0] = outputs;
+                tensors.push((format!("classification_layer.{part}"), s, rows));
+            }
+            None => tensors.push((format!("backbone.{name}"), shape, values)),
+        }
+    }
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> =
+        tensors.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    common::write_tensors(to, &refs, None);
+}
+
+#[test]
+fn the_authors_checkpoint_names_are_found_and_every_printed_hint_works() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("coco2014");
+    coco_tree(&root);
+    let authors = d.path().join("best.safetensors");
+    authors_checkpoint(&authors, 3);
+    let s = spec(d.path(), "coco-authors", "coco2014", "proportions = [0.5]", "metric = \"ap\"");
+    let text = read(&s).replace("[cft]", "[base]\nfrom = \"checkpoint\"\n[cft]");
+    std::fs::write(&s, text).unwrap();
+    let (r, a) = (root.display().to_string(), authors.display().to_string());
+    // No reference folder in OUT: the published tables come from the binary.
+    let out = d.path().join("out1");
+    let log = ok(&cft(&["run", s.to_str().unwrap(), "--data-root", &r, "--weights", &a, "--out", out.to_str().unwrap()], &[]));
+    assert!(log.contains("backbone keys under `backbone.`, classifier `classification_layer`"), "{log}");
+    assert!(!log.contains("cft report` later") && !log.contains("skipping the reports index"), "{log}");
+    assert!(out.join("README.md").is_file() && out.join("reference/paper_results.csv").is_file());
+    // The checkpoint's own classifier is the base head: the same features and head as the
+    // torchvision-named file with the classifier under `linear.`.
+    let features = cft_data::read_feature_set(&out.join("coco-authors/features/train.safetensors")).unwrap();
+    let head = cft_data::read_head(&out.join("coco-authors/features/checkpoint-head.safetensors")).unwrap();
+    let plain = common::Resnet20::bundled();
+    let st_bytes = std::fs::read(plain.weights()).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
+    let w = st.tensor("linear.weight").unwrap();
+    let first: Vec<f32> = w.data()[..3 * 64 * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    assert_eq!(head.weight.as_slice(), &first[..]);
+    assert_eq!(features.features.rows(), 16);
+    // The run's hint, as printed: `cft report OUT` (no --reference needed).
+    let log = ok(&cft(&["report", out.to_str().unwrap()], &[]));
+    assert!(log.contains("wrote"), "{log}");
+    let table = read(&out.join("tables/coco.md"));
+    assert!(table.contains("coco-authors") || table.contains("ours"), "{table}");
+    // A wrong prefix: the error names the tensor it looked for and the prefixes the file has.
+    let e = failed(&cft(
+        &["run", s.to_str().unwrap(), "--data-root", &r, "--weights", &a, "--out", d.path().join("out2").to_str().unwrap(), "--key-prefix", "model."],
+        &[],
+    ));
+    assert!(e.contains("`model.conv1.weight`") && e.contains("`backbone.`") && e.contains("`classification_layer.`"), "{e}");
+    assert!(e.contains("key_prefix") && e.contains("--key-prefix"), "{e}");
 }

@@ -39,11 +39,63 @@ pub struct GaConfig {
     pub mutation_range: f64,
     /// Best individuals copied unchanged into the next generation (1).
     pub elitism: usize,
+    /// Which of several equally fit individuals becomes the elite ([`GaEliteTies::First`]).
+    /// Omitted from serialized configs at its default, so earlier results keep their bytes.
+    #[serde(default, skip_serializing_if = "GaEliteTies::is_first")]
+    pub elite_ties: GaEliteTies,
 }
 
 impl Default for GaConfig {
     fn default() -> Self {
-        Self { population: 50, crossover: 0.2, mutation_prob: 0.5, mutation_range: 0.001, elitism: 1 }
+        Self {
+            population: 50,
+            crossover: 0.2,
+            mutation_prob: 0.5,
+            mutation_range: 0.001,
+            elitism: 1,
+            elite_ties: GaEliteTies::First,
+        }
+    }
+}
+
+/// How the GA orders individuals of equal fitness when it picks its elite.
+///
+/// The head validated each generation is always the *first* fittest individual (the
+/// reference's `torch.argmax`). The reference's elite, though, is the first index of an
+/// unstable descending `torch.sort`, which on ties is usually another individual (often a
+/// mutated copy): its head then drifts across plateaus of equal training score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GaEliteTies {
+    /// The first fittest individual (a stable order): the elite is the validated head.
+    #[default]
+    First,
+    /// The reference's choice on the CPU: the order of PyTorch's unstable CPU sort
+    /// (libstdc++'s introsort, [`crate::torch_sort`]) over the fitness as float32.
+    TorchCpu,
+}
+
+impl GaEliteTies {
+    /// The spelling in specs and on the command line (`first`, `torch-cpu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GaEliteTies::First => "first",
+            GaEliteTies::TorchCpu => "torch-cpu",
+        }
+    }
+
+    /// Parses [`GaEliteTies::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "first" => Some(GaEliteTies::First),
+            "torch-cpu" => Some(GaEliteTies::TorchCpu),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the default (serde's `skip_serializing_if`).
+    pub fn is_first(&self) -> bool {
+        *self == GaEliteTies::First
     }
 }
 
@@ -358,7 +410,14 @@ pub fn skip_reason_from_counts(tp: usize, tn: usize, vp: usize, vn: usize) -> Op
 /// The optimizer's state between epochs.
 enum Optimizer {
     Bp { loss: Loss, adam: Adam, logits: Vec<f32>, grad: Vec<f32>, grad_params: Vec<f32> },
-    Ga { state: Box<GaState>, scores: Vec<f32>, scorer: RankScorer, elite_valid: Option<f64> },
+    Ga {
+        state: Box<GaState>,
+        scores: Vec<f32>,
+        scorer: RankScorer,
+        elite_valid: Option<f64>,
+        /// Whether the next generation's index 0 is this generation's validated head.
+        elite_is_head: bool,
+    },
 }
 
 /// What one optimizer step produced, before validation.
@@ -415,6 +474,7 @@ impl<'a> CategoryRun<'a> {
                 scores: vec![0.0; ga.population * n],
                 scorer: RankScorer::new(),
                 elite_valid: Some(original),
+                elite_is_head: false,
             },
         };
         let sel =
@@ -450,7 +510,7 @@ impl<'a> CategoryRun<'a> {
                 adam.step(&mut self.params, grad_params);
                 StepOutput { cached_valid: None, loss: Some(l), best_fitness: None, mean_fitness: None }
             }
-            Optimizer::Ga { state, scores, scorer, elite_valid } => {
+            Optimizer::Ga { state, scores, scorer, elite_valid, elite_is_head } => {
                 gemm_nt(x, &state.weights, &state.biases, scores);
                 scorer.score_rows(self.cfg.metric, scores, y, &mut state.fitness);
                 let best = state.best_index();
@@ -460,7 +520,7 @@ impl<'a> CategoryRun<'a> {
                 // The head is unchanged when the best individual is the elite at index 0: its
                 // validation score is then reused (bit-identical weights, identical score).
                 let cached = if best == 0 { *elite_valid } else { None };
-                state.breed();
+                *elite_is_head = state.breed() == Some(best);
                 StepOutput { cached_valid: cached, loss: None, best_fitness: Some(bf), mean_fitness: Some(mf) }
             }
         }
@@ -468,9 +528,10 @@ impl<'a> CategoryRun<'a> {
 
     /// Records the epoch's validation score; returns `true` when the category should stop.
     pub fn finish_epoch(&mut self, out: StepOutput, score: f64) -> bool {
-        if let Optimizer::Ga { state, elite_valid, .. } = &mut self.optimizer {
-            // The next generation's index 0 is this generation's best (elitism ≥ 1).
-            *elite_valid = (state.cfg.elitism >= 1).then_some(score);
+        if let Optimizer::Ga { elite_valid, elite_is_head, .. } = &mut self.optimizer {
+            // The next generation's index 0 keeps this generation's validated head when the
+            // elite is that individual (always with `GaEliteTies::First` and elitism ≥ 1).
+            *elite_valid = elite_is_head.then_some(score);
         }
         let epoch = self.epoch;
         self.epoch += 1;
@@ -580,8 +641,9 @@ impl GaState {
         self.fitness.iter().sum::<f64>() / self.fitness.len() as f64
     }
 
-    /// Roulette selection, uniform crossover, mutation, elitism.
-    fn breed(&mut self) {
+    /// Roulette selection, uniform crossover, mutation, elitism. Returns the individual copied
+    /// to index 0 of the next generation (`None` without elitism).
+    fn breed(&mut self) -> Option<usize> {
         let p = self.fitness.len();
         let d = self.weights.cols();
         let mut cumulative = Vec::with_capacity(p);
@@ -618,15 +680,32 @@ impl GaState {
             }
             self.next_biases[i] = bias;
         }
-        // Elitism: the best individuals (stable order on ties) replace the first offspring.
-        let mut order: Vec<usize> = (0..p).collect();
-        order.sort_by(|&x, &y| self.fitness[y].total_cmp(&self.fitness[x]));
+        // Elitism: the best individuals replace the first offspring.
+        let order = elite_order(&self.fitness, self.cfg.elite_ties);
         for (slot, &src) in order.iter().take(self.cfg.elitism.min(p)).enumerate() {
             self.next_weights.row_mut(slot).copy_from_slice(self.weights.row(src));
             self.next_biases[slot] = self.biases[src];
         }
         std::mem::swap(&mut self.weights, &mut self.next_weights);
         std::mem::swap(&mut self.biases, &mut self.next_biases);
+        (self.cfg.elitism >= 1).then(|| order[0])
+    }
+}
+
+/// The individuals from fittest down, ties ordered as `ties` says: stably (index order), or as
+/// PyTorch's CPU sort orders the fitness cast to float32 (the reference keeps its fitness in a
+/// float32 tensor).
+pub fn elite_order(fitness: &[f64], ties: GaEliteTies) -> Vec<usize> {
+    match ties {
+        GaEliteTies::First => {
+            let mut order: Vec<usize> = (0..fitness.len()).collect();
+            order.sort_by(|&x, &y| fitness[y].total_cmp(&fitness[x]));
+            order
+        }
+        GaEliteTies::TorchCpu => {
+            let f32s: Vec<f32> = fitness.iter().map(|&f| f as f32).collect();
+            crate::torch_sort::descending_order(&f32s)
+        }
     }
 }
 

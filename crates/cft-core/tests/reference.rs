@@ -208,3 +208,28 @@ fn bp_runs_follow_the_reference_epoch_by_epoch() {
         assert_eq!(out.head.weight.row(3), head.weight.row(3));
     }
 }
+
+/// torch 2.15's CPU `torch.sort(fitness, descending=True)` on 900 fitness vectors with ties
+/// (`ga_ties/torch_sort_desc.json`): the full permutation equals ours in every case, and the
+/// reference's validated head (`argmax`, the first maximum) is what the default elite keeps.
+#[test]
+fn torch_cpu_sort_order_on_ties_is_reproduced_in_every_fixture_case() {
+    let fx = fixture("ga_ties/torch_sort_desc.json");
+    let cases = fx["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 900);
+    let (mut full, mut elite_differs) = (0, 0);
+    for (i, case) in cases.iter().enumerate() {
+        let fitness: Vec<f32> = f64s(&case["fitness"]).into_iter().map(|f| f as f32).collect();
+        let want = indices(&case["order"]);
+        assert_eq!(cft_core::torch_sort::descending_order(&fitness), want, "case {i} (n = {})", case["n"]);
+        full += 1;
+        let as_f64: Vec<f64> = fitness.iter().map(|&f| f64::from(f)).collect();
+        assert_eq!(elite_order(&as_f64, GaEliteTies::TorchCpu)[0], want[0], "case {i}");
+        let argmax = case["argmax"].as_u64().unwrap() as usize;
+        assert_eq!(elite_order(&as_f64, GaEliteTies::First)[0], argmax, "case {i}");
+        elite_differs += usize::from(want[0] != argmax);
+    }
+    assert_eq!(full, 900);
+    // The fixture is only informative if ties make the two choices differ often.
+    assert!(elite_differs > 300, "{elite_differs} of 900 cases pick another elite");
+}

@@ -365,6 +365,13 @@ impl Gpu {
             if ga.population == 0 || ga.population > 1024 {
                 return Err(CudaError::Unsupported(format!("GA population {} (1..=1024 on CUDA)", ga.population)));
             }
+            if ga.elite_ties != cft_core::GaEliteTies::First {
+                return Err(CudaError::Unsupported(format!(
+                    "GA elite_ties = \"{}\" (the CUDA engine keeps the first fittest individual; \
+                     run the reference's CPU tie order on a CPU engine)",
+                    ga.elite_ties.name()
+                )));
+            }
         }
         cft_core::finetune_with(&CudaCategories { gpu: self, opts }, head, train, valid, cfg, on_done)
     }

@@ -59,9 +59,10 @@ pub fn fnv1a64(mut h: u64, bytes: &[u8]) -> u64 {
 pub struct Versions {
     /// This workspace's version.
     pub cft: &'static str,
-    /// `git rev-parse HEAD` of the working directory, if it is a git checkout.
+    /// The commit this `cft` was built from (captured at build time; `None` when built outside
+    /// a git checkout). Never the repository of the current directory.
     pub git_commit: Option<String>,
-    /// Whether the checkout had uncommitted changes.
+    /// Whether the build's checkout had uncommitted changes to tracked files.
     pub git_dirty: Option<bool>,
     /// Target triple and build profile.
     pub build: String,
@@ -69,18 +70,15 @@ pub struct Versions {
     pub kernel: &'static str,
 }
 
-fn git(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git").args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 impl Versions {
     /// Collects the versions of this build.
     pub fn collect() -> Self {
-        let commit = git(&["rev-parse", "HEAD"]);
-        let dirty = commit
-            .as_ref()
-            .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()));
+        let commit = Some(env!("CFT_BUILD_GIT_COMMIT")).filter(|c| !c.is_empty()).map(str::to_string);
+        let dirty = match env!("CFT_BUILD_GIT_DIRTY") {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
         Self {
             cft: env!("CARGO_PKG_VERSION"),
             git_commit: commit,

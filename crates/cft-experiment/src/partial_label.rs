@@ -792,14 +792,10 @@ pub fn run_protocol<C: Serialize>(
     cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
     let mut outputs = if opts.report { cft_report::write_dataset_report(&dir, &results)? } else { Vec::new() };
     outputs.push(results_path);
-    // The reports index (with the published tables) when the reference numbers are at hand.
-    let reference = out.join("reference");
+    // The reports index with the published tables (the binary carries them when `out` has none).
     if opts.report {
-        if reference.join("paper_results.csv").is_file() {
-            outputs.extend(cft_report::write_index(out, out, &reference)?);
-        } else {
-            eprintln!("note: {} not found; skipping the reports index (run `cft report` later)", reference.display());
-        }
+        let reference = cft_report::ensure_reference(out)?;
+        outputs.extend(cft_report::write_index(out, out, &reference)?);
     }
     outputs.push(manifest_path.clone());
     #[derive(Serialize)]

@@ -10,7 +10,7 @@
 
 use crate::partial_label::{GroupSpec, LabelSource, ReproduceConfig};
 use anyhow::{bail, Result};
-use cft_core::{GaConfig, GroupBy, Metric, Precision};
+use cft_core::{GaConfig, GaEliteTies, GroupBy, Metric, Precision};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -188,9 +188,19 @@ pub struct BackboneSpec {
     /// Images are resized to S×S (PIL bilinear).
     #[serde(default = "image_size")]
     pub image_size: usize,
-    /// `imagenet` (mean/std) or `none` ([0, 1]).
+    /// Whose bilinear resize: `pillow13` (today's Pillow, the default) or `pillow12` (Pillow ≤
+    /// 12, which the CFT authors pinned at 9.3): they order the two passes differently for
+    /// images whose height shrinks much more than their width (portrait photos).
+    #[serde(default = "resize", skip_serializing_if = "is_pillow13")]
+    pub resize: String,
+    /// `imagenet` (mean/std) or `none` ([0, 1]: the CFT authors' networks, trained on
+    /// Resize + ToTensor only).
     #[serde(default = "normalize")]
     pub normalize: String,
+    /// Prefix of the backbone's keys in the checkpoint (`backbone.` for the authors'
+    /// `best.pth`); detected when unambiguous (`--key-prefix` overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
     /// Images per forward pass.
     #[serde(default = "batch")]
     pub batch: usize,
@@ -207,6 +217,12 @@ fn image_size() -> usize {
 }
 fn normalize() -> String {
     "imagenet".into()
+}
+fn resize() -> String {
+    "pillow13".into()
+}
+fn is_pillow13(s: &str) -> bool {
+    s == "pillow13"
 }
 fn batch() -> usize {
     32
@@ -280,6 +296,11 @@ pub struct BaseSpec {
     /// L2 penalty on the weights (linear heads).
     #[serde(default = "base_weight_decay")]
     pub weight_decay: Param<f32>,
+    /// `from = "checkpoint"`: the classifier's key without `.weight`/`.bias` when it is not
+    /// torchvision's (`classification_layer` for the authors' `best.pth`); detected when the
+    /// checkpoint has exactly one linear layer outside the backbone (`--head-key` overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_key: Option<String>,
 }
 
 fn base_recipe() -> cft_core::BaseHeadConfig {
@@ -302,6 +323,7 @@ impl Default for BaseSpec {
             epochs: base_epochs(),
             lr: base_lr(),
             weight_decay: base_weight_decay(),
+            head_key: None,
         }
     }
 }
@@ -413,6 +435,15 @@ pub struct GaSpec {
     /// Best individuals kept unchanged.
     #[serde(default = "elitism")]
     pub elitism: Param<usize>,
+    /// Which of several equally fit individuals becomes the elite: `first` (the validated
+    /// head; default) or `torch-cpu` (the CFT authors' code on the CPU: PyTorch's unstable sort
+    /// order, under which the elite drifts across plateaus of equal training score).
+    #[serde(default, skip_serializing_if = "is_first_ties")]
+    pub elite_ties: Param<GaEliteTies>,
+}
+
+fn is_first_ties(p: &Param<GaEliteTies>) -> bool {
+    *p == Param::One(GaEliteTies::First)
 }
 
 fn population() -> Param<usize> {
@@ -439,6 +470,7 @@ impl Default for GaSpec {
             mutation_prob: mutation_prob(),
             mutation_range: mutation_range(),
             elitism: elitism(),
+            elite_ties: Param::One(GaEliteTies::First),
         }
     }
 }
@@ -535,6 +567,12 @@ impl ExperimentSpec {
             if !["imagenet", "none"].contains(&b.normalize.as_str()) {
                 bail!("backbone.normalize = {:?}: expected \"imagenet\" or \"none\"", b.normalize);
             }
+            if !["pillow13", "pillow12"].contains(&b.resize.as_str()) {
+                bail!("backbone.resize = {:?}: expected \"pillow13\" or \"pillow12\"", b.resize);
+            }
+        }
+        if self.base.head_key.is_some() && !self.base.from.values().contains(&BaseFrom::Checkpoint) {
+            bail!("base.head_key: only for `from = \"checkpoint\"` (the checkpoint's classifier is the base head)");
         }
         if *self.base.from.get() == BaseFrom::Checkpoint && !image {
             bail!("base.from = \"checkpoint\": an ARFF dataset has no checkpoint; use \"linear\"");
@@ -663,6 +701,7 @@ impl ExperimentSpec {
                 mutation_prob: *g.mutation_prob.get(),
                 mutation_range: *g.mutation_range.get(),
                 elitism: *g.elitism.get(),
+                elite_ties: *g.elite_ties.get(),
             },
             base_epochs: *self.base.epochs.get(),
             base_lr: *self.base.lr.get(),

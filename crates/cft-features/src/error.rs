@@ -6,16 +6,20 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
     /// A weight the backbone needs is not in the file.
-    #[error("{file}: tensor `{name}` is missing (expected shape {expected:?}); is this a {backbone} state dict?")]
+    #[error(
+        "{file}: tensor `{name}` is missing (expected shape {expected:?}); is this a {backbone} state dict? {seen}"
+    )]
     MissingTensor {
         /// The weights file.
         file: PathBuf,
-        /// The state-dict key.
+        /// The state-dict key looked up (with the key prefix in force).
         name: String,
         /// The shape the backbone needs.
         expected: Vec<usize>,
         /// The backbone being built.
         backbone: String,
+        /// What the file's keys look like: the top-level prefixes seen and how to map them.
+        seen: String,
     },
     /// A weight has the wrong shape.
     #[error("{file}: tensor `{name}` has shape {found:?}, the backbone needs {expected:?}")]

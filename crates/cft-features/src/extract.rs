@@ -4,7 +4,7 @@
 
 use crate::backbone::Backbone;
 use crate::error::{FeatureError, Result};
-use crate::image::{load_input, JpegDecode, Normalize};
+use crate::image::{load_input, JpegDecode, Normalize, PillowResize};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,8 @@ pub struct ExtractOptions {
     pub bad_image: BadImage,
     /// JPEG decoding: Pillow-exact, or faster at reduced DCT scale.
     pub jpeg: JpegDecode,
+    /// Whose bilinear resize (Pillow 13's pass order, or Pillow ≤ 12's).
+    pub resize: PillowResize,
 }
 
 /// Features of the images that could be read.
@@ -85,7 +87,7 @@ fn prepare(images: &[ImageRef], opts: &ExtractOptions) -> Result<Batch> {
     let loaded: Vec<(usize, std::result::Result<Vec<f32>, FeatureError>)> = images
         .par_iter()
         .enumerate()
-        .map(|(i, im)| (i, load_input(&im.file, opts.image_size, opts.normalize, opts.jpeg)))
+        .map(|(i, im)| (i, load_input(&im.file, opts.image_size, opts.normalize, opts.jpeg, opts.resize)))
         .collect();
     let mut b = Batch { rows: Vec::new(), names: Vec::new(), skipped: Vec::new() };
     for (i, r) in loaded {

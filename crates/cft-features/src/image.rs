@@ -3,7 +3,8 @@
 //! Pillow's `convert("RGB")` makes them), resize to S×S exactly as PIL's
 //! `Image.resize((S, S), BILINEAR)` (torchvision `Resize((S, S))`): a separable triangle filter
 //! whose support grows with the downscale factor (antialiasing), 8-bit fixed-point coefficients
-//! with 22 fractional bits, horizontal pass first, each pass rounded and clipped to u8; then
+//! with 22 fractional bits, each pass rounded and clipped to u8, the passes in the order of the
+//! chosen Pillow release ([`PillowResize`]: 13 may run the vertical pass first); then
 //! `ToTensor` (÷255) and optional ImageNet normalisation.
 
 use crate::error::{FeatureError, Result};
@@ -205,41 +206,105 @@ fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resizes to `out_w × out_h` like PIL's bilinear `resize`: the same coefficients and the same
-/// 32-bit integer accumulation (`int ss` in Pillow's `Resample.c`; it cannot overflow, the
-/// coefficients sum to 2²²), horizontal pass first.
-pub fn resize_bilinear(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
-    let (w, h) = (img.width, img.height);
-    let half = 1i32 << (PRECISION_BITS - 1);
-    let horizontal = if out_w != w {
-        let cx = coefficients(w, out_w);
-        let mut out = vec![0u8; h * out_w * 3];
-        for (row, out_row) in img.data.chunks_exact(w * 3).zip(out.chunks_exact_mut(out_w * 3)) {
-            for ((xmin, k), px) in cx.iter().zip(out_row.chunks_exact_mut(3)) {
-                let (mut s0, mut s1, mut s2) = (half, half, half);
-                for (src, &kv) in row[xmin * 3..].chunks_exact(3).zip(k) {
-                    s0 += i32::from(src[0]) * kv;
-                    s1 += i32::from(src[1]) * kv;
-                    s2 += i32::from(src[2]) * kv;
-                }
-                px.copy_from_slice(&[clip8(s0), clip8(s1), clip8(s2)]);
-            }
+/// Which Pillow release's bilinear resize to match. Both compute the same coefficients and
+/// round each pass to 8 bits; they differ in the order of the two passes, which changes some
+/// pixel values by one level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PillowResize {
+    /// Pillow ≥ 13 (python-pillow/Pillow#9549): the vertical pass runs first when the height
+    /// shrinks by more than twice as many pixels as the width; otherwise horizontal first.
+    #[default]
+    Pillow13,
+    /// Pillow ≤ 12 (and the CFT authors' pinned 9.3): always horizontal first.
+    Pillow12,
+}
+
+impl PillowResize {
+    /// The spelling in specs and on the command line (`pillow13`, `pillow12`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PillowResize::Pillow13 => "pillow13",
+            PillowResize::Pillow12 => "pillow12",
         }
-        Rgb8 { width: out_w, height: h, data: out }
-    } else {
-        img.clone()
-    };
-    if out_h == h {
-        return horizontal;
     }
-    let cy = coefficients(h, out_h);
-    let stride = out_w * 3;
+
+    /// Parses [`PillowResize::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pillow13" => Some(PillowResize::Pillow13),
+            "pillow12" => Some(PillowResize::Pillow12),
+            _ => None,
+        }
+    }
+
+    /// Whether resizing `in_w × in_h` to `out_w × out_h` runs the vertical pass first.
+    pub fn vertical_first(self, (in_w, in_h): (usize, usize), (out_w, out_h): (usize, usize)) -> bool {
+        let shrink_h = in_h as i64 - out_h as i64;
+        let shrink_w = in_w as i64 - out_w as i64;
+        self == PillowResize::Pillow13 && shrink_h > 0 && shrink_h > 2 * shrink_w
+    }
+}
+
+/// Resizes to `out_w × out_h` like today's Pillow (13) bilinear `resize`; see
+/// [`resize_bilinear_as`].
+pub fn resize_bilinear(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
+    resize_bilinear_as(img, out_w, out_h, PillowResize::Pillow13)
+}
+
+/// Resizes to `out_w × out_h` like PIL's bilinear `resize` of the given release: the same
+/// coefficients, the same 32-bit integer accumulation (`int ss` in Pillow's `Resample.c`; it
+/// cannot overflow, the coefficients sum to 2²²), the same pass order, each pass rounded and
+/// clipped to u8. A pass whose size does not change is skipped, as Pillow skips it.
+pub fn resize_bilinear_as(img: &Rgb8, out_w: usize, out_h: usize, pillow: PillowResize) -> Rgb8 {
+    let (w, h) = (img.width, img.height);
+    if pillow.vertical_first((w, h), (out_w, out_h)) {
+        let tall = if out_h != h { vertical_pass(img, out_h) } else { img.clone() };
+        if out_w != w {
+            horizontal_pass(&tall, out_w)
+        } else {
+            tall
+        }
+    } else {
+        let wide = if out_w != w { horizontal_pass(img, out_w) } else { img.clone() };
+        if out_h != h {
+            vertical_pass(&wide, out_h)
+        } else {
+            wide
+        }
+    }
+}
+
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// Pillow's horizontal pass: every row to `out_w` pixels.
+fn horizontal_pass(img: &Rgb8, out_w: usize) -> Rgb8 {
+    let (w, h) = (img.width, img.height);
+    let cx = coefficients(w, out_w);
+    let mut out = vec![0u8; h * out_w * 3];
+    for (row, out_row) in img.data.chunks_exact(w * 3).zip(out.chunks_exact_mut(out_w * 3)) {
+        for ((xmin, k), px) in cx.iter().zip(out_row.chunks_exact_mut(3)) {
+            let (mut s0, mut s1, mut s2) = (HALF, HALF, HALF);
+            for (src, &kv) in row[xmin * 3..].chunks_exact(3).zip(k) {
+                s0 += i32::from(src[0]) * kv;
+                s1 += i32::from(src[1]) * kv;
+                s2 += i32::from(src[2]) * kv;
+            }
+            px.copy_from_slice(&[clip8(s0), clip8(s1), clip8(s2)]);
+        }
+    }
+    Rgb8 { width: out_w, height: h, data: out }
+}
+
+/// Pillow's vertical pass: every column to `out_h` pixels, accumulated row by row.
+fn vertical_pass(img: &Rgb8, out_h: usize) -> Rgb8 {
+    let cy = coefficients(img.height, out_h);
+    let stride = img.width * 3;
     let mut out = vec![0u8; out_h * stride];
     let mut acc = vec![0i32; stride];
     for ((ymin, k), out_row) in cy.iter().zip(out.chunks_exact_mut(stride)) {
-        acc.fill(half);
+        acc.fill(HALF);
         for (i, &kv) in k.iter().enumerate() {
-            let src = &horizontal.data[(ymin + i) * stride..(ymin + i + 1) * stride];
+            let src = &img.data[(ymin + i) * stride..(ymin + i + 1) * stride];
             for (a, &v) in acc.iter_mut().zip(src) {
                 *a += i32::from(v) * kv;
             }
@@ -248,7 +313,7 @@ pub fn resize_bilinear(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
             *o = clip8(a);
         }
     }
-    Rgb8 { width: out_w, height: out_h, data: out }
+    Rgb8 { width: img.width, height: out_h, data: out }
 }
 
 /// `ToTensor` (+ normalisation): CHW f32 values of an image.
@@ -267,10 +332,17 @@ pub fn to_chw(img: &Rgb8, norm: Normalize) -> Vec<f32> {
     out
 }
 
-/// Decode, resize to `size × size`, `ToTensor`, normalise: one network input (CHW).
-pub fn load_input(path: &Path, size: usize, norm: Normalize, jpeg: JpegDecode) -> Result<Vec<f32>> {
+/// Decode, resize to `size × size` as the given Pillow release does, `ToTensor`, normalise:
+/// one network input (CHW).
+pub fn load_input(
+    path: &Path,
+    size: usize,
+    norm: Normalize,
+    jpeg: JpegDecode,
+    pillow: PillowResize,
+) -> Result<Vec<f32>> {
     let img = decode_with(path, jpeg, Some((size, size)))?;
-    Ok(to_chw(&resize_bilinear(&img, size, size), norm))
+    Ok(to_chw(&resize_bilinear_as(&img, size, size, pillow), norm))
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ pub mod weights;
 pub use backbone::{Backbone, NAMES};
 pub use error::{FeatureError, Result};
 pub use extract::{extract, list_folder, BadImage, ExtractOptions, Extracted, ImageRef};
-pub use image::{JpegDecode, Normalize};
+pub use image::{JpegDecode, Normalize, PillowResize};
 pub use layers::Placement;
-pub use weights::WeightSource;
+pub use weights::{KeyNames, WeightSource};
 
 /// Parses `cpu`, `cuda` or `cuda:N` into a candle device.
 pub fn device(spec: &str) -> Result<candle_core::Device> {

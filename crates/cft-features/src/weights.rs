@@ -13,6 +13,21 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// How a checkpoint's keys map to torchvision's names, for models that wrap a torchvision
+/// backbone (the CFT authors' `Model` saves `backbone.conv1.weight`, …, and its classifier as
+/// `classification_layer.weight`/`.bias`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct KeyNames {
+    /// Prefix of every backbone tensor (`backbone.`; `""` for a plain torchvision state dict).
+    /// `None`: detected from the file — `module.` (DataParallel) or the one prefix under which a
+    /// torchvision stem (`conv1` with `layer1`, or `features.conv0`) is found.
+    pub backbone_prefix: Option<String>,
+    /// The classifier layer's key without `.weight`/`.bias` (`classification_layer`). `None`:
+    /// torchvision's (`fc`, `classifier`, `linear`) under the backbone prefix, else the one
+    /// linear layer outside the backbone prefix when there is exactly one.
+    pub head_key: Option<String>,
+}
+
 /// A source of named weights, read on the CPU in f32.
 pub enum WeightSource {
     /// Tensors of a memory-mapped safetensors file.
@@ -21,16 +36,25 @@ pub enum WeightSource {
         path: PathBuf,
         /// Its tensors, mapped (each read copies it out).
         tensors: MmapedSafetensors,
-        /// `module.` when every key has it (a `DataParallel` model's state dict), else empty.
-        prefix: &'static str,
+        /// Prefix of the backbone's keys (`module.`, `backbone.`, or empty).
+        prefix: String,
+        /// The classifier's key when it is not torchvision's (`classification_layer`).
+        head_key: Option<String>,
+        /// A sentence for missing-tensor errors: the key prefixes the file has.
+        seen: String,
     },
     /// The torchvision fixtures' rule (see `datasets/fixtures/backbones` and [`rule_values`]).
     Rule,
 }
 
 impl WeightSource {
-    /// Maps a safetensors state dict.
+    /// Maps a safetensors state dict, detecting its key prefixes ([`KeyNames`]).
     pub fn from_file(path: &Path) -> Result<Self> {
+        Self::from_file_with(path, &KeyNames::default())
+    }
+
+    /// Maps a safetensors state dict whose keys follow `names` (unset parts are detected).
+    pub fn from_file_with(path: &Path, names: &KeyNames) -> Result<Self> {
         if !path.exists() {
             return Err(FeatureError::Io {
                 path: path.to_path_buf(),
@@ -42,19 +66,71 @@ impl WeightSource {
         #[allow(unsafe_code)]
         let tensors = unsafe { MmapedSafetensors::new(path) }
             .map_err(|e| FeatureError::Invalid(format!("{}: not a readable safetensors file: {e}", path.display())))?;
-        let names = tensors.tensors();
-        // A model wrapped in DataParallel / DistributedDataParallel saves every key as `module.…`.
-        let prefix =
-            if !names.is_empty() && names.iter().all(|(k, _)| k.starts_with("module.")) { "module." } else { "" };
-        Ok(Self::File { path: path.to_path_buf(), tensors, prefix })
+        let keys: std::collections::BTreeMap<String, Vec<usize>> =
+            tensors.tensors().into_iter().map(|(k, v)| (k, v.shape().to_vec())).collect();
+        let candidates = stem_prefixes(&keys);
+        let prefix = match &names.backbone_prefix {
+            Some(p) => p.clone(),
+            // A model wrapped in DataParallel / DistributedDataParallel saves every key as `module.…`.
+            None if !keys.is_empty() && keys.keys().all(|k| k.starts_with("module.")) && candidates.len() != 1 => {
+                "module.".to_string()
+            }
+            None if candidates.len() == 1 => candidates[0].clone(),
+            None => String::new(),
+        };
+        let head_key = match &names.head_key {
+            Some(h) => Some(h.clone()),
+            None => detect_head(&keys, &prefix),
+        };
+        let tops: std::collections::BTreeSet<String> = keys
+            .keys()
+            .map(|k| match k.split_once('.') {
+                Some((top, _)) => format!("{top}."),
+                None => k.clone(),
+            })
+            .collect();
+        let shown: Vec<String> = tops.iter().take(8).map(|t| format!("`{t}`")).collect();
+        let mut seen = format!(
+            "The file's keys start with {}{}; backbone key prefix in force: `{prefix}`",
+            shown.join(", "),
+            if tops.len() > 8 { format!(" and {} more", tops.len() - 8) } else { String::new() }
+        );
+        if candidates.len() > 1 {
+            let c: Vec<String> = candidates.iter().map(|c| format!("`{c}`")).collect();
+            seen += &format!(" (ambiguous: a backbone stem is found under {}; choose one)", c.join(", "));
+        }
+        seen += " — set the prefix with `[backbone] key_prefix` / `--key-prefix` and the classifier with `[base] head_key` / `--head-key`.";
+        Ok(Self::File { path: path.to_path_buf(), tensors, prefix, head_key, seen })
+    }
+
+    /// The key prefix of the backbone's tensors and the classifier's key in force (a rule
+    /// source: none).
+    pub fn key_names(&self) -> KeyNames {
+        match self {
+            WeightSource::File { prefix, head_key, .. } => {
+                KeyNames { backbone_prefix: Some(prefix.clone()), head_key: head_key.clone() }
+            }
+            WeightSource::Rule => KeyNames::default(),
+        }
+    }
+
+    /// The file's key for torchvision name `name`.
+    fn key(&self, name: &str) -> String {
+        let WeightSource::File { prefix, head_key, .. } = self else { return name.to_string() };
+        if let Some(head) = head_key {
+            for layer in CLASSIFIER_LAYERS {
+                if let Some(rest) = name.strip_prefix(layer).and_then(|r| r.strip_prefix('.')) {
+                    return format!("{head}.{rest}");
+                }
+            }
+        }
+        format!("{prefix}{name}")
     }
 
     /// The shape of tensor `name` when the source stores it (a rule source stores none).
     pub fn dims(&self, name: &str) -> Option<Vec<usize>> {
         match self {
-            WeightSource::File { tensors, prefix, .. } => {
-                tensors.get(&format!("{prefix}{name}")).ok().map(|v| v.shape().to_vec())
-            }
+            WeightSource::File { tensors, .. } => tensors.get(&self.key(name)).ok().map(|v| v.shape().to_vec()),
             WeightSource::Rule => None,
         }
     }
@@ -63,12 +139,13 @@ impl WeightSource {
     /// tensor and both shapes.
     pub fn get(&self, name: &str, shape: &[usize], backbone: &str) -> Result<Tensor> {
         match self {
-            WeightSource::File { path, tensors, prefix } => {
+            WeightSource::File { path, tensors, seen, .. } => {
                 let found = self.dims(name).ok_or_else(|| FeatureError::MissingTensor {
                     file: path.clone(),
-                    name: name.to_string(),
+                    name: self.key(name),
                     expected: shape.to_vec(),
                     backbone: backbone.to_string(),
+                    seen: seen.clone(),
                 })?;
                 if found != shape {
                     return Err(FeatureError::Shape {
@@ -78,7 +155,7 @@ impl WeightSource {
                         found,
                     });
                 }
-                Ok(tensors.load(&format!("{prefix}{name}"), &Device::Cpu)?.to_dtype(DType::F32)?)
+                Ok(tensors.load(&self.key(name), &Device::Cpu)?.to_dtype(DType::F32)?)
             }
             WeightSource::Rule => Ok(Tensor::from_vec(rule_values(name, shape), shape, &Device::Cpu)?),
         }
@@ -90,6 +167,47 @@ impl WeightSource {
             WeightSource::File { .. } => self.dims(name).is_some(),
             WeightSource::Rule => true,
         }
+    }
+}
+
+/// torchvision's classifier layers: ResNet `fc`, DenseNet `classifier`, CIFAR ResNet `linear`.
+const CLASSIFIER_LAYERS: [&str; 3] = ["fc", "classifier", "linear"];
+
+/// Prefixes under which a torchvision stem is found: `conv1.weight` with `layer1.0.conv1.weight`
+/// (ResNets), or `features.conv0.weight` (DenseNets).
+fn stem_prefixes(keys: &std::collections::BTreeMap<String, Vec<usize>>) -> Vec<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for k in keys.keys() {
+        if let Some(p) = k.strip_suffix("features.conv0.weight") {
+            found.insert(p.to_string());
+        }
+        if let Some(p) = k.strip_suffix("conv1.weight") {
+            if keys.contains_key(&format!("{p}layer1.0.conv1.weight")) {
+                found.insert(p.to_string());
+            }
+        }
+    }
+    found.into_iter().filter(|p| p.is_empty() || p.ends_with('.')).collect()
+}
+
+/// The classifier of a wrapped model: when no torchvision classifier sits under `prefix`, the
+/// one layer outside it with a 2-d `.weight` and a matching 1-d `.bias` (none when several).
+fn detect_head(keys: &std::collections::BTreeMap<String, Vec<usize>>, prefix: &str) -> Option<String> {
+    if prefix.is_empty() || CLASSIFIER_LAYERS.iter().any(|l| keys.contains_key(&format!("{prefix}{l}.weight"))) {
+        return None;
+    }
+    let linear: Vec<&str> = keys
+        .iter()
+        .filter(|(k, _)| !k.starts_with(prefix))
+        .filter_map(|(k, shape)| {
+            let stem = k.strip_suffix(".weight")?;
+            let bias = keys.get(&format!("{stem}.bias"))?;
+            (shape.len() == 2 && bias.len() == 1 && bias[0] == shape[0]).then_some(stem)
+        })
+        .collect();
+    match linear.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
     }
 }
 

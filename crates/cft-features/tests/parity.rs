@@ -148,6 +148,7 @@ fn features_from_jpeg_files_match_torchvision_to_1e5() {
         batch: 4,
         bad_image: BadImage::Fail,
         jpeg: JpegDecode::Exact,
+        resize: Default::default(),
     };
     let out = extract(&net, &images, &opts, &|_| {}).unwrap();
     let got = Tensor::from_vec(out.features, (names.len(), 64), &Device::Cpu).unwrap();
@@ -211,6 +212,7 @@ fn bad_images_are_skipped_with_a_reason_or_fatal_and_empty_folders_fail() {
         batch: 2,
         bad_image: BadImage::Skip,
         jpeg: JpegDecode::Exact,
+        resize: Default::default(),
     };
     let out = extract(&net, &images, &opts, &|_| {}).unwrap();
     assert_eq!(out.names, ["a.jpg"]);

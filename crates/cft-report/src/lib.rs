@@ -19,6 +19,6 @@ pub mod table;
 pub use dataset_report::{read_results, write_dataset_report, ReportError};
 pub use index::write_index;
 pub use published_tables::Ours;
-pub use reference::Published;
+pub use reference::{ensure_reference, Published};
 pub use results::{ExperimentResults, GroupCell, MethodRow, Protocol, ResultCell};
 pub use table::{partial_label_table, pct, Table};

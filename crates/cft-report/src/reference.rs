@@ -190,3 +190,25 @@ impl Published {
         })
     }
 }
+
+/// The published numbers and reference timings this binary was built with: the workspace's
+/// `reports/reference/` files (the one data file of the paper's numbers, with sources),
+/// embedded so `cft report` and `cft run` need no checkout to set them beside ours.
+pub const EMBEDDED_REFERENCE: [(&str, &[u8]); 3] = [
+    ("paper_results.csv", include_bytes!("../../../reports/reference/paper_results.csv")),
+    ("reference_timings.csv", include_bytes!("../../../reports/reference/reference_timings.csv")),
+    ("README.md", include_bytes!("../../../reports/reference/README.md")),
+];
+
+/// The folder of published numbers for a reports folder `out`: `out/reference/` when it has a
+/// `paper_results.csv`, else the embedded copies written there (so the index's links to
+/// `reference/…` resolve too). Returns the folder.
+pub fn ensure_reference(out: &Path) -> Result<std::path::PathBuf, ReportError> {
+    let dir = out.join("reference");
+    if !dir.join("paper_results.csv").is_file() {
+        for (name, bytes) in EMBEDDED_REFERENCE {
+            cft_data::write_atomic(&dir.join(name), bytes)?;
+        }
+    }
+    Ok(dir)
+}
