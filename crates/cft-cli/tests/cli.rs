@@ -532,3 +532,76 @@ fn committed_report_pages_are_regenerated_byte_for_byte() {
     // README, scene's README and table ×3, and the three paper tables ×3.
     assert!(compared >= 13, "only {compared} pages compared");
 }
+
+/// The manifest names the commit `cft` was built from, not the repository the user stands in
+/// (here a fresh one with its own commit), and a feature-cache hit says so instead of a speed.
+#[test]
+fn manifests_name_the_build_commit_and_cache_hits_are_reported_as_hits() {
+    let git = |dir: &Path, args: &[&str]| {
+        let o = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git runs");
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let build_commit = git(&workspace, &["rev-parse", "HEAD"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    std::fs::write(d.join("x.txt"), "another project\n").unwrap();
+    git(d, &["add", "x.txt"]);
+    git(d, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]);
+    let here = git(d, &["rev-parse", "HEAD"]);
+    let r20 = common::Resnet20::bundled();
+    let args = |out: &'static str| r20.extract("32", &["--cache", "cache", "--out", out]);
+    let first = cft(&args("a.safetensors"), d);
+    ok(&first);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("a.safetensors.manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["versions"]["git_commit"], build_commit.as_str(), "the manifest names {here}?");
+    assert_ne!(build_commit, here);
+    let second = cft(&args("b.safetensors"), d);
+    let log = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(second.status.success() && log.contains("from the feature cache") && !log.contains("images/s"), "{log}");
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("b.safetensors.manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["config"]["cache_hit"], true);
+    assert!(m["config"]["images_per_second"].is_null());
+}
+
+/// An image replaced in place by another of the same size is a new cache key.
+#[test]
+fn the_feature_cache_is_keyed_by_image_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let images = d.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let photos: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(datasets().join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+        v.sort();
+        v
+    };
+    std::fs::copy(&photos[0], images.join("a.jpg")).unwrap();
+    let r20 = common::Resnet20::bundled();
+    let run = |out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_cft"))
+            .args(["extract", "--backbone", "resnet20-cifar", "--weights", r20.weights()])
+            .args(["--images", images.to_str().unwrap(), "--image-size", "32", "--cache", "cache", "--out", out])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    assert!(!run("a.safetensors").contains("cache hit"));
+    // Same name, same byte count, other pixels: one quantisation step of the first DQT table
+    // changed (still a valid JPEG).
+    let mut bytes = std::fs::read(&photos[0]).unwrap();
+    let dqt = bytes.windows(2).position(|w| w == [0xFF, 0xDB]).expect("a DQT segment");
+    let q = &mut bytes[dqt + 10];
+    *q = if *q < 255 { *q + 1 } else { *q - 1 };
+    std::fs::write(images.join("a.jpg"), &bytes).unwrap();
+    let log = run("b.safetensors");
+    assert!(!log.contains("cache hit"), "a changed image reused stale features: {log}");
+}

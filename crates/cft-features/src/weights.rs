@@ -150,7 +150,7 @@ impl WeightSource {
                 if found != shape {
                     return Err(FeatureError::Shape {
                         file: path.clone(),
-                        name: name.to_string(),
+                        name: self.key(name),
                         expected: shape.to_vec(),
                         found,
                     });
