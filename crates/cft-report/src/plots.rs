@@ -575,10 +575,11 @@ impl LineChart {
         let yfmt = |v: &f64| {
             // A tick at zero reads "0", never "-0.00" from a float a hair below it.
             let v = if v.abs() < 1e-9 { 0.0 } else { *v };
-            if y1 - y0 >= 5.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.2}")
+            // Enough decimals that neighbouring ticks never read the same.
+            match y1 - y0 {
+                r if r >= 5.0 => format!("{v:.0}"),
+                r if r >= 0.2 => format!("{v:.2}"),
+                _ => format!("{v:.3}"),
             }
         };
         chart
