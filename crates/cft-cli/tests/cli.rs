@@ -573,15 +573,7 @@ fn the_feature_cache_is_keyed_by_image_contents() {
     let d = dir.path();
     let images = d.join("images");
     std::fs::create_dir_all(&images).unwrap();
-    let photos: Vec<PathBuf> = {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(datasets().join("images"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-            .collect();
-        v.sort();
-        v
-    };
+    let photos = common::photos();
     std::fs::copy(&photos[0], images.join("a.jpg")).unwrap();
     let r20 = common::Resnet20::bundled();
     let run = |out: &str| {

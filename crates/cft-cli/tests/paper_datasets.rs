@@ -38,16 +38,7 @@ fn failed(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-/// The bundled photos, in file-name order.
-fn photos() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("datasets/images"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    v.sort();
-    v
-}
+use common::photos;
 
 /// Copies photo `i % 9` to `to` (creating folders).
 fn photo(i: usize, to: &Path) {

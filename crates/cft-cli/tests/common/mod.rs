@@ -58,3 +58,15 @@ impl Resnet20 {
         v
     }
 }
+
+/// The bundled photos (`datasets/images/*.jpg`), in file-name order.
+pub fn photos() -> Vec<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/images");
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    v.sort();
+    v
+}
