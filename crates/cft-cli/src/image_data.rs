@@ -38,6 +38,8 @@ pub struct ImageInputs {
     pub keys: cft_features::KeyNames,
     /// The feature cache folder.
     pub cache: PathBuf,
+    /// Unreadable images: stop, or leave them out.
+    pub on_bad_image: BadImageArg,
 }
 
 /// One split as the adapters give it: image paths (relative to `image_root`), sparse labels.
@@ -226,7 +228,7 @@ fn extract_split(
         resume: inputs.resume,
         chunk: 1024,
         cache: Some(inputs.cache.clone()),
-        on_bad_image: BadImageArg::Fail,
+        on_bad_image: inputs.on_bad_image,
         jpeg_decode: JpegDecodeArg::Exact,
         tf32: false,
         head_out,
@@ -320,9 +322,18 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
     let mut notes = vec![base_note, preprocessing];
     notes.extend(ds.notes);
     notes.extend(inputs.notes.iter().cloned());
+    // Every proportion's extraction lists the same images in the same order (an image that
+    // cannot be read fails or is skipped alike for every checkpoint), so the labels of the
+    // first apply to all; checked, not assumed.
+    for (p, tr, te, _) in &extracted[1..] {
+        if tr.features.rows() != extracted[0].1.features.rows() || te.features.rows() != extracted[0].2.features.rows() {
+            bail!(
+                "the checkpoint of proportion {} extracted a different number of images than the first: refusing to mix their labels",
+                p.unwrap_or_default()
+            );
+        }
+    }
     let (_, train, test, given_head) = extracted[0].clone();
-    // Every proportion's extraction lists the same images in the same order (bad images stop
-    // the run), so the labels of the first apply to all.
     let per_proportion = if template {
         extracted
             .into_iter()

@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// `~/.cache/cft/features`).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Image specs: unreadable images stop the run (`fail`), or are left out of both the
+    /// features and the labels (`skip`; listed in `<out>/<name>/features/*.skipped.tsv`).
+    #[arg(long, value_enum, default_value_t = crate::extract_cmd::BadImageArg::Fail)]
+    pub on_bad_image: crate::extract_cmd::BadImageArg,
     /// Grid specs: run only shard i of n (`i/n`, 0-based; cells k with k mod n = i), e.g. one
     /// task of a cluster's job array each; `cft report` merges the cells when all are done.
     #[arg(long)]
@@ -101,6 +105,7 @@ fn load_data(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path, grid:
                     backbone_prefix: args.key_prefix.clone().or_else(|| b.key_prefix.clone()),
                     head_key: args.head_key.clone().or_else(|| spec.base.head_key.clone()),
                 },
+                on_bad_image: args.on_bad_image,
                 cache: match &args.cache {
                     Some(c) => c.clone(),
                     None => crate::common::user_cache_dir(out),

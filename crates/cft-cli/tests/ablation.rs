@@ -80,12 +80,15 @@ fn a_grid_runs_merges_from_shards_and_resumes_to_the_same_tidy_table() {
     assert!(summary.contains("| 0.0001 | AN + CFT-BP-BCE | paper |"), "{summary}");
     // Shards, then `cft report` merges.
     let sharded = reports(&d.path().join("sharded"));
+    let mut hint = String::new();
     for k in 0..3 {
         let log = run(&spec, &sharded, &["--shard", &format!("{k}/3")]);
-        assert!(log.contains("cft report"), "{log}");
+        hint = printed_report_command(&log);
     }
     assert!(!sharded.join("lr/tidy.csv").exists(), "a shard merged before every cell was done");
-    ok(&cft(&["report", sharded.parent().unwrap().to_str().unwrap()]));
+    // The command the shards print, run exactly as printed.
+    assert_eq!(hint, format!("cft report {}", sharded.parent().unwrap().display()));
+    run_printed(&hint);
     assert_eq!(
         std::fs::read(sharded.join("lr/tidy.csv")).unwrap(),
         tidy.as_bytes(),
@@ -105,6 +108,34 @@ fn a_grid_runs_merges_from_shards_and_resumes_to_the_same_tidy_table() {
     let log = run(&spec, &resumed, &["--resume"]);
     assert!(log.contains("wrote"), "{log}");
     assert_eq!(std::fs::read(resumed.join("lr/tidy.csv")).unwrap(), tidy.as_bytes(), "resumed grid differs");
+}
+
+/// The `cft report …` command a shard prints.
+fn printed_report_command(log: &str) -> String {
+    let start = log.find("`cft report ").unwrap_or_else(|| panic!("no report hint in: {log}")) + 1;
+    let end = start + log[start..].find('`').unwrap();
+    log[start..end].to_string()
+}
+
+/// Runs a printed `cft …` command (arguments without spaces) with this build's binary.
+fn run_printed(command: &str) -> String {
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    ok(&cft(&args))
+}
+
+#[test]
+fn shards_into_any_folder_print_a_report_command_that_merges_them() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = d.path().join("lr.toml");
+    std::fs::write(&spec, GRID).unwrap();
+    let out = d.path().join("plain");
+    let mut hint = String::new();
+    for k in 0..2 {
+        hint = printed_report_command(&run(&spec, &out, &["--shard", &format!("{k}/2")]));
+    }
+    assert!(!out.join("lr/tidy.csv").exists());
+    run_printed(&hint);
+    assert!(out.join("lr/tidy.csv").is_file() && out.join("lr/summary.md").is_file(), "{hint} did not merge");
 }
 
 #[test]

@@ -555,3 +555,29 @@ fn the_authors_checkpoint_names_are_found_and_every_printed_hint_works() {
     assert!(e.contains("`model.conv1.weight`") && e.contains("`backbone.`") && e.contains("`classification_layer.`"), "{e}");
     assert!(e.contains("key_prefix") && e.contains("--key-prefix"), "{e}");
 }
+
+/// An unreadable image stops `cft run` with a hint naming an option `cft run` has; rerun as
+/// the hint says, the image is left out of features and labels alike.
+#[test]
+fn a_bad_image_hint_works_as_printed_on_cft_run() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("coco2014");
+    coco_tree(&root);
+    let bad = root.join("train2014/COCO_train2014_000000000103.jpg");
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+    let s = spec(d.path(), "coco-bad", "coco2014", "proportions = [0.5]", "metric = \"ap\"");
+    let w = common::Resnet20::bundled();
+    let out = d.path().join("out");
+    let args =
+        ["run", s.to_str().unwrap(), "--data-root", root.to_str().unwrap(), "--weights", w.weights(), "--out", out.to_str().unwrap()];
+    let e = failed(&cft(&args, &[]));
+    assert!(e.contains("COCO_train2014_000000000103.jpg") && e.contains("rerun with --on-bad-image skip"), "{e}");
+    let mut again = args.to_vec();
+    again.extend(["--on-bad-image", "skip"]);
+    let log = ok(&cft(&again, &[]));
+    assert!(log.contains("skipped") && log.contains("COCO_train2014_000000000103.jpg"), "{log}");
+    let features = cft_data::read_feature_set(&out.join("coco-bad/features/train.safetensors")).unwrap();
+    assert_eq!(features.features.rows(), 15, "one of 16 training images left out");
+    assert!(!results(&out, "coco-bad")["rows"].as_array().unwrap().is_empty());
+}

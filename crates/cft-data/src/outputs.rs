@@ -200,34 +200,47 @@ impl OutputLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
         }
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id()).map_err(|e| DataError::io(&path, e))?;
-                    return Ok(Self { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    match holder.trim().parse::<u32>() {
-                        Ok(pid) if pid != std::process::id() && process_alive(pid) => {
-                            return Err(DataError::invalid(
-                                out,
-                                format!(
-                                    "another cft process (pid {pid}) is writing this output (lock file {}); wait for it to finish, or delete the lock file if that process is gone",
-                                    path.display()
-                                ),
-                            ));
-                        }
-                        // A stale lock (its process is gone, or the file is garbled): take it over.
-                        _ => {
-                            let _ = std::fs::remove_file(&path);
+        // The lock appears with its holder's pid already in it: the pid is written to a private
+        // file that is then hard-linked to the lock name (atomic, fails if the lock exists), so
+        // no other process can ever read an empty lock and take it over.
+        let mine = {
+            let mut t = path.as_os_str().to_owned();
+            t.push(format!(".{}.tmp", std::process::id()));
+            PathBuf::from(t)
+        };
+        std::fs::write(&mine, format!("{}\n", std::process::id())).map_err(|e| DataError::io(&mine, e))?;
+        let taken = (|| {
+            for _ in 0..2 {
+                match std::fs::hard_link(&mine, &path) {
+                    Ok(()) => return Ok(Self { path: path.clone() }),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                        match holder.trim().parse::<u32>() {
+                            Ok(pid) if pid != std::process::id() && process_alive(pid) => {
+                                return Err(DataError::invalid(
+                                    out,
+                                    format!(
+                                        "another cft process (pid {pid}) is writing this output (lock file {}); wait for it to finish, or delete the lock file if that process is gone",
+                                        path.display()
+                                    ),
+                                ));
+                            }
+                            // A stale lock (its process is gone, or the file is garbled): take it
+                            // over, unless another process did so since we read it.
+                            _ => {
+                                if std::fs::read_to_string(&path).unwrap_or_default() == holder {
+                                    let _ = std::fs::remove_file(&path);
+                                }
+                            }
                         }
                     }
+                    Err(e) => return Err(DataError::io(&path, e)),
                 }
-                Err(e) => return Err(DataError::io(&path, e)),
             }
-        }
-        Err(DataError::invalid(&path, "could not take the lock file (it reappeared twice)"))
+            Err(DataError::invalid(&path, "could not take the lock file (it reappeared twice)"))
+        })();
+        let _ = std::fs::remove_file(&mine);
+        taken
     }
 
     /// The lock file.

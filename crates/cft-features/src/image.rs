@@ -60,6 +60,14 @@ pub fn decode(path: &Path) -> Result<Rgb8> {
 /// the smallest DCT scale that still covers `target` (width, height).
 pub fn decode_with(path: &Path, jpeg: JpegDecode, target: Option<(usize, usize)>) -> Result<Rgb8> {
     let bytes = std::fs::read(path).map_err(|e| FeatureError::Io { path: path.to_path_buf(), error: e })?;
+    if let Some((w, h)) = declared_size(&bytes).filter(|(w, h)| w.saturating_mul(*h) > MAX_IMAGE_PIXELS) {
+        // Pillow's DecompressionBombWarning; above twice the limit decoding refuses.
+        eprintln!(
+            "warning: {}: {w} × {h} pixels is above Pillow's MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS}); decoding it needs {} MB",
+            path.display(),
+            w * h * 3 / 1_000_000
+        );
+    }
     decode_bytes_with(&bytes, jpeg, target).map_err(|message| FeatureError::Image { path: path.to_path_buf(), message })
 }
 
@@ -86,9 +94,56 @@ pub fn decode_bytes_with(
         let target = if jpeg == JpegDecode::Reduced { target } else { None };
         return decode_jpeg(bytes, target);
     }
+    let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let (w, h) = reader.into_dimensions().map_err(|e| format!("cannot decode: {e}"))?;
+    check_pixels(w as usize, h as usize)?;
     let img = image::load_from_memory_with_format(bytes, format).map_err(|e| format!("cannot decode: {e}"))?;
-    let rgb = img.to_rgb8();
-    Ok(Rgb8 { width: rgb.width() as usize, height: rgb.height() as usize, data: rgb.into_raw() })
+    Ok(pil_rgb(img))
+}
+
+/// Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`): images above it get a
+/// warning, images above twice it are refused — as Pillow does, before any pixel is decoded.
+pub const MAX_IMAGE_PIXELS: usize = 89_478_485;
+
+/// Refuses an image of more than 2 × [`MAX_IMAGE_PIXELS`] pixels (its header's size).
+fn check_pixels(width: usize, height: usize) -> std::result::Result<(), String> {
+    let pixels = width.saturating_mul(height);
+    if pixels > 2 * MAX_IMAGE_PIXELS {
+        return Err(format!(
+            "{width} × {height} = {pixels} pixels exceeds the limit of {} (twice Pillow's MAX_IMAGE_PIXELS, {MAX_IMAGE_PIXELS}): a decompression bomb? Pillow refuses it too",
+            2 * MAX_IMAGE_PIXELS
+        ));
+    }
+    Ok(())
+}
+
+/// The width and height an image's header declares (JPEG and PNG), without decoding it.
+pub fn declared_size(bytes: &[u8]) -> Option<(usize, usize)> {
+    match image::guess_format(bytes).ok()? {
+        image::ImageFormat::Jpeg => std::panic::catch_unwind(|| mozjpeg::Decompress::new_mem(bytes).ok().map(|d| d.size()))
+            .ok()
+            .flatten(),
+        format => {
+            let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+            reader.into_dimensions().ok().map(|(w, h)| (w as usize, h as usize))
+        }
+    }
+}
+
+/// RGB as Pillow's `convert("RGB")` makes it: alpha dropped (not composited); 16-bit colour
+/// samples keep their high byte (Pillow reads them as `RGB;16B`); 16-bit grayscale (Pillow's
+/// mode `I;16`) is clipped to 0…255, not rescaled.
+fn pil_rgb(img: image::DynamicImage) -> Rgb8 {
+    use image::DynamicImage as D;
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    let data: Vec<u8> = match &img {
+        D::ImageRgb16(b) => b.pixels().flat_map(|p| p.0.map(|v| (v >> 8) as u8)).collect(),
+        D::ImageRgba16(b) => b.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2]].map(|v| (v >> 8) as u8)).collect(),
+        D::ImageLuma16(b) => b.pixels().flat_map(|p| [p.0[0].min(255) as u8; 3]).collect(),
+        D::ImageLumaA16(b) => b.pixels().flat_map(|p| [(p.0[0] >> 8) as u8; 3]).collect(),
+        _ => img.to_rgb8().into_raw(),
+    };
+    Rgb8 { width, height, data }
 }
 
 /// The DCT scale numerator `m` (output `⌈size·m/8⌉`) of the smallest decode covering `target`.
@@ -107,6 +162,8 @@ fn decode_jpeg(bytes: &[u8], target: Option<(usize, usize)>) -> std::result::Res
     use mozjpeg::ColorSpace;
     let run = || -> std::io::Result<Rgb8> {
         let mut d = mozjpeg::Decompress::new_mem(bytes)?;
+        let (w, h) = d.size();
+        check_pixels(w, h).map_err(std::io::Error::other)?;
         if let Some(t) = target {
             d.scale(dct_scale(d.size(), t));
         }

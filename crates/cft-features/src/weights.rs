@@ -155,7 +155,10 @@ impl WeightSource {
                         found,
                     });
                 }
-                Ok(tensors.load(&self.key(name), &Device::Cpu)?.to_dtype(DType::F32)?)
+                let key = self.key(name);
+                let t = tensors.load(&key, &Device::Cpu)?.to_dtype(DType::F32)?;
+                check_values(path, &key, &t)?;
+                Ok(t)
             }
             WeightSource::Rule => Ok(Tensor::from_vec(rule_values(name, shape), shape, &Device::Cpu)?),
         }
@@ -168,6 +171,28 @@ impl WeightSource {
             WeightSource::Rule => true,
         }
     }
+}
+
+/// Refuses a weight PyTorch would turn into NaN features or that batch norm cannot use: a
+/// non-finite value anywhere, or a negative running variance (its square root is NaN, and
+/// folded into a convolution it would silently give every image the same features).
+fn check_values(path: &Path, key: &str, t: &Tensor) -> Result<()> {
+    let values = t.flatten_all()?.to_vec1::<f32>()?;
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(FeatureError::Invalid(format!(
+            "{}: tensor `{key}` holds a non-finite value ({v} at flat index {i}): a damaged or diverged checkpoint",
+            path.display()
+        )));
+    }
+    if key.ends_with("running_var") {
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| **v < 0.0) {
+            return Err(FeatureError::Invalid(format!(
+                "{}: tensor `{key}` has a negative variance ({v} at index {i}): not a batch-norm running variance",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// torchvision's classifier layers: ResNet `fc`, DenseNet `classifier`, CIFAR ResNet `linear`.

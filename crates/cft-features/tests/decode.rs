@@ -95,3 +95,59 @@ fn reduced_decoding_covers_the_target_and_stays_close() {
 fn mean_abs_diff(a: &Rgb8, b: &Rgb8) -> f64 {
     a.data.iter().zip(&b.data).map(|(&x, &y)| f64::from(x.abs_diff(y))).sum::<f64>() / a.data.len() as f64
 }
+
+/// PNGs as Pillow's `convert("RGB")` decodes them (`png_variants/`, written and decoded by
+/// Pillow 13 with `make_png_variants.py`): 16-bit colour keeps the high byte, 16-bit grayscale
+/// (`I;16`) is clipped, alpha is dropped, palettes (with transparency too) expand.
+#[test]
+fn png_variants_decode_to_pillows_bytes() {
+    let dir = datasets().join("fixtures/images/png_variants");
+    let fx = json(&dir.join("png_variants.json"));
+    let mut bad = Vec::new();
+    let cases = fx["cases"].as_object().unwrap();
+    for (name, case) in cases {
+        let img = decode(&dir.join(case["file"].as_str().unwrap())).unwrap();
+        let got = sha256(&img.data);
+        if got != case["sha256"].as_str().unwrap() {
+            bad.push(format!("{name} (Pillow mode {}): first pixels {:?}, Pillow {}", case["pillow_mode"], &img.data[..12], case["first_pixels"]));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(cases.len(), 10);
+}
+
+/// A header that declares more pixels than Pillow's decompression-bomb limit allows is
+/// refused before any pixel is decoded (Pillow: `DecompressionBombError` above twice
+/// `MAX_IMAGE_PIXELS`).
+#[test]
+fn decompression_bombs_are_refused_from_the_header() {
+    // A PNG header declaring 20,000 × 20,000 pixels (and no real data).
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let ihdr = [&20_000u32.to_be_bytes()[..], &20_000u32.to_be_bytes()[..], &[8, 2, 0, 0, 0]].concat();
+    for (kind, data) in [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &[0x78, 0x9c][..]), (b"IEND", &[][..])] {
+        let chunk = [kind, data].concat();
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    let e = cft_features::image::decode_bytes(&png).unwrap_err();
+    assert!(e.contains("400000000 pixels") && e.contains("178956970"), "{e}");
+    // A JPEG whose SOF0 says 65,500 × 65,500: the bundled photo with its size fields rewritten.
+    let mut jpeg = std::fs::read(datasets().join("images/1028564844_1716c46263_o.jpg")).unwrap();
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0] || w == [0xFF, 0xC2]).expect("a SOF marker");
+    jpeg[sof + 5..sof + 7].copy_from_slice(&65_500u16.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&65_500u16.to_be_bytes());
+    let e = cft_features::image::decode_bytes(&jpeg).unwrap_err();
+    assert!(e.contains("4290250000 pixels"), "{e}");
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
