@@ -336,7 +336,9 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         None => None,
     };
     let hit = match &cache {
-        Some(c) => c.lookup()?,
+        // An entry made with `--on-bad-image skip` left images out: a run that must fail on
+        // them extracts again (and fails, naming the image) instead of reusing it.
+        Some(c) => c.lookup()?.filter(|(_, _, skipped)| skipped.is_empty() || args.on_bad_image == BadImageArg::Skip),
         None => None,
     };
     let cache_hit = hit.is_some();

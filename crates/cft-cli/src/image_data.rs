@@ -195,6 +195,43 @@ fn precision_arg(p: cft_core::Precision) -> PrecisionArg {
     }
 }
 
+/// Every image of a split is listed once and lies inside the split's image folder: a path
+/// from an annotation file with `..`, an absolute path or a symbolic link leading out of it is
+/// refused (a hostile or broken annotation file must not make us read other files), and so is
+/// a file listed twice (both entries would get the second's labels).
+fn confine(split: &ImageSplit) -> Result<()> {
+    use rayon::prelude::*;
+    let file = split.label_file.display();
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(split.paths.len());
+    for (i, p) in split.paths.iter().enumerate() {
+        if let Some(j) = seen.insert(p.as_str(), i) {
+            bail!(
+                "{file}: image `{p}` is listed twice (entries {} and {}); each file may carry one set of labels",
+                j + 1,
+                i + 1
+            );
+        }
+        let rel = Path::new(p);
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            bail!(
+                "{file}: image path `{p}` leaves the data folder {} (absolute, or with `..`); paths in annotation files must stay inside it",
+                split.image_root.display()
+            );
+        }
+    }
+    let Ok(root) = std::fs::canonicalize(&split.image_root) else { return Ok(()) };
+    let outside = split.paths.par_iter().find_any(|p| {
+        std::fs::canonicalize(split.image_root.join(p)).is_ok_and(|real| !real.starts_with(&root))
+    });
+    if let Some(p) = outside {
+        bail!(
+            "{file}: image `{p}` is a symbolic link to a file outside the data folder {}; refusing to read it",
+            split.image_root.display()
+        );
+    }
+    Ok(())
+}
+
 /// Extracts one split with `cft extract` (cache, parts, manifest) and returns the features
 /// with the labels of the images in the feature set's order.
 fn extract_split(
@@ -261,6 +298,8 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
         DataSource::Chexpert => chexpert(&inputs.root, spec.labels.uncertain.as_deref())?,
         DataSource::Arff => bail!("data.source = \"arff\" is not an image dataset"),
     };
+    confine(&ds.train)?;
+    confine(&ds.test)?;
     // One checkpoint, or one per known-label proportion (`{percent}` in the path: 10, 20, …).
     let template = inputs.weights.to_string_lossy().contains("{percent}");
     let checkpoints: Vec<(Option<f64>, PathBuf)> = if template {

@@ -25,11 +25,6 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     if !args.runs_dir.is_dir() {
         anyhow::bail!("{}: no such folder; run `cft reproduce` first", args.runs_dir.display());
     }
-    let reference = match &args.reference {
-        Some(r) => r.clone(),
-        None if args.runs_dir.join("reference/paper_results.csv").is_file() => args.runs_dir.join("reference"),
-        None => cft_report::ensure_reference(&out)?,
-    };
     if out != args.runs_dir {
         // Results and bench figures are read from RUNS_DIR; copy the bench file so links resolve.
         let bench = args.runs_dir.join("bench/bench.json");
@@ -42,12 +37,24 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     // RUNS_DIR/ablations/ (the canned layout) or directly under RUNS_DIR (`cft run --out RUNS_DIR`).
     let in_place = out == args.runs_dir;
     if in_place {
+        let canned = args.runs_dir.join("ablations");
         for d in grid_dirs(&args.runs_dir) {
-            if cft_experiment::ablation::merge(&d)?.is_none() {
-                eprintln!("note: {}: not every cell has finished; its tables are not updated", d.display());
+            match cft_experiment::ablation::merge(&d)? {
+                None => eprintln!("note: {}: not every cell has finished; its tables are not updated", d.display()),
+                // The index writes the pages of `ablations/`; a grid elsewhere gets them here.
+                Some((tidy, meta)) if !d.starts_with(&canned) => {
+                    cft_report::ablation::write_ablation_report(&d, &meta.name, &meta.metric, &meta.description, &tidy)?;
+                }
+                Some(_) => {}
             }
         }
     }
+    // Checked merges first; the published numbers are written beside the index only then.
+    let reference = match &args.reference {
+        Some(r) => r.clone(),
+        None if args.runs_dir.join("reference/paper_results.csv").is_file() => args.runs_dir.join("reference"),
+        None => cft_report::ensure_reference(&out)?,
+    };
     let files = cft_report::write_index(&args.runs_dir, &out, &reference)?;
     eprintln!("wrote {} files; index: {}", files.len(), out.join("README.md").display());
     Ok(())

@@ -66,6 +66,10 @@ impl From<PrecisionArg> for cft_core::Precision {
 pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
     let datasets_dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
     let manifest = DatasetManifest::resolve(&args.dataset, &datasets_dir)?;
+    cft_data::check_folder_apart(
+        cft_data::Named::new("--out", &args.out),
+        &[cft_data::Named::new("the dataset folder", &manifest.root)],
+    )?;
     let mut cfg = ReproduceConfig::new(&manifest.name, args.quick, args.seed);
     cfg.feature_precision = args.feature_precision.into();
     #[derive(Serialize)]

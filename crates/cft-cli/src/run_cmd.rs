@@ -116,10 +116,37 @@ fn load_data(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path, grid:
     }
 }
 
+/// The folders this spec reads data from: every ARFF dataset's folder (a grid may list
+/// several), or the image dataset's root.
+fn input_folders(args: &RunArgs, spec: &ExperimentSpec) -> Result<Vec<(&'static str, PathBuf)>> {
+    if spec.data.source != DataSource::Arff {
+        let root = match (&args.data_root, &spec.data.root) {
+            (Some(r), _) => r.clone(),
+            (None, Some(r)) => ExperimentSpec::resolve(&args.spec, r),
+            (None, None) => return Ok(Vec::new()),
+        };
+        return Ok(vec![("the data root", root)]);
+    }
+    let datasets_dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
+    let mut folders = Vec::new();
+    for cell in cft_experiment::grid::expand(spec)? {
+        if let Ok(m) = DatasetManifest::resolve(&cell.spec.dataset_in(&args.spec), &datasets_dir) {
+            if !folders.iter().any(|(_, f)| f == &m.root) {
+                folders.push(("the dataset folder", m.root));
+            }
+        }
+    }
+    Ok(folders)
+}
+
 /// Runs `cft run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let spec = ExperimentSpec::load(&args.spec)?;
     let out = args.out.clone().unwrap_or_else(|| spec.output.dir.clone());
+    // Before any work: the reports folder is apart from every input folder.
+    let folders = input_folders(args, &spec)?;
+    let named: Vec<cft_data::Named<'_>> = folders.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
+    cft_data::check_folder_apart(cft_data::Named::new("--out", &out), &named)?;
     if spec.is_grid() || args.shard.is_some() {
         return run_grid_cmd(args, &spec, &out);
     }

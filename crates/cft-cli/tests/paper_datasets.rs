@@ -581,3 +581,51 @@ fn a_bad_image_hint_works_as_printed_on_cft_run() {
     assert_eq!(features.features.rows(), 15, "one of 16 training images left out");
     assert!(!results(&out, "coco-bad")["rows"].as_array().unwrap().is_empty());
 }
+
+/// Annotation files cannot make `cft run` read outside the data root (`..`, absolute paths,
+/// symbolic links), nor give two images' labels to one file.
+#[test]
+fn annotation_paths_stay_inside_the_data_root_and_files_are_listed_once() {
+    let d = tempfile::tempdir().unwrap();
+    let s = spec(d.path(), "coco-hostile", "coco2014", "proportions = [0.5]", "metric = \"ap\"");
+    let w = common::Resnet20::bundled();
+    let edit = |name: &str, change: &dyn Fn(&mut serde_json::Value, &Path)| -> PathBuf {
+        let root = d.path().join(name);
+        coco_tree(&root);
+        let f = root.join("annotations/instances_train2014.json");
+        let mut doc: serde_json::Value = serde_json::from_str(&read(&f)).unwrap();
+        change(&mut doc, &root);
+        std::fs::write(&f, doc.to_string()).unwrap();
+        root
+    };
+    let outside = d.path().join("secret.jpg");
+    photo(0, &outside);
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            edit("dup", &|doc, _| {
+                let first = doc["images"][0]["file_name"].clone();
+                doc["images"][1]["file_name"] = first;
+            }),
+            "is listed twice (entries 1 and 2)",
+        ),
+        (edit("dots", &|doc, _| doc["images"][2]["file_name"] = "../../secret.jpg".into()), "leaves the data folder"),
+        (
+            edit("link", &|doc, root| {
+                let name = doc["images"][3]["file_name"].as_str().unwrap().to_string();
+                let p = root.join("train2014").join(&name);
+                std::fs::remove_file(&p).unwrap();
+                std::os::unix::fs::symlink(d.path().join("secret.jpg"), &p).unwrap();
+            }),
+            "symbolic link to a file outside",
+        ),
+    ];
+    for (root, needle) in cases {
+        let out = d.path().join(format!("out-{}", root.file_name().unwrap().to_string_lossy()));
+        let e = failed(&cft(
+            &["run", s.to_str().unwrap(), "--data-root", root.to_str().unwrap(), "--weights", w.weights(), "--out", out.to_str().unwrap()],
+            &[],
+        ));
+        assert!(e.contains("instances_train2014.json") && e.contains(needle), "{e}");
+        assert!(!out.exists(), "a refused run wrote {}", out.display());
+    }
+}

@@ -443,9 +443,10 @@ fn non_finite_arff_features_are_refused_with_file_line_and_attribute() {
     for value in ["NaN", "inf", "-Infinity", "1e39", &format!("1{}", "0".repeat(400))] {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        arff_dataset(d, value);
+        std::fs::create_dir_all(d.join("data")).unwrap();
+        arff_dataset(&d.join("data"), value);
         let msg = refused(
-            &["reproduce", "--dataset", "manifest.json", "--quick", "--out", "out"],
+            &["reproduce", "--dataset", "data/manifest.json", "--quick", "--out", "out"],
             d,
             &["toy.arff:9: f1:", "finite"],
         );
@@ -644,28 +645,30 @@ fn random_collisions_and_corrupted_checkpoints_never_panic_or_eat_inputs() {
 fn reproduce_and_extract_refuse_to_resume_foreign_units_and_parts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    arff_dataset(d, "0.5");
-    ok(&cft(&["reproduce", "--dataset", "manifest.json", "--quick", "--out", "r"], d));
+    // The dataset in its own folder: outputs never go into (or around) an input's folder.
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    arff_dataset(&d.join("data"), "0.5");
+    ok(&cft(&["reproduce", "--dataset", "data/manifest.json", "--quick", "--out", "r"], d));
     let unit = d.join("r/toy/runs/p10-paper.json");
     assert!(unit.is_file());
     // Another GA seed: the units were computed with seed 0.
     refused(
-        &["reproduce", "--dataset", "manifest.json", "--quick", "--out", "r", "--seed", "1", "--resume"],
+        &["reproduce", "--dataset", "data/manifest.json", "--quick", "--out", "r", "--seed", "1", "--resume"],
         d,
         &["p", "refusing to resume", "ga_seed: checkpoint 0, this run 1"],
     );
     // Other data under the same name.
-    let arff = std::fs::read_to_string(d.join("toy.arff")).unwrap();
-    std::fs::write(d.join("toy.arff"), arff.replace("0.625", "0.6251")).unwrap();
+    let arff = std::fs::read_to_string(d.join("data/toy.arff")).unwrap();
+    std::fs::write(d.join("data/toy.arff"), arff.replace("0.625", "0.6251")).unwrap();
     refused(
-        &["reproduce", "--dataset", "manifest.json", "--quick", "--out", "r", "--resume"],
+        &["reproduce", "--dataset", "data/manifest.json", "--quick", "--out", "r", "--resume"],
         d,
         &["refusing to resume", "the checkpoint was made from"],
     );
     // Same data and options: every unit is reused and the results are byte-identical.
-    std::fs::write(d.join("toy.arff"), &arff).unwrap();
+    std::fs::write(d.join("data/toy.arff"), &arff).unwrap();
     let before = std::fs::read(d.join("r/toy/results.json")).unwrap();
-    ok(&cft(&["reproduce", "--dataset", "manifest.json", "--quick", "--out", "r", "--resume"], d));
+    ok(&cft(&["reproduce", "--dataset", "data/manifest.json", "--quick", "--out", "r", "--resume"], d));
     assert_eq!(std::fs::read(d.join("r/toy/results.json")).unwrap(), before);
 
     // Extraction parts made at another image size.

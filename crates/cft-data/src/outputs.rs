@@ -9,7 +9,6 @@
 //! writing the same output is refused instead of interleaving with the first.
 
 use crate::error::{DataError, Result};
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 /// A file a command reads or writes, with the option that named it (`--train`, `--out`, …).
@@ -132,6 +131,40 @@ pub fn check_output_folder(out: Named<'_>) -> Result<()> {
                 format!("{}: the folder {} does not exist; create it first", out.role, parent.display()),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The absolute location of a folder, symlinks resolved where it exists.
+fn folder_location(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| location(path))
+}
+
+/// Refuses an output folder that equals, contains or lies inside an input folder (a dataset's
+/// folder, a data root): writing there could overwrite the inputs of this or another run.
+pub fn check_folder_apart(out: Named<'_>, input_folders: &[Named<'_>]) -> Result<()> {
+    let o = folder_location(out.path);
+    for i in input_folders {
+        let f = folder_location(i.path);
+        let relation = if o == f {
+            "is"
+        } else if o.starts_with(&f) {
+            "lies inside"
+        } else if f.starts_with(&o) {
+            "contains"
+        } else {
+            continue;
+        };
+        return Err(DataError::invalid(
+            out.path,
+            format!(
+                "{} {relation} {} ({}): outputs never go into an input's folder; choose another {}",
+                out.role,
+                i.role,
+                i.path.display(),
+                out.role
+            ),
+        ));
     }
     Ok(())
 }

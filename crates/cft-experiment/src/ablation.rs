@@ -7,7 +7,7 @@
 //! and merged is byte-identical to the same grid run in one process.
 
 use crate::grid::{expand, show, Cell};
-use crate::partial_label::{run_protocol, unit_id, ProtocolData, RunOptions, UnitResult};
+use crate::partial_label::{run_protocol, unit_id, ProtocolData, ReproduceConfig, RunOptions, UnitResult};
 use crate::spec::ExperimentSpec;
 use anyhow::{bail, Context, Result};
 use cft_report::ablation::{AblationMeta, Tidy, TidyRow};
@@ -119,9 +119,11 @@ pub fn run_grid(
         // A folder of another grid is not mixed into this one.
         let old: GridFile = serde_json::from_str(&std::fs::read_to_string(&grid_path)?)
             .map_err(|e| anyhow::anyhow!("{}: not a grid file ({e}); remove the folder", grid_path.display()))?;
-        if old.spec != grid.spec && opts.resume {
+        // Cells already run under another spec would be labelled with this one's values
+        // (a spec edited between shards): refused, with or without --resume.
+        if old.spec != grid.spec && (opts.resume || dir.join("cells").read_dir().is_ok_and(|mut d| d.next().is_some())) {
             bail!(
-                "{}: the folder holds a grid of another spec; refusing to resume (use another --out or remove it)",
+                "{}: the folder holds cells of another version of this grid (the spec changed since they ran); refusing to mix them (use another --out or remove the folder)",
                 grid_path.display()
             );
         }
@@ -170,6 +172,7 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
     let mut rows = Vec::new();
     let mut metric = String::from("mAP");
     let cells = expand(&grid.spec)?;
+    check_grid_file(&grid_path, &grid, &cells)?;
     for e in &grid.cells {
         let cell_dir = dir.join("cells").join(&e.id);
         let results = cell_dir.join("results.json");
@@ -180,6 +183,7 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
         metric = res.metric.clone();
         let c = cells.iter().find(|c| c.id == e.id).with_context(|| format!("cell {} is not in the grid", e.id))?;
         let cfg = c.spec.protocol_config(&e.dataset);
+        check_cell_config(&cell_dir, &cfg)?;
         for protocol in [Protocol::Paper, Protocol::HeldOut] {
             for &p in &res.proportions {
                 let path = cell_dir.join("runs").join(format!("{}.json", unit_id(&cfg, p, protocol)));
@@ -202,6 +206,61 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
     };
     cft_data::write_atomic(&dir.join("ablation.json"), (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
     Ok(Some((tidy, meta)))
+}
+
+/// `grid.json` must describe exactly the cells its spec expands to: the same ids, parameter
+/// values and seeds, one value per varied key (a hand-edited file is refused, not trusted).
+fn check_grid_file(path: &Path, grid: &GridFile, cells: &[Cell]) -> Result<()> {
+    let keys: Vec<String> = cells.first().map(|c| c.params.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+    if grid.param_keys != keys {
+        bail!("{}: param_keys {:?} are not the spec's varied keys {:?}", path.display(), grid.param_keys, keys);
+    }
+    if grid.cells.len() != cells.len() {
+        bail!("{}: {} cells listed, the spec expands to {}", path.display(), grid.cells.len(), cells.len());
+    }
+    for (e, c) in grid.cells.iter().zip(cells) {
+        let shown: Vec<String> = c.params.iter().map(|(_, v)| show(v)).collect();
+        if e.id != c.id || e.seed != c.seed || e.params != shown {
+            bail!(
+                "{}: cell {} lists {:?} (seed {:?}), the spec's cell {} has {:?} (seed {:?}): the file was edited or belongs to another spec",
+                path.display(),
+                e.id,
+                e.params,
+                e.seed,
+                c.id,
+                shown,
+                c.seed
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A cell folder must have been run with the configuration its grid gives it (its manifest
+/// records the one it ran with): otherwise its numbers would be labelled with another's values.
+fn check_cell_config(cell_dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
+    let path = cell_dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), e.line()))?;
+    let ran = &manifest["config"]["reproduce"];
+    // Through text, as the manifest was written (f32 values keep their shortest spelling).
+    let want: serde_json::Value = serde_json::from_str(&serde_json::to_string(cfg)?)?;
+    if *ran != want {
+        let differs: Vec<String> = want
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| ran.get(k.as_str()) != Some(v))
+            .map(|(k, v)| format!("{k}: ran with {}, the grid says {v}", ran.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
+            .collect();
+        bail!(
+            "{}: this cell ran with another configuration than its grid gives it ({}): refusing to merge it",
+            path.display(),
+            differs.join("; ")
+        );
+    }
+    Ok(())
 }
 
 /// The tidy rows of one unit: every method × category.

@@ -16,6 +16,9 @@ use serde::Deserialize;
 /// the methods run, and the seeds.
 const NATIVE_LISTS: [&str; 4] = ["labels.proportions", "output.notes", "cft.methods", "seeds"];
 
+/// The most cells one grid spec may have (the canned ablations have at most 135).
+pub const MAX_CELLS: usize = 10_000;
+
 /// A varied parameter: its key path in the spec and the values tried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
@@ -116,6 +119,30 @@ pub fn expand(spec: &ExperimentSpec) -> Result<Vec<Cell>> {
         if let Some(a) = axes.iter().find(|a| a.key == "cft.ga_seed" || a.key == "selection.split_seed") {
             bail!("{}: varied together with `seeds`, which already sets it per repetition", a.key);
         }
+    }
+    if let Some(s) = &seeds {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = s.iter().find(|x| !seen.insert(**x)) {
+            bail!("seeds: {dup} appears twice; every seed is one repetition of every cell");
+        }
+    }
+    for a in &axes {
+        if let Some((i, v)) = a.values.iter().enumerate().find(|(i, v)| a.values[..*i].contains(v)) {
+            bail!("{}[{i}] = {}: appears twice in the list; every value is one cell", a.key, show(v));
+        }
+    }
+    // Counted before anything is built: a typo can ask for billions of cells.
+    let reps = seeds.as_ref().map_or(1, Vec::len);
+    let total = axes.iter().try_fold(reps, |n, a| n.checked_mul(a.values.len()));
+    let sizes: Vec<String> =
+        axes.iter().map(|a| format!("{} {}", a.values.len(), a.key)).chain(seeds.as_ref().map(|s| format!("{} seeds", s.len()))).collect();
+    match total {
+        Some(n) if n <= MAX_CELLS => {}
+        _ => bail!(
+            "a grid of {} cells ({}): at most {MAX_CELLS} cells per spec; split it into several specs",
+            total.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+            sizes.join(" × ")
+        ),
     }
     let base = toml::Value::try_from(spec).context("the spec as TOML")?;
     let combos: usize = axes.iter().map(|a| a.values.len()).product();

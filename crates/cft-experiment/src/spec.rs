@@ -89,6 +89,14 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Param<T> {
     }
 }
 
+/// The largest GA population a spec may ask for (memory: population × training samples scores).
+pub const MAX_POPULATION: usize = 10_000;
+/// The largest input size (pixels per side) a spec may ask for.
+pub const MAX_IMAGE_SIZE: usize = 2048;
+/// The most pixels in one forward pass (batch × size²): the activations of a ResNet-101 grow
+/// with it; 64 × 448² is the paper's setting.
+pub const MAX_BATCH_PIXELS: usize = 64 * 448 * 448;
+
 /// A whole spec file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -558,11 +566,20 @@ impl ExperimentSpec {
             bail!("backbone: an ARFF dataset is already features; remove [backbone]");
         }
         if let Some(b) = &self.backbone {
-            if !(8..=4096).contains(&b.image_size) {
-                bail!("backbone.image_size = {}: expected 8 to 4096 pixels", b.image_size);
+            if !(8..=MAX_IMAGE_SIZE).contains(&b.image_size) {
+                bail!("backbone.image_size = {}: expected 8 to {MAX_IMAGE_SIZE} pixels", b.image_size);
             }
             if b.batch == 0 {
                 bail!("backbone.batch = 0: expected at least 1");
+            }
+            let pixels = b.batch.saturating_mul(b.image_size * b.image_size);
+            if pixels > MAX_BATCH_PIXELS {
+                bail!(
+                    "backbone.batch = {} at image_size = {}: {pixels} pixels per forward pass, at most {MAX_BATCH_PIXELS} (64 images at 448 px, the paper's setting); lower the batch to {}",
+                    b.batch,
+                    b.image_size,
+                    (MAX_BATCH_PIXELS / (b.image_size * b.image_size)).max(1)
+                );
             }
             if !["imagenet", "none"].contains(&b.normalize.as_str()) {
                 bail!("backbone.normalize = {:?}: expected \"imagenet\" or \"none\"", b.normalize);
@@ -597,9 +614,18 @@ impl ExperimentSpec {
         if self.evaluation.groups == Some(0) {
             bail!("evaluation.groups = 0: expected at least 1 group");
         }
+        let mut percents = std::collections::BTreeMap::new();
         for (i, p) in self.labels.proportions.iter().enumerate() {
             if !(*p > 0.0 && *p <= 1.0) {
                 bail!("labels.proportions[{i}] = {p}: expected a proportion in (0, 1]");
+            }
+            // Units (and checkpoints' {percent}) are named by whole percents.
+            let pct = (100.0 * p).round() as u32;
+            if let Some(j) = percents.insert(pct, i) {
+                bail!(
+                    "labels.proportions[{i}] = {p}: names the same unit ({pct}%) as labels.proportions[{j}] = {}; units are named by whole percents, so give proportions at least 0.01 apart",
+                    self.labels.proportions[j]
+                );
             }
         }
         for (key, lr) in [("base.lr", *self.base.lr.get()), ("cft.bp_lr", *self.cft.bp_lr.get())] {
@@ -627,6 +653,9 @@ impl ExperimentSpec {
             if !crate::partial_label::METHODS.contains(&m.as_str()) {
                 bail!("cft.methods[{i}] = {m:?}: expected one of {}", crate::partial_label::METHODS.join(", "));
             }
+            if self.cft.methods[..i].contains(m) {
+                bail!("cft.methods[{i}] = {m:?}: appears twice; each method runs once");
+            }
         }
         let asl = &self.cft.asl;
         for (key, v) in [("cft.asl.gamma_neg", *asl.gamma_neg.get()), ("cft.asl.gamma_pos", *asl.gamma_pos.get())] {
@@ -640,8 +669,10 @@ impl ExperimentSpec {
         }
         let ga = &self.cft.ga;
         let (population, elitism) = (*ga.population.get(), *ga.elitism.get());
-        if population < 2 {
-            bail!("cft.ga.population = {population}: a population needs at least 2 individuals");
+        if !(2..=MAX_POPULATION).contains(&population) {
+            bail!(
+                "cft.ga.population = {population}: expected 2 to {MAX_POPULATION} individuals (the reference uses 50; each holds a score per training sample)"
+            );
         }
         if elitism >= population {
             bail!("cft.ga.elitism = {elitism}: must be below the population ({population})");

@@ -160,7 +160,11 @@ impl Tidy {
                 .enumerate()
                 .map(|(i, v)| match v.as_str() {
                     "" => Ok(None),
-                    v => v.parse::<f64>().map(Some).map_err(|_| invalid(path, format!("row {}: {n} = `{v}`", i + 2))),
+                    // NaN or ±inf: an undefined value, kept out of every mean (a gap in plots).
+                    v => v
+                        .parse::<f64>()
+                        .map(|x| x.is_finite().then_some(x))
+                        .map_err(|_| invalid(path, format!("row {}: {n} = `{v}`", i + 2))),
                 })
                 .collect()
         };
@@ -205,8 +209,8 @@ const T975: [f64; 30] = [
     2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 ];
 
-/// Mean, sample standard deviation and the 95% t-interval of `values` (the interval is the
-/// mean itself for a single value).
+/// Mean, sample standard deviation and the 95% t-interval of `values` (a single value has
+/// neither: both are NaN, and tables say "n = 1" instead of an interval).
 pub fn mean_interval(values: &[f64]) -> (f64, f64, (f64, f64)) {
     let n = values.len();
     if n == 0 {
@@ -214,7 +218,7 @@ pub fn mean_interval(values: &[f64]) -> (f64, f64, (f64, f64)) {
     }
     let mean = values.iter().sum::<f64>() / n as f64;
     if n == 1 {
-        return (mean, 0.0, (mean, mean));
+        return (mean, f64::NAN, (f64::NAN, f64::NAN));
     }
     let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
     let sd = var.sqrt();
@@ -293,8 +297,10 @@ pub fn summarize(tidy: &Tidy) -> Result<Vec<SummaryRow>, ReportError> {
         by_key.entry(key).or_default().entry(p.to_bits()).or_default().push(m);
     }
     let mut out = Vec::new();
+    let none = BTreeMap::new();
     for key in order {
-        let props = &by_key[&key];
+        // A row whose every score is undefined (no category could be scored) has no means.
+        let props = by_key.get(&key).unwrap_or(&none);
         let mut per_proportion: Vec<(f64, f64, (f64, f64))> = props
             .iter()
             .map(|(bits, v)| {
@@ -350,6 +356,10 @@ fn paired_delta(
 fn pm(m: f64, ci: (f64, f64)) -> String {
     if !m.is_finite() {
         return "—".into();
+    }
+    if !(ci.0.is_finite() && ci.1.is_finite()) {
+        // One value: no interval to show.
+        return format!("{:.2} (n = 1)", 100.0 * m);
     }
     format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * (ci.1 - ci.0) / 2.0)
 }
@@ -667,6 +677,7 @@ pub fn write_ablations_index(root: &Path, out: &Path) -> Result<Vec<PathBuf>, Re
         let meta: AblationMeta =
             serde_json::from_str(&cft_data::fsutil::read_to_string(&meta_path)?).map_err(|e| invalid(&meta_path, e))?;
         let tidy = Tidy::read_csv(&d.join("tidy.csv"))?;
+        check_tidy_against_grid(d, &tidy)?;
         let folder = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let target = out.join(&folder);
         std::fs::create_dir_all(&target).map_err(|e| cft_data::DataError::io(&target, e))?;
@@ -682,6 +693,53 @@ pub fn write_ablations_index(root: &Path, out: &Path) -> Result<Vec<PathBuf>, Re
     cft_data::write_atomic(&p, md.as_bytes())?;
     written.push(p);
     Ok(written)
+}
+
+/// A tidy table must hold exactly the cells its `grid.json` lists (same cell, seed and
+/// parameter values, the same varied keys), so a hand-edited or foreign table is refused rather
+/// than summarised under the grid's name. Without a `grid.json` there is nothing to check.
+fn check_tidy_against_grid(dir: &Path, tidy: &Tidy) -> Result<(), ReportError> {
+    let grid_path = dir.join("grid.json");
+    if !grid_path.is_file() {
+        return Ok(());
+    }
+    let grid: serde_json::Value =
+        serde_json::from_str(&cft_data::fsutil::read_to_string(&grid_path)?).map_err(|e| invalid(&grid_path, e))?;
+    let keys: Vec<String> = grid["param_keys"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let tidy_path = dir.join("tidy.csv");
+    if keys != tidy.param_keys {
+        return Err(invalid(
+            &tidy_path,
+            format!("varies {:?}, but {} says {:?}", tidy.param_keys, grid_path.display(), keys),
+        ));
+    }
+    let listed: std::collections::BTreeSet<(String, Option<u64>, Vec<String>)> = grid["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let params = c["params"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string));
+            (c["cell"].as_str().unwrap_or_default().to_string(), c["seed"].as_u64(), params.collect())
+        })
+        .collect();
+    let found: std::collections::BTreeSet<(String, Option<u64>, Vec<String>)> =
+        tidy.rows.iter().map(|r| (r.cell.clone(), r.seed, r.params.clone())).collect();
+    if let Some((cell, seed, params)) = found.difference(&listed).next() {
+        return Err(invalid(
+            &tidy_path,
+            format!(
+                "cell {cell} (seed {seed:?}) with values {params:?} is not a cell of {}: the table was edited or belongs to another grid",
+                grid_path.display()
+            ),
+        ));
+    }
+    if let Some((cell, seed, _)) = listed.difference(&found).next() {
+        return Err(invalid(&tidy_path, format!("cell {cell} (seed {seed:?}) of {} has no rows", grid_path.display())));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -706,6 +764,25 @@ mod tests {
             best_epoch: None,
             epochs_run: None,
         }
+    }
+
+    #[test]
+    fn undefined_scores_and_single_values_never_panic_nor_show_an_interval() {
+        // Every score undefined (e.g. no positive in any validation task): no means, no panic.
+        let mut rows = vec![row("c000", 0, "1e-4", "AN", "x", 0.5, 0.5), row("c000", 0, "1e-4", "AN + CFT-GA", "x", 0.6, 0.5)];
+        for r in &mut rows {
+            r.score = None;
+            r.base_score = None;
+        }
+        let tidy = Tidy { param_keys: vec!["cft.bp_lr".into()], rows };
+        let sum = summarize(&tidy).unwrap();
+        let t = summary_table("d", "mAP", &tidy, &sum);
+        assert!(t.rows.iter().all(|r| r[3] == "—"), "{:?}", t.rows);
+        // One seed: the value with "n = 1", never "± 0.00".
+        let tidy = Tidy { param_keys: vec!["cft.bp_lr".into()], rows: vec![row("c000", 0, "1e-4", "AN", "x", 0.5, 0.5)] };
+        let sum = summarize(&tidy).unwrap();
+        let t = summary_table("d", "mAP", &tidy, &sum);
+        assert_eq!(t.rows[0][3], "50.00 (n = 1)");
     }
 
     #[test]

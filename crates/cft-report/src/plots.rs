@@ -541,8 +541,16 @@ impl LineChart {
     fn draw_on<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
         let (w, _) = area.dim_in_pixel();
         let (plot_area, legend_area) = area.split_horizontally(w * 68 / 100);
-        let bands = self.series.iter().flat_map(|s| s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
-        let pts = self.series.iter().flat_map(|s| s.points.iter().copied()).chain(bands);
+        // Undefined values (NaN, ±∞: a category without positives, an empty cell) are gaps:
+        // left out of the axis ranges, lines broken there, and counted in the legend.
+        let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+        let band_ok = |b: &(f64, f64, f64)| b.0.is_finite() && b.1.is_finite() && b.2.is_finite();
+        let gaps: usize = self.series.iter().map(|s| s.points.iter().filter(|p| !finite(p)).count()).sum();
+        let bands = self
+            .series
+            .iter()
+            .flat_map(|s| s.band.iter().filter(|b| band_ok(b)).flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
+        let pts = self.series.iter().flat_map(|s| s.points.iter().copied().filter(finite)).chain(bands);
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         for (x, y) in pts {
             x0 = x0.min(x);
@@ -593,35 +601,40 @@ impl LineChart {
             .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(s)?;
-        for ser in self.series.iter().filter(|ser| ser.band.len() > 1) {
+        for ser in &self.series {
             let color = PALETTE[ser.color % PALETTE.len()];
-            let mut outline: Vec<(f64, f64)> = ser.band.iter().map(|&(x, _, hi)| (x, hi)).collect();
-            outline.extend(ser.band.iter().rev().map(|&(x, lo, _)| (x, lo)));
-            chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15).filled()))).map_err(s)?;
+            for run in ser.band.split(|b| !band_ok(b)).filter(|r| r.len() > 1) {
+                let mut outline: Vec<(f64, f64)> = run.iter().map(|&(x, _, hi)| (x, hi)).collect();
+                outline.extend(run.iter().rev().map(|&(x, lo, _)| (x, lo)));
+                chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15).filled()))).map_err(s)?;
+            }
         }
         for ser in &self.series {
             let color = PALETTE[ser.color % PALETTE.len()];
             let style = color.stroke_width(2);
-            if ser.points_only {
-                // no line
-            } else if ser.dashed {
-                chart.draw_series(DashedLineSeries::new(ser.points.clone(), 6, 4, style)).map_err(s)?;
-            } else {
-                chart.draw_series(LineSeries::new(ser.points.clone(), style)).map_err(s)?;
+            for run in ser.points.split(|p| !finite(p)).filter(|r| !r.is_empty()) {
+                if ser.points_only {
+                    // no line
+                } else if ser.dashed {
+                    chart.draw_series(DashedLineSeries::new(run.to_vec(), 6, 4, style)).map_err(s)?;
+                } else {
+                    chart.draw_series(LineSeries::new(run.to_vec(), style)).map_err(s)?;
+                }
             }
+            let points: Vec<(f64, f64)> = ser.points.iter().copied().filter(finite).collect();
             if let Some(mk) = ser.marker {
                 // Every point of a short series; on a long one, the first point in each tenth
                 // of the x axis, so that markers are spread evenly whatever the series' length.
                 let tenth = |x: f64| ((x - x0) / (x1 - x0).max(1e-12) * 10.0).floor() as i64;
-                let marked: Vec<(f64, f64)> = if ser.points.len() <= 20 || ser.points_only {
-                    ser.points.clone()
+                let marked: Vec<(f64, f64)> = if points.len() <= 20 || ser.points_only {
+                    points.clone()
                 } else {
                     let mut last = None;
-                    ser.points.iter().copied().filter(|p| last.replace(tenth(p.0)) != Some(tenth(p.0))).collect()
+                    points.iter().copied().filter(|p| last.replace(tenth(p.0)) != Some(tenth(p.0))).collect()
                 };
                 chart.draw_series(marked.into_iter().map(|p| marker_at(mk, p, 4, color, true))).map_err(s)?;
             }
-            if let (true, Some(&end)) = (ser.open_end, ser.points.last()) {
+            if let (true, Some(&end)) = (ser.open_end, points.last()) {
                 chart.draw_series(std::iter::once(marker_at(Marker::Arrow, end, 4, color, true))).map_err(s)?;
             }
         }
@@ -652,6 +665,11 @@ impl LineChart {
                 legend_area.draw(&Text::new("stopped by the epoch limit", (58, y - 10), grey)).map_err(s)?;
                 y += 19;
             }
+        }
+        if gaps > 0 {
+            let grey = ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90));
+            let note = format!("{gaps} undefined value{} not drawn (gaps)", if gaps == 1 { "" } else { "s" });
+            legend_area.draw(&Text::new(note, (8, y - 4), grey)).map_err(s)?;
         }
         Ok(())
     }
