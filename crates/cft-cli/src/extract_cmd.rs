@@ -194,6 +194,23 @@ pub fn load_backbone(
     Ok((Backbone::load(name, &src, placement)?, src.key_names()))
 }
 
+/// The network input limits of specs (`cft_experiment::spec`), for `cft extract` too: checked
+/// before any allocation, each with its number.
+fn check_input_size(image_size: usize, batch: usize) -> Result<()> {
+    use cft_experiment::spec::{MAX_BATCH_PIXELS, MAX_IMAGE_SIZE};
+    if !(8..=MAX_IMAGE_SIZE).contains(&image_size) {
+        bail!("--image-size {image_size}: expected 8 to {MAX_IMAGE_SIZE} pixels");
+    }
+    let pixels = batch.max(1).saturating_mul(image_size * image_size);
+    if pixels > MAX_BATCH_PIXELS {
+        bail!(
+            "--batch {batch} at --image-size {image_size}: {pixels} pixels per forward pass, at most {MAX_BATCH_PIXELS} (64 images at 448 px); lower --batch to {}",
+            (MAX_BATCH_PIXELS / (image_size * image_size)).max(1)
+        );
+    }
+    Ok(())
+}
+
 /// Turns candle's TF32 GEMMs on or off for this process (CUDA, f32 only).
 pub fn set_tf32(on: bool, device: &str, precision: PrecisionArg) -> Result<()> {
     if on && (!device.starts_with("cuda") || precision != PrecisionArg::F32) {
@@ -297,6 +314,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             parts_dir.display()
         );
     }
+    check_input_size(args.image_size, args.batch)?;
     let _lock = cft_data::OutputLock::acquire(&args.out)?;
     set_tf32(args.tf32, &args.device, args.precision)?;
     let list = read_list(args)?;

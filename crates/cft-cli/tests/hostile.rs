@@ -109,6 +109,13 @@ fn resource_limits_are_checked_before_allocating_with_their_numbers() {
     refused(&["run", &p, "--out", "o"], d.path(), &["backbone.image_size = 4096", "2048"]);
     let p = write("batch.toml", &image.replace("image_size = 4096", "image_size = 1024\nbatch = 64"));
     refused(&["run", &p, "--out", "o"], d.path(), &["backbone.batch = 64", "67108864 pixels", "lower the batch to 12"]);
+    let images = repo().join("datasets/images");
+    let w = common::Resnet20::bundled();
+    let extract = |size: &'static str, batch: &'static str| {
+        vec!["extract", "--backbone", "resnet20-cifar", "--weights", w.weights(), "--images", images.to_str().unwrap(), "--image-size", size, "--batch", batch, "--out", "f.safetensors"]
+    };
+    refused(&extract("4096", "1"), d.path(), &["--image-size 4096", "2048"]);
+    refused(&extract("2048", "32"), d.path(), &["--batch 32", "lower --batch to 3"]);
     // A grid of 10^12 cells is refused at once, with the count.
     let lists: String = ["bp_lr", "max_epochs", "patience", "ga_seed"]
         .iter()

@@ -60,7 +60,8 @@ pub fn decode(path: &Path) -> Result<Rgb8> {
 /// the smallest DCT scale that still covers `target` (width, height).
 pub fn decode_with(path: &Path, jpeg: JpegDecode, target: Option<(usize, usize)>) -> Result<Rgb8> {
     let bytes = std::fs::read(path).map_err(|e| FeatureError::Io { path: path.to_path_buf(), error: e })?;
-    if let Some((w, h)) = declared_size(&bytes).filter(|(w, h)| w.saturating_mul(*h) > MAX_IMAGE_PIXELS) {
+    let warn = |px: usize| px > MAX_IMAGE_PIXELS && px <= 2 * MAX_IMAGE_PIXELS;
+    if let Some((w, h)) = declared_size(&bytes).filter(|(w, h)| warn(w.saturating_mul(*h))) {
         // Pillow's DecompressionBombWarning; above twice the limit decoding refuses.
         eprintln!(
             "warning: {}: {w} × {h} pixels is above Pillow's MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS}); decoding it needs {} MB",
