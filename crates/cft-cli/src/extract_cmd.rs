@@ -189,7 +189,8 @@ pub fn load_backbone(
             bail!("{weights}: {hint}");
         }
     }
-    let src = if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file_with(Path::new(weights), keys)? };
+    let src =
+        if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file_with(Path::new(weights), keys)? };
     let placement = Placement { device: cft_features::device(device)?, dtype: dtype(precision) };
     Ok((Backbone::load(name, &src, placement)?, src.key_names()))
 }
@@ -346,11 +347,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     let fingerprint = crate::checkpoint::Fingerprint::with_inputs(&key, &weight_input)?;
     // The feature cache: a hit skips the network entirely.
     let cache = match &args.cache {
-        Some(dir) => Some(FeatureCache::new(
-            dir,
-            &ExtractionKey { chunk: None, ..key.clone() },
-            &weight_input,
-        )?),
+        Some(dir) => Some(FeatureCache::new(dir, &ExtractionKey { chunk: None, ..key.clone() }, &weight_input)?),
         None => None,
     };
     let hit = match &cache {

@@ -220,9 +220,10 @@ fn confine(split: &ImageSplit) -> Result<()> {
         }
     }
     let Ok(root) = std::fs::canonicalize(&split.image_root) else { return Ok(()) };
-    let outside = split.paths.par_iter().find_any(|p| {
-        std::fs::canonicalize(split.image_root.join(p)).is_ok_and(|real| !real.starts_with(&root))
-    });
+    let outside = split
+        .paths
+        .par_iter()
+        .find_any(|p| std::fs::canonicalize(split.image_root.join(p)).is_ok_and(|real| !real.starts_with(&root)));
     if let Some(p) = outside {
         bail!(
             "{file}: image `{p}` is a symbolic link to a file outside the data folder {}; refusing to read it",
@@ -365,7 +366,8 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
     // cannot be read fails or is skipped alike for every checkpoint), so the labels of the
     // first apply to all; checked, not assumed.
     for (p, tr, te, _) in &extracted[1..] {
-        if tr.features.rows() != extracted[0].1.features.rows() || te.features.rows() != extracted[0].2.features.rows() {
+        if tr.features.rows() != extracted[0].1.features.rows() || te.features.rows() != extracted[0].2.features.rows()
+        {
             bail!(
                 "the checkpoint of proportion {} extracted a different number of images than the first: refusing to mix their labels",
                 p.unwrap_or_default()

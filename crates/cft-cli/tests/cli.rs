@@ -555,13 +555,15 @@ fn manifests_name_the_build_commit_and_cache_hits_are_reported_as_hits() {
     let args = |out: &'static str| r20.extract("32", &["--cache", "cache", "--out", out]);
     let first = cft(&args("a.safetensors"), d);
     ok(&first);
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("a.safetensors.manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("a.safetensors.manifest.json")).unwrap()).unwrap();
     assert_eq!(m["versions"]["git_commit"], build_commit.as_str(), "the manifest names {here}?");
     assert_ne!(build_commit, here);
     let second = cft(&args("b.safetensors"), d);
     let log = String::from_utf8_lossy(&second.stderr).into_owned();
     assert!(second.status.success() && log.contains("from the feature cache") && !log.contains("images/s"), "{log}");
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("b.safetensors.manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("b.safetensors.manifest.json")).unwrap()).unwrap();
     assert_eq!(m["config"]["cache_hit"], true);
     assert!(m["config"]["images_per_second"].is_null());
 }

@@ -87,7 +87,11 @@ fn outputs_never_go_into_or_around_an_input_dataset_folder() {
     refused(&["run", s, "--out", "ds", "--datasets-dir", "ds"], d.path(), &["--out", "contains", "ds/flags"]);
     refused(&["run", s, "--out", "ds/flags/reports", "--datasets-dir", "ds"], d.path(), &["lies inside", "ds/flags"]);
     refused(&["run", s, "--out", "ds/flags", "--datasets-dir", "ds"], d.path(), &["--out is the dataset folder"]);
-    refused(&["reproduce", "--quick", "--dataset", "emotions", "--datasets-dir", "ds", "--out", "ds"], d.path(), &["contains"]);
+    refused(
+        &["reproduce", "--quick", "--dataset", "emotions", "--datasets-dir", "ds", "--out", "ds"],
+        d.path(),
+        &["contains"],
+    );
     // Apart from the inputs it runs.
     ok_in(&["run", s, "--out", "reports", "--datasets-dir", "ds"], d.path());
     assert!(d.path().join("reports/emotions/results.json").is_file());
@@ -112,7 +116,21 @@ fn resource_limits_are_checked_before_allocating_with_their_numbers() {
     let images = repo().join("datasets/images");
     let w = common::Resnet20::bundled();
     let extract = |size: &'static str, batch: &'static str| {
-        vec!["extract", "--backbone", "resnet20-cifar", "--weights", w.weights(), "--images", images.to_str().unwrap(), "--image-size", size, "--batch", batch, "--out", "f.safetensors"]
+        vec![
+            "extract",
+            "--backbone",
+            "resnet20-cifar",
+            "--weights",
+            w.weights(),
+            "--images",
+            images.to_str().unwrap(),
+            "--image-size",
+            size,
+            "--batch",
+            batch,
+            "--out",
+            "f.safetensors",
+        ]
     };
     refused(&extract("4096", "1"), d.path(), &["--image-size 4096", "2048"]);
     refused(&extract("2048", "32"), d.path(), &["--batch 32", "lower --batch to 3"]);
@@ -121,7 +139,8 @@ fn resource_limits_are_checked_before_allocating_with_their_numbers() {
         .iter()
         .enumerate()
         .map(|(k, key)| {
-            let values: Vec<String> = (1..=1000).map(|v| if k == 0 { format!("{}e-6", v) } else { v.to_string() }).collect();
+            let values: Vec<String> =
+                (1..=1000).map(|v| if k == 0 { format!("{}e-6", v) } else { v.to_string() }).collect();
             format!("{key} = [{}]\n", values.join(", "))
         })
         .collect();
@@ -264,7 +283,8 @@ fn two_runs_into_one_output_at_once_never_both_write() {
     let refusals = [&a, &b].iter().filter(|o| stderr(o).contains("another cft process")).count();
     let wins = [&a, &b].iter().filter(|o| o.status.success()).count();
     assert_eq!((wins, refusals), (1, 1), "a: {}\nb: {}", stderr(&a), stderr(&b));
-    let lockfiles: Vec<_> = snapshot(d.path()).into_iter().filter(|(p, _)| p.to_string_lossy().contains(".lock")).collect();
+    let lockfiles: Vec<_> =
+        snapshot(d.path()).into_iter().filter(|(p, _)| p.to_string_lossy().contains(".lock")).collect();
     assert!(lockfiles.is_empty(), "{lockfiles:?}");
 }
 
@@ -299,7 +319,19 @@ fn checkpoints_with_non_finite_weights_or_negative_variances_are_refused_by_tens
         common::write_tensors(&d.path().join(file), &edited, None);
         let images = repo().join("datasets/images");
         refused(
-            &["extract", "--backbone", "resnet20-cifar", "--weights", file, "--images", images.to_str().unwrap(), "--image-size", "32", "--out", "f.safetensors"],
+            &[
+                "extract",
+                "--backbone",
+                "resnet20-cifar",
+                "--weights",
+                file,
+                "--images",
+                images.to_str().unwrap(),
+                "--image-size",
+                "32",
+                "--out",
+                "f.safetensors",
+            ],
             d.path(),
             &[file, needle],
         );

@@ -527,7 +527,10 @@ fn the_authors_checkpoint_names_are_found_and_every_printed_hint_works() {
     let (r, a) = (root.display().to_string(), authors.display().to_string());
     // No reference folder in OUT: the published tables come from the binary.
     let out = d.path().join("out1");
-    let log = ok(&cft(&["run", s.to_str().unwrap(), "--data-root", &r, "--weights", &a, "--out", out.to_str().unwrap()], &[]));
+    let log = ok(&cft(
+        &["run", s.to_str().unwrap(), "--data-root", &r, "--weights", &a, "--out", out.to_str().unwrap()],
+        &[],
+    ));
     assert!(log.contains("backbone keys under `backbone.`, classifier `classification_layer`"), "{log}");
     assert!(!log.contains("cft report` later") && !log.contains("skipping the reports index"), "{log}");
     assert!(out.join("README.md").is_file() && out.join("reference/paper_results.csv").is_file());
@@ -539,7 +542,8 @@ fn the_authors_checkpoint_names_are_found_and_every_printed_hint_works() {
     let st_bytes = std::fs::read(plain.weights()).unwrap();
     let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
     let w = st.tensor("linear.weight").unwrap();
-    let first: Vec<f32> = w.data()[..3 * 64 * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let first: Vec<f32> =
+        w.data()[..3 * 64 * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     assert_eq!(head.weight.as_slice(), &first[..]);
     assert_eq!(features.features.rows(), 16);
     // The run's hint, as printed: `cft report OUT` (no --reference needed).
@@ -549,10 +553,24 @@ fn the_authors_checkpoint_names_are_found_and_every_printed_hint_works() {
     assert!(table.contains("coco-authors") || table.contains("ours"), "{table}");
     // A wrong prefix: the error names the tensor it looked for and the prefixes the file has.
     let e = failed(&cft(
-        &["run", s.to_str().unwrap(), "--data-root", &r, "--weights", &a, "--out", d.path().join("out2").to_str().unwrap(), "--key-prefix", "model."],
+        &[
+            "run",
+            s.to_str().unwrap(),
+            "--data-root",
+            &r,
+            "--weights",
+            &a,
+            "--out",
+            d.path().join("out2").to_str().unwrap(),
+            "--key-prefix",
+            "model.",
+        ],
         &[],
     ));
-    assert!(e.contains("`model.conv1.weight`") && e.contains("`backbone.`") && e.contains("`classification_layer.`"), "{e}");
+    assert!(
+        e.contains("`model.conv1.weight`") && e.contains("`backbone.`") && e.contains("`classification_layer.`"),
+        "{e}"
+    );
     assert!(e.contains("key_prefix") && e.contains("--key-prefix"), "{e}");
 }
 
@@ -569,8 +587,16 @@ fn a_bad_image_hint_works_as_printed_on_cft_run() {
     let s = spec(d.path(), "coco-bad", "coco2014", "proportions = [0.5]", "metric = \"ap\"");
     let w = common::Resnet20::bundled();
     let out = d.path().join("out");
-    let args =
-        ["run", s.to_str().unwrap(), "--data-root", root.to_str().unwrap(), "--weights", w.weights(), "--out", out.to_str().unwrap()];
+    let args = [
+        "run",
+        s.to_str().unwrap(),
+        "--data-root",
+        root.to_str().unwrap(),
+        "--weights",
+        w.weights(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let e = failed(&cft(&args, &[]));
     assert!(e.contains("COCO_train2014_000000000103.jpg") && e.contains("rerun with --on-bad-image skip"), "{e}");
     let mut again = args.to_vec();
@@ -622,7 +648,16 @@ fn annotation_paths_stay_inside_the_data_root_and_files_are_listed_once() {
     for (root, needle) in cases {
         let out = d.path().join(format!("out-{}", root.file_name().unwrap().to_string_lossy()));
         let e = failed(&cft(
-            &["run", s.to_str().unwrap(), "--data-root", root.to_str().unwrap(), "--weights", w.weights(), "--out", out.to_str().unwrap()],
+            &[
+                "run",
+                s.to_str().unwrap(),
+                "--data-root",
+                root.to_str().unwrap(),
+                "--weights",
+                w.weights(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
             &[],
         ));
         assert!(e.contains("instances_train2014.json") && e.contains(needle), "{e}");
@@ -645,7 +680,16 @@ fn openimages_ids_and_chexpert_paths_cannot_leave_the_data_root() {
     let s = spec(d.path(), "oi-hostile", "openimages_v3", "source = \"real\"", "metric = \"ap\"");
     let out = d.path().join("out-oi");
     let e = failed(&cft(
-        &["run", s.to_str().unwrap(), "--data-root", oi.to_str().unwrap(), "--weights", w.weights(), "--out", out.to_str().unwrap()],
+        &[
+            "run",
+            s.to_str().unwrap(),
+            "--data-root",
+            oi.to_str().unwrap(),
+            "--weights",
+            w.weights(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &[],
     ));
     assert!(e.contains("annotations-human.csv") && e.contains("leaves the data folder"), "{e}");
@@ -660,7 +704,16 @@ fn openimages_ids_and_chexpert_paths_cannot_leave_the_data_root() {
     let s = spec(d.path(), "cx-hostile", "chexpert", "source = \"real\"\nuncertain = \"ignore\"", "metric = \"auc\"");
     let out = d.path().join("out-cx");
     let e = failed(&cft(
-        &["run", s.to_str().unwrap(), "--data-root", cx.to_str().unwrap(), "--weights", w.weights(), "--out", out.to_str().unwrap()],
+        &[
+            "run",
+            s.to_str().unwrap(),
+            "--data-root",
+            cx.to_str().unwrap(),
+            "--weights",
+            w.weights(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &[],
     ));
     assert!(e.contains("train.csv") && e.contains("leaves the data folder"), "{e}");

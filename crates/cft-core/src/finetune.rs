@@ -409,7 +409,13 @@ pub fn skip_reason_from_counts(tp: usize, tn: usize, vp: usize, vn: usize) -> Op
 
 /// The optimizer's state between epochs.
 enum Optimizer {
-    Bp { loss: Loss, adam: Adam, logits: Vec<f32>, grad: Vec<f32>, grad_params: Vec<f32> },
+    Bp {
+        loss: Loss,
+        adam: Adam,
+        logits: Vec<f32>,
+        grad: Vec<f32>,
+        grad_params: Vec<f32>,
+    },
     Ga {
         state: Box<GaState>,
         scores: Vec<f32>,

@@ -38,8 +38,8 @@ pub use base_head::{train_base_head, BaseHeadConfig, BaseMode};
 pub use batched::{finetune_batched, finetune_batched_observed, Batched};
 pub use engine::{finetune_with, should_stop, Engine};
 pub use finetune::{
-    elite_order, finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun, GaConfig,
-    GaEliteTies, Method, SkipReason, SplitRef,
+    elite_order, finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig,
+    FineTuneRun, GaConfig, GaEliteTies, Method, SkipReason, SplitRef,
 };
 pub use head::LinearHead;
 pub use labels::{drop_labels, KnownSamples, Label, PartialLabels, SparseLabels, UncertainPolicy};

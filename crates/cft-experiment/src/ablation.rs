@@ -121,7 +121,8 @@ pub fn run_grid(
             .map_err(|e| anyhow::anyhow!("{}: not a grid file ({e}); remove the folder", grid_path.display()))?;
         // Cells already run under another spec would be labelled with this one's values
         // (a spec edited between shards): refused, with or without --resume.
-        if old.spec != grid.spec && (opts.resume || dir.join("cells").read_dir().is_ok_and(|mut d| d.next().is_some())) {
+        if old.spec != grid.spec && (opts.resume || dir.join("cells").read_dir().is_ok_and(|mut d| d.next().is_some()))
+        {
             bail!(
                 "{}: the folder holds cells of another version of this grid (the spec changed since they ran); refusing to mix them (use another --out or remove the folder)",
                 grid_path.display()
@@ -211,7 +212,8 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
 /// `grid.json` must describe exactly the cells its spec expands to: the same ids, parameter
 /// values and seeds, one value per varied key (a hand-edited file is refused, not trusted).
 fn check_grid_file(path: &Path, grid: &GridFile, cells: &[Cell]) -> Result<()> {
-    let keys: Vec<String> = cells.first().map(|c| c.params.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+    let keys: Vec<String> =
+        cells.first().map(|c| c.params.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
     if grid.param_keys != keys {
         bail!("{}: param_keys {:?} are not the spec's varied keys {:?}", path.display(), grid.param_keys, keys);
     }
@@ -252,7 +254,9 @@ fn check_cell_config(cell_dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
             .into_iter()
             .flatten()
             .filter(|(k, v)| ran.get(k.as_str()) != Some(v))
-            .map(|(k, v)| format!("{k}: ran with {}, the grid says {v}", ran.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
+            .map(|(k, v)| {
+                format!("{k}: ran with {}, the grid says {v}", ran.get(k.as_str()).unwrap_or(&serde_json::Value::Null))
+            })
             .collect();
         bail!(
             "{}: this cell ran with another configuration than its grid gives it ({}): refusing to merge it",

@@ -134,8 +134,11 @@ pub fn expand(spec: &ExperimentSpec) -> Result<Vec<Cell>> {
     // Counted before anything is built: a typo can ask for billions of cells.
     let reps = seeds.as_ref().map_or(1, Vec::len);
     let total = axes.iter().try_fold(reps, |n, a| n.checked_mul(a.values.len()));
-    let sizes: Vec<String> =
-        axes.iter().map(|a| format!("{} {}", a.values.len(), a.key)).chain(seeds.as_ref().map(|s| format!("{} seeds", s.len()))).collect();
+    let sizes: Vec<String> = axes
+        .iter()
+        .map(|a| format!("{} {}", a.values.len(), a.key))
+        .chain(seeds.as_ref().map(|s| format!("{} seeds", s.len())))
+        .collect();
     match total {
         Some(n) if n <= MAX_CELLS => {}
         _ => bail!(

@@ -121,9 +121,9 @@ fn check_pixels(width: usize, height: usize) -> std::result::Result<(), String> 
 /// The width and height an image's header declares (JPEG and PNG), without decoding it.
 pub fn declared_size(bytes: &[u8]) -> Option<(usize, usize)> {
     match image::guess_format(bytes).ok()? {
-        image::ImageFormat::Jpeg => std::panic::catch_unwind(|| mozjpeg::Decompress::new_mem(bytes).ok().map(|d| d.size()))
-            .ok()
-            .flatten(),
+        image::ImageFormat::Jpeg => {
+            std::panic::catch_unwind(|| mozjpeg::Decompress::new_mem(bytes).ok().map(|d| d.size())).ok().flatten()
+        }
         format => {
             let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
             reader.into_dimensions().ok().map(|(w, h)| (w as usize, h as usize))

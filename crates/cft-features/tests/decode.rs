@@ -109,7 +109,12 @@ fn png_variants_decode_to_pillows_bytes() {
         let img = decode(&dir.join(case["file"].as_str().unwrap())).unwrap();
         let got = sha256(&img.data);
         if got != case["sha256"].as_str().unwrap() {
-            bad.push(format!("{name} (Pillow mode {}): first pixels {:?}, Pillow {}", case["pillow_mode"], &img.data[..12], case["first_pixels"]));
+            bad.push(format!(
+                "{name} (Pillow mode {}): first pixels {:?}, Pillow {}",
+                case["pillow_mode"],
+                &img.data[..12],
+                case["first_pixels"]
+            ));
         }
     }
     assert!(bad.is_empty(), "{bad:#?}");

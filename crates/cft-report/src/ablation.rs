@@ -769,7 +769,8 @@ mod tests {
     #[test]
     fn undefined_scores_and_single_values_never_panic_nor_show_an_interval() {
         // Every score undefined (e.g. no positive in any validation task): no means, no panic.
-        let mut rows = vec![row("c000", 0, "1e-4", "AN", "x", 0.5, 0.5), row("c000", 0, "1e-4", "AN + CFT-GA", "x", 0.6, 0.5)];
+        let mut rows =
+            vec![row("c000", 0, "1e-4", "AN", "x", 0.5, 0.5), row("c000", 0, "1e-4", "AN + CFT-GA", "x", 0.6, 0.5)];
         for r in &mut rows {
             r.score = None;
             r.base_score = None;
@@ -779,7 +780,8 @@ mod tests {
         let t = summary_table("d", "mAP", &tidy, &sum);
         assert!(t.rows.iter().all(|r| r[3] == "—"), "{:?}", t.rows);
         // One seed: the value with "n = 1", never "± 0.00".
-        let tidy = Tidy { param_keys: vec!["cft.bp_lr".into()], rows: vec![row("c000", 0, "1e-4", "AN", "x", 0.5, 0.5)] };
+        let tidy =
+            Tidy { param_keys: vec!["cft.bp_lr".into()], rows: vec![row("c000", 0, "1e-4", "AN", "x", 0.5, 0.5)] };
         let sum = summarize(&tidy).unwrap();
         let t = summary_table("d", "mAP", &tidy, &sum);
         assert_eq!(t.rows[0][3], "50.00 (n = 1)");
