@@ -471,7 +471,7 @@ fn data_coco_labels_writes_the_reference_csv_and_inspect_plots() {
 #[test]
 #[ignore = "needs CFT_REAL_DATA (CheXpert files may not be redistributed)"]
 fn committed_chexpert_scores_are_regenerated_from_the_real_files() {
-    let root = PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA"));
+    let root = real_data_root();
     let test = root.join("chexpert/test");
     let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/chexpert/scored");
     let dir = tempfile::tempdir().unwrap();
@@ -598,4 +598,16 @@ fn the_feature_cache_is_keyed_by_image_contents() {
     std::fs::write(images.join("a.jpg"), &bytes).unwrap();
     let log = run("b.safetensors");
     assert!(!log.contains("cache hit"), "a changed image reused stale features: {log}");
+}
+
+/// `CFT_REAL_DATA`, a relative path taken from the workspace root (the README's
+/// `CFT_REAL_DATA=../shared/data` works from the checkout, wherever cargo runs the test).
+fn real_data_root() -> PathBuf {
+    let p =
+        PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)"));
+    if p.is_relative() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+    } else {
+        p
+    }
 }

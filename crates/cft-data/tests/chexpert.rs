@@ -14,9 +14,20 @@ use std::path::PathBuf;
 const NEEDS: &str = "needs CFT_REAL_DATA (CheXpert files may not be redistributed)";
 
 fn real_data() -> PathBuf {
-    let dir = std::env::var_os("CFT_REAL_DATA")
-        .unwrap_or_else(|| panic!("this test {NEEDS}: run it with CFT_REAL_DATA=../shared/data"));
-    PathBuf::from(dir).join("chexpert")
+    assert!(std::env::var_os("CFT_REAL_DATA").is_some(), "this test {NEEDS}: run it with CFT_REAL_DATA=../shared/data");
+    real_data_root().join("chexpert")
+}
+
+/// `CFT_REAL_DATA`, a relative path taken from the workspace root (the README's
+/// `CFT_REAL_DATA=../shared/data` works from the checkout, wherever cargo runs the test).
+fn real_data_root() -> PathBuf {
+    let p =
+        PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)"));
+    if p.is_relative() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+    } else {
+        p
+    }
 }
 
 /// (positive, negative, uncertain, blank) per observation, in OBSERVATIONS order.

@@ -16,9 +16,19 @@ fn formats() -> PathBuf {
 /// The real samples' folder; the tests that read it are `#[ignore]`d by default (listed as
 /// skipped) and fail without it when run (`--include-ignored`, as CI does).
 fn real_data() -> PathBuf {
-    PathBuf::from(std::env::var_os("CFT_REAL_DATA").unwrap_or_else(|| {
-        panic!("this test needs CFT_REAL_DATA (the real COCO/OpenImages samples): run it with CFT_REAL_DATA=../shared/data")
-    }))
+    real_data_root()
+}
+
+/// `CFT_REAL_DATA`, a relative path taken from the workspace root (the README's
+/// `CFT_REAL_DATA=../shared/data` works from the checkout, wherever cargo runs the test).
+fn real_data_root() -> PathBuf {
+    let p =
+        PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)"));
+    if p.is_relative() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+    } else {
+        p
+    }
 }
 
 fn rows(images: &LabelledImages) -> Vec<Vec<Label>> {
