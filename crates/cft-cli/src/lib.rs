@@ -116,7 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         (None, Err(_)) => None,
     };
     if let Some(level) = level {
-        cft_core::kernels::set_kernel_level(level);
+        cft_core::kernels::set_kernel_level(level)?;
     }
     match cli.command {
         Command::Reproduce(a) => reproduce_cmd::run(&a).map(|_| ()),

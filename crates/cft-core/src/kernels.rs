@@ -95,8 +95,36 @@ fn avx512_detected() -> bool {
 /// 0: not chosen yet (read `CFT_KERNEL` on first use); 1: scalar; 2: avx2; 3: avx512.
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 
-/// Chooses the kernel level for the rest of the process.
-pub fn set_kernel_level(level: KernelLevel) {
+/// A kernel level the processor cannot run: selecting it would execute instructions the CPU
+/// lacks (undefined behaviour), so [`set_kernel_level`] refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kernel level {}: this processor cannot run it (available: {})", .level.name(), .available.iter().map(|l| l.name()).collect::<Vec<_>>().join(", "))]
+pub struct UnavailableKernel {
+    /// The level asked for.
+    pub level: KernelLevel,
+    /// The levels this processor runs.
+    pub available: Vec<KernelLevel>,
+}
+
+/// `level` if it is among `available` (the detected levels; a parameter so tests can pretend
+/// a processor without AVX-512).
+fn check_level(level: KernelLevel, available: &[KernelLevel]) -> Result<KernelLevel, UnavailableKernel> {
+    if available.contains(&level) {
+        Ok(level)
+    } else {
+        Err(UnavailableKernel { level, available: available.to_vec() })
+    }
+}
+
+/// Chooses the kernel level for the rest of the process; a level the processor lacks is an
+/// error, never selected.
+pub fn set_kernel_level(level: KernelLevel) -> Result<(), UnavailableKernel> {
+    let level = check_level(level, &KernelLevel::available())?;
+    store_level(level);
+    Ok(())
+}
+
+fn store_level(level: KernelLevel) {
     LEVEL.store(
         match level {
             KernelLevel::Scalar => 1,
@@ -115,8 +143,9 @@ pub fn kernel_level() -> KernelLevel {
         2 => KernelLevel::Avx2,
         3 => KernelLevel::Avx512,
         _ => {
+            // `parse` only accepts detected levels.
             let level = std::env::var("CFT_KERNEL").ok().and_then(|v| v.parse().ok()).unwrap_or_else(KernelLevel::best);
-            set_kernel_level(level);
+            store_level(level);
             level
         }
     }
@@ -459,6 +488,24 @@ pub fn weighted_row_sums_at(level: KernelLevel, a: &[f32], m: usize, x: &[f32], 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_level_the_processor_lacks_is_refused_never_selected() {
+        // A processor with AVX2 but no AVX-512 (detection overridden by the list).
+        let without = [KernelLevel::Scalar, KernelLevel::Avx2];
+        let e = check_level(KernelLevel::Avx512, &without).unwrap_err();
+        assert_eq!(e.to_string(), "kernel level avx512: this processor cannot run it (available: scalar, avx2)");
+        assert_eq!(check_level(KernelLevel::Avx2, &without), Ok(KernelLevel::Avx2));
+        // On this processor: every detected level is accepted, and the one in use stays valid.
+        for level in KernelLevel::available() {
+            set_kernel_level(level).unwrap();
+            assert_eq!(kernel_level(), level);
+        }
+        if !KernelLevel::available().contains(&KernelLevel::Avx512) {
+            assert!(set_kernel_level(KernelLevel::Avx512).is_err());
+        }
+        set_kernel_level(KernelLevel::best()).unwrap();
+    }
 
     /// Values with many significant bits, so that any change of order changes the sums.
     fn values(len: usize, seed: u64) -> Vec<f32> {
