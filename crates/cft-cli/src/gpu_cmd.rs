@@ -229,3 +229,54 @@ fn backbone_parity(datasets: &std::path::Path, ordinal: usize) -> Result<serde_j
     out.push(r);
     Ok(serde_json::Value::Array(out))
 }
+
+/// The CUDA CFT engine for `cft run` (`[cft] engine = "cuda"`, or `auto` on a CUDA device).
+#[cfg(feature = "cuda")]
+pub fn cuda_cft_engine(device: &str, precision: &str) -> Result<Box<dyn cft_experiment::partial_label::CftEngine>> {
+    let ordinal = match parse_device(device)? {
+        Some(n) => n,
+        None => 0,
+    };
+    let gemm: cft_cuda::GemmPrecision = precision.parse().map_err(anyhow::Error::msg)?;
+    // Refused now rather than after the data is read: no device, no run.
+    open_gpu(ordinal)?;
+    Ok(Box::new(CudaCft { ordinal, gemm, label: format!("cuda {precision}") }))
+}
+
+/// The CUDA CFT engine for `cft run`; without the `cuda` feature, the error that says so.
+#[cfg(not(feature = "cuda"))]
+pub fn cuda_cft_engine(_device: &str, _precision: &str) -> Result<Box<dyn cft_experiment::partial_label::CftEngine>> {
+    Err(not_built(Some("[cft] engine = \"batched\" (or --engine batched, the CPU engine)")))
+}
+
+/// The CUDA engine behind [`cft_experiment::partial_label::CftEngine`]: the device is opened per
+/// unit (units run one at a time on it), from plain settings.
+#[cfg(feature = "cuda")]
+struct CudaCft {
+    ordinal: usize,
+    gemm: cft_cuda::GemmPrecision,
+    label: String,
+}
+
+#[cfg(feature = "cuda")]
+impl cft_experiment::partial_label::CftEngine for CudaCft {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+
+    fn finetune(
+        &self,
+        head: &cft_core::LinearHead,
+        train: cft_core::SplitRef<'_>,
+        valid: cft_core::SplitRef<'_>,
+        cfg: &cft_core::FineTuneConfig,
+    ) -> Result<cft_core::FineTuneRun> {
+        let gpu = open_gpu(self.ordinal)?;
+        let opts = cft_cuda::CudaOptions { precision: self.gemm, max_batch: None };
+        Ok(gpu.finetune(head, train, valid, cfg, &opts, &|_| {})?)
+    }
+
+    fn parallel_units(&self) -> bool {
+        false
+    }
+}

@@ -43,13 +43,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
                 None => eprintln!("note: {}: not every cell has finished; its tables are not updated", d.display()),
                 // The index writes the pages of `ablations/`; a grid elsewhere gets them here.
                 Some((tidy, meta)) if !d.starts_with(&canned) => {
-                    cft_report::ablation::write_ablation_report(
-                        &d,
-                        &meta.name,
-                        &meta.metric,
-                        &meta.description,
-                        &tidy,
-                    )?;
+                    cft_report::ablation::write_ablation_report(&d, &meta, &tidy)?;
                 }
                 Some(_) => {}
             }

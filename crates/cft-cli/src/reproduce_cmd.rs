@@ -77,7 +77,7 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
         quick: bool,
     }
     let data = cft_experiment::partial_label::ProtocolData::from_manifest(&manifest)?;
-    run_and_print(&cfg, &data, &args.out, args.resume, &RunConfig { quick: args.quick })
+    run_and_print(&cfg, &data, &args.out, args.resume, &RunConfig { quick: args.quick }, None)
 }
 
 /// Runs the protocol with a progress bar, prints the table and where it wrote (shared by
@@ -88,6 +88,7 @@ pub fn run_and_print<C: Serialize>(
     out: &std::path::Path,
     resume: bool,
     run_config: &C,
+    engine: Option<&dyn cft_experiment::partial_label::CftEngine>,
 ) -> Result<PathBuf> {
     let clock = std::time::Instant::now();
     let bar = progress(cfg.steps() as u64, &format!("reproduce {}", data.name));
@@ -104,6 +105,7 @@ pub fn run_and_print<C: Serialize>(
         report: true,
         interrupt_after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()),
         folder: None,
+        engine,
     };
     let done = cft_experiment::partial_label::run_protocol(cfg, data, out, run_config, &|| bar.inc(1), opts)?;
     bar.finish_and_clear();

@@ -8,7 +8,7 @@ use crate::image_data::ImageInputs;
 use crate::reproduce_cmd::{default_datasets_dir, run_and_print};
 use anyhow::{bail, Result};
 use cft_data::DatasetManifest;
-use cft_experiment::partial_label::ProtocolData;
+use cft_experiment::partial_label::{CftEngine, CpuEngine, ProtocolData};
 use cft_experiment::spec::{DataSource, ExperimentSpec};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -55,6 +55,14 @@ pub struct RunArgs {
     /// features and the labels (`skip`; listed in `<out>/<name>/features/*.skipped.tsv`).
     #[arg(long, value_enum, default_value_t = crate::extract_cmd::BadImageArg::Fail)]
     pub on_bad_image: crate::extract_cmd::BadImageArg,
+    /// What fits the CFT heads (overrides the spec's `cft.engine`): auto, per-category,
+    /// batched or cuda. `auto` is the CUDA engine when the device is CUDA in a `cuda` build,
+    /// else the batched CPU engine; the CPU engines give the same numbers bit for bit.
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// The CUDA engine's GEMM precision (overrides `cft.gemm_precision`): f32, tf32 or bf16.
+    #[arg(long)]
+    pub gemm_precision: Option<String>,
     /// Grid specs: run only shard i of n (`i/n`, 0-based; cells k with k mod n = i), e.g. one
     /// task of a cluster's job array each; `cft report` merges the cells when all are done.
     #[arg(long)]
@@ -139,16 +147,33 @@ fn input_folders(args: &RunArgs, spec: &ExperimentSpec) -> Result<Vec<(&'static 
     Ok(folders)
 }
 
+/// The engine a (cell) spec asks for, after `--engine` / `--gemm-precision` / `--device`.
+fn engine_for(args: &RunArgs, spec: &ExperimentSpec) -> Result<Box<dyn CftEngine>> {
+    let name = args.engine.clone().unwrap_or_else(|| spec.cft.engine.clone());
+    if !cft_experiment::spec::ENGINES.contains(&name.as_str()) {
+        bail!("--engine {name}: expected one of {}", cft_experiment::spec::ENGINES.join(", "));
+    }
+    let device = args.device.clone().or_else(|| spec.backbone.as_ref().map(|b| b.device.clone())).unwrap_or_default();
+    let precision = args.gemm_precision.clone().unwrap_or_else(|| spec.cft.gemm_precision.clone());
+    Ok(match name.as_str() {
+        "per-category" => Box::new(CpuEngine::PerCategory),
+        "batched" => Box::new(CpuEngine::default()),
+        "auto" if !(cfg!(feature = "cuda") && device.starts_with("cuda")) => Box::new(CpuEngine::default()),
+        _ => crate::gpu_cmd::cuda_cft_engine(&device, &precision)?,
+    })
+}
+
 /// Runs `cft run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let spec = ExperimentSpec::load(&args.spec)?;
+    let engine = engine_for(args, &spec)?;
     let out = args.out.clone().unwrap_or_else(|| spec.output.dir.clone());
     // Before any work: the reports folder is apart from every input folder.
     let folders = input_folders(args, &spec)?;
     let named: Vec<cft_data::Named<'_>> = folders.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
     cft_data::check_folder_apart(cft_data::Named::new("--out", &out), &named)?;
     if spec.is_grid() || args.shard.is_some() {
-        return run_grid_cmd(args, &spec, &out);
+        return run_grid_cmd(args, &spec, &out, engine.as_ref());
     }
     let data = load_data(args, &spec, &out, false)?;
     let cfg = spec.protocol_config(&data.name);
@@ -163,13 +188,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         &out,
         args.resume,
         &RunConfig { spec_file: args.spec.display().to_string(), spec: &spec },
+        Some(engine.as_ref()),
     )?;
     Ok(())
 }
 
 /// An ablation grid: every cell (or one shard's) with one progress bar, then the merged
 /// summary when every cell is done.
-fn run_grid_cmd(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path) -> Result<()> {
+fn run_grid_cmd(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path, engine: &dyn CftEngine) -> Result<()> {
     let shard = args.shard.as_deref().map(cft_experiment::grid::parse_shard).transpose()?;
     let cells = cft_experiment::grid::expand(spec)?;
     let mine = cells.iter().filter(|c| shard.is_none_or(|(i, n)| c.index % n == i)).count();
@@ -186,7 +212,7 @@ fn run_grid_cmd(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path) ->
     );
     let clock = std::time::Instant::now();
     let bar = crate::common::progress(steps as u64, "grid");
-    let opts = cft_experiment::ablation::GridOptions { resume: args.resume, shard };
+    let opts = cft_experiment::ablation::GridOptions { resume: args.resume, shard, engine: Some(engine) };
     let done = cft_experiment::ablation::run_grid(
         spec,
         &args.spec,

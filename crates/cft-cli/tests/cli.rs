@@ -611,3 +611,51 @@ fn real_data_root() -> PathBuf {
         p
     }
 }
+
+/// `[cft] engine` / `--engine`: the per-category and batched CPU engines give the same
+/// `results.json` byte for byte, the manifest names the engine that ran, and a CUDA request in
+/// a build without CUDA is one clear error before any work.
+#[test]
+fn cft_run_engines_give_identical_results_and_the_manifest_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments/scene-quick.toml");
+    let datasets = datasets();
+    let run = |engine: &str, out: &str| {
+        ok(&cft(
+            &[
+                "run",
+                spec.to_str().unwrap(),
+                "--engine",
+                engine,
+                "--out",
+                out,
+                "--datasets-dir",
+                datasets.to_str().unwrap(),
+            ],
+            d,
+        ))
+    };
+    run("per-category", "a");
+    run("batched", "b");
+    let read = |p: &str| std::fs::read(d.join(p)).unwrap();
+    assert!(read("a/scene/results.json") == read("b/scene/results.json"), "the CPU engines' results differ");
+    let engine = |p: &str| -> String {
+        let m: serde_json::Value = serde_json::from_slice(&read(p)).unwrap();
+        m["config"]["engine"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        (engine("a/scene/manifest.json"), engine("b/scene/manifest.json")),
+        ("per-category".into(), "batched".into())
+    );
+    // Without an engine given: auto, the batched CPU engine on a CPU.
+    ok(&cft(&["run", spec.to_str().unwrap(), "--out", "c", "--datasets-dir", datasets.to_str().unwrap()], d));
+    assert_eq!(engine("c/scene/manifest.json"), "batched");
+    if !cfg!(feature = "cuda") {
+        let e = failed(&cft(&["run", spec.to_str().unwrap(), "--engine", "cuda", "--out", "e"], d));
+        assert!(e.contains("built without CUDA") && e.contains("--engine batched"), "{e}");
+        assert!(!d.join("e").exists());
+    }
+    let e = failed(&cft(&["run", spec.to_str().unwrap(), "--engine", "gpu", "--out", "e"], d));
+    assert!(e.contains("--engine gpu: expected one of auto, per-category, batched, cuda"), "{e}");
+}

@@ -52,12 +52,14 @@ pub fn grid_dir(out: &Path, spec_path: &Path) -> PathBuf {
 }
 
 /// How a grid run goes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GridOptions {
+#[derive(Clone, Copy, Default)]
+pub struct GridOptions<'a> {
     /// Reuse finished cells (each cell's units are fingerprinted like any protocol run).
     pub resume: bool,
     /// Run only shard `i` of `n`.
     pub shard: Option<(usize, usize)>,
+    /// The engine that fits the heads (default: the batched CPU engine).
+    pub engine: Option<&'a dyn crate::partial_label::CftEngine>,
 }
 
 /// What a grid run did.
@@ -80,7 +82,7 @@ pub fn run_grid(
     spec: &ExperimentSpec,
     spec_path: &Path,
     out: &Path,
-    opts: GridOptions,
+    opts: GridOptions<'_>,
     load: &dyn Fn(&ExperimentSpec) -> Result<ProtocolData>,
     on_step: &(dyn Fn() + Sync),
     on_cell: &dyn Fn(&Cell, usize, usize),
@@ -147,7 +149,13 @@ pub fn run_grid(
             params: String,
         }
         let run_config = CellConfig { grid: &grid.name, cell: &c.id, params: c.describe() };
-        let run = RunOptions { resume: opts.resume, report: false, interrupt_after_units: None, folder: Some(&c.id) };
+        let run = RunOptions {
+            resume: opts.resume,
+            report: false,
+            interrupt_after_units: None,
+            folder: Some(&c.id),
+            engine: opts.engine,
+        };
         run_protocol(&cfg, data, &dir.join("cells"), &run_config, on_step, run)
             .with_context(|| format!("cell {} ({})", c.id, c.describe()))?;
     }
@@ -157,7 +165,7 @@ pub fn run_grid(
         Some(_) => None,
     };
     if let Some((tidy, meta)) = &merged {
-        cft_report::ablation::write_ablation_report(&dir, &meta.name, &meta.metric, &meta.description, tidy)?;
+        cft_report::ablation::write_ablation_report(&dir, meta, tidy)?;
     }
     Ok(GridRun { dir, ran: todo, total, merged: merged.is_some() })
 }
@@ -198,12 +206,25 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
     let tidy = Tidy { param_keys: grid.param_keys.clone(), rows };
     tidy.write_csv(&dir.join("tidy.csv"))?;
     tidy.write_parquet(&dir.join("tidy.parquet"))?;
+    let label_masks = match (&grid.spec.seeds, &grid.spec.labels.mask_seed, grid.spec.labels.source) {
+        (_, _, crate::partial_label::LabelSource::Real) => String::new(),
+        (Some(_), None, _) => format!(
+            "Label masks: drawn anew for each seed (mask seed {} + seed), so the intervals include the label sampling.",
+            crate::spec::REFERENCE_MASK_SEED
+        ),
+        (Some(_), Some(m), _) => format!(
+            "Label masks: fixed for every seed (labels.mask_seed = {}), so the intervals leave out the label sampling.",
+            m.values().iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        ),
+        (None, _, _) => String::new(),
+    };
     let meta = AblationMeta {
         name: grid.name.clone(),
         description: grid.spec.description.clone(),
         metric,
         spec: grid.spec_file.clone(),
         cells: grid.cells.len(),
+        label_masks,
     };
     cft_data::write_atomic(&dir.join("ablation.json"), (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
     Ok(Some((tidy, meta)))

@@ -1,8 +1,8 @@
 //! Ablation grids: a spec in which any CFT, base-head, label or selection parameter is a list
 //! (`bp_lr = [1e-5, 1e-4, 1e-3]`) expands to the cartesian product of those lists, and
-//! `seeds = [0, 1, 2, 3, 4]` repeats every cell once per seed (the seed sets the GA's streams
-//! and the held-out split; the label masks keep the reference's seed 526 unless
-//! `labels.mask_seed` is itself varied).
+//! `seeds = [0, 1, 2, 3, 4]` repeats every cell once per seed (the seed sets the GA's streams,
+//! the held-out split and, unless the spec sets `labels.mask_seed`, the label masks: seed `s`
+//! drops labels with mask seed 526 + s, so seed 0 keeps the reference masks).
 //!
 //! Each cell is a full spec with one value per parameter, run as its own unit folder, so a
 //! resumed grid skips finished cells and `--shard i/n` runs a deterministic share of them
@@ -173,9 +173,17 @@ pub fn expand(spec: &ExperimentSpec) -> Result<Vec<Cell>> {
                 t.remove("seeds");
             }
             if let Some(s) = seed {
-                let s = toml::Value::Integer(i64::try_from(s).context("seeds: a seed above 2^63")?);
-                set(&mut v, "cft.ga_seed", s.clone());
-                set(&mut v, "selection.split_seed", s);
+                let value = toml::Value::Integer(i64::try_from(s).context("seeds: a seed above 2^63")?);
+                set(&mut v, "cft.ga_seed", value.clone());
+                set(&mut v, "selection.split_seed", value);
+                // The label masks follow the seed unless the spec pins them.
+                if spec.labels.mask_seed.is_none() {
+                    let mask = crate::spec::REFERENCE_MASK_SEED
+                        .checked_add(s)
+                        .and_then(|m| i64::try_from(m).ok())
+                        .context("seeds: a seed too large for the label masks (526 + seed)")?;
+                    set(&mut v, "labels.mask_seed", toml::Value::Integer(mask));
+                }
             }
             let spec = ExperimentSpec::deserialize(v).context("a grid cell")?;
             let index = cells.len();
@@ -233,7 +241,7 @@ mod tests {
         assert_eq!(cells[2].describe(), "cft.bp_lr = 0.00001, cft.ga.population = 50, seed = 0");
         assert_eq!(cells[11].describe(), "cft.bp_lr = 0.001, cft.ga.population = 100, seed = 7");
         let c = cells[11].spec.protocol_config("scene");
-        assert_eq!((c.bp_lr, c.ga.population, c.ga_seed, c.split_seed, c.mask_seed), (1e-3, 100, 7, 7, 526));
+        assert_eq!((c.bp_lr, c.ga.population, c.ga_seed, c.split_seed, c.mask_seed), (1e-3, 100, 7, 7, 533));
         assert_eq!(c.proportions, vec![0.1, 0.5], "proportions are a value, not an axis");
         assert!(cells.iter().all(|c| !c.spec.is_grid()));
         // Shards partition the cells.
@@ -242,6 +250,15 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..12).collect::<Vec<_>>());
         assert_eq!(ids(1), vec![1, 6, 11]);
+    }
+
+    #[test]
+    fn seeds_draw_new_label_masks_unless_the_spec_pins_them() {
+        let free = expand(&load(&format!("seeds = [0, 3]\n{BASE}")).unwrap()).unwrap();
+        let masks: Vec<u64> = free.iter().map(|c| c.spec.protocol_config("scene").mask_seed).collect();
+        assert_eq!(masks, vec![526, 529], "seed 0 keeps the reference masks");
+        let pinned = expand(&load(&format!("seeds = [0, 3]\n{BASE}mask_seed = 526\n")).unwrap()).unwrap();
+        assert!(pinned.iter().all(|c| c.spec.protocol_config("scene").mask_seed == 526));
     }
 
     #[test]

@@ -483,7 +483,8 @@ fn run_unit(
     protocol: Protocol,
     keep_history: bool,
     on_step: &(dyn Fn() + Sync),
-) -> (UnitResult, Option<String>) {
+    engine: &dyn CftEngine,
+) -> Result<(UnitResult, Option<String>)> {
     // A checkpoint per proportion: this unit's features and head.
     let own = data.per_proportion.iter().find(|f| (f.proportion - p).abs() < 1e-12);
     let train_x = own.map_or(&data.train.features, |f| &f.train);
@@ -547,13 +548,12 @@ fn run_unit(
         fc.patience = cfg.patience;
         fc.seed = cfg.ga_seed;
         fc.keep_history = keep_history;
-        let run = finetune(
+        let run = engine.finetune(
             base_head,
             SplitRef { features: &fit_x, labels: st },
             SplitRef { features: &sel_x, labels: sv },
             &fc,
-            &|_| {},
-        );
+        )?;
         let (per, mean) = test_scores(cfg, &run.head, test_x, test_y);
         if let Some(h) = history.as_mut() {
             append_history(h, &name, &data.categories, &run.categories);
@@ -574,7 +574,7 @@ fn run_unit(
         methods,
         inputs: Vec::new(),
     };
-    (unit, history)
+    Ok((unit, history))
 }
 
 /// A finished unit that `--resume` may reuse: same configuration, same input files; anything
@@ -690,8 +690,68 @@ pub struct Reproduction {
     pub results: ExperimentResults,
 }
 
+/// What fits a unit's CFT heads: `[cft] engine` (`cft run --engine`). The CPU engines give
+/// identical results; a GPU engine lives in a front end that links it (the CLI's `cuda` build).
+pub trait CftEngine: Sync {
+    /// Its name in manifests (`batched`, `per-category`, `cuda f32`).
+    fn name(&self) -> String;
+    /// Fine-tunes `head` on `train`, selecting on `valid` (see [`cft_core::finetune`]).
+    fn finetune(
+        &self,
+        head: &cft_core::LinearHead,
+        train: SplitRef<'_>,
+        valid: SplitRef<'_>,
+        cfg: &FineTuneConfig,
+    ) -> Result<cft_core::FineTuneRun>;
+    /// Whether units may call it from several threads at once (a GPU engine runs one at a time).
+    fn parallel_units(&self) -> bool {
+        true
+    }
+}
+
+/// The CPU engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuEngine {
+    /// One loop per category, categories in parallel.
+    PerCategory,
+    /// All categories of a batch advance one epoch per step and share one validation pass
+    /// (faster; the same numbers bit for bit).
+    Batched {
+        /// Categories held at once.
+        batch: usize,
+    },
+}
+
+impl Default for CpuEngine {
+    fn default() -> Self {
+        CpuEngine::Batched { batch: 64 }
+    }
+}
+
+impl CftEngine for CpuEngine {
+    fn name(&self) -> String {
+        match self {
+            CpuEngine::PerCategory => "per-category".into(),
+            CpuEngine::Batched { .. } => "batched".into(),
+        }
+    }
+
+    fn finetune(
+        &self,
+        head: &cft_core::LinearHead,
+        train: SplitRef<'_>,
+        valid: SplitRef<'_>,
+        cfg: &FineTuneConfig,
+    ) -> Result<cft_core::FineTuneRun> {
+        Ok(match *self {
+            CpuEngine::PerCategory => finetune(head, train, valid, cfg, &|_| {}),
+            CpuEngine::Batched { batch } => cft_core::finetune_batched(head, train, valid, cfg, batch.max(1), &|_| {}),
+        })
+    }
+}
+
 /// How a protocol run goes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RunOptions<'a> {
     /// Reuse finished units of the same configuration and inputs (others are refused).
     pub resume: bool,
@@ -701,11 +761,13 @@ pub struct RunOptions<'a> {
     pub interrupt_after_units: Option<usize>,
     /// The run's folder under `out` (default: the data's name); an ablation names it by cell.
     pub folder: Option<&'a str>,
+    /// The engine that fits the CFT heads (default: the batched CPU engine).
+    pub engine: Option<&'a dyn CftEngine>,
 }
 
 impl Default for RunOptions<'_> {
     fn default() -> Self {
-        Self { resume: false, report: true, interrupt_after_units: None, folder: None }
+        Self { resume: false, report: true, interrupt_after_units: None, folder: None, engine: None }
     }
 }
 
@@ -761,32 +823,36 @@ pub fn run_protocol<C: Serialize>(
         points.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
     let steps_per_unit = cfg.steps_per_unit();
     let fresh = std::sync::atomic::AtomicUsize::new(0);
+    let default_engine = CpuEngine::default();
+    let engine: &dyn CftEngine = opts.engine.unwrap_or(&default_engine);
     // Collected as one Result: the first error (an interrupt, a refused unit) stops the rest.
-    let units: Vec<UnitResult> = units
-        .par_iter()
-        .map(|&(p, protocol)| {
-            let id = unit_id(cfg, p, protocol);
-            let path = runs.join(format!("{id}.json"));
-            if resume && path.is_file() {
-                let u = resumable_unit(&path, cfg, &inputs)?;
-                (0..steps_per_unit).for_each(|_| on_step());
-                return Ok(u);
-            }
-            // Histories are kept for the first proportion: enough to plot, small to store.
-            let keep_history = p == points[0];
-            let (mut u, history) = run_unit(cfg, data, p, protocol, keep_history, on_step);
-            u.inputs = inputs.clone();
-            if let Some(h) = history {
-                cft_data::write_atomic(&runs.join(format!("{id}-history.csv")), h.as_bytes())?;
-            }
-            cft_data::write_atomic(&path, (serde_json::to_string_pretty(&u)? + "\n").as_bytes())?;
-            let done = fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if opts.interrupt_after_units.is_some_and(|n| done >= n) {
-                bail!("stopped as if interrupted after {done} fresh units (test hook)");
-            }
-            Ok(u)
-        })
-        .collect::<Result<_>>()?;
+    let one_unit = |&(p, protocol): &(f64, Protocol)| -> Result<UnitResult> {
+        let id = unit_id(cfg, p, protocol);
+        let path = runs.join(format!("{id}.json"));
+        if resume && path.is_file() {
+            let u = resumable_unit(&path, cfg, &inputs)?;
+            (0..steps_per_unit).for_each(|_| on_step());
+            return Ok(u);
+        }
+        // Histories are kept for the first proportion: enough to plot, small to store.
+        let keep_history = p == points[0];
+        let (mut u, history) = run_unit(cfg, data, p, protocol, keep_history, on_step, engine)?;
+        u.inputs = inputs.clone();
+        if let Some(h) = history {
+            cft_data::write_atomic(&runs.join(format!("{id}-history.csv")), h.as_bytes())?;
+        }
+        cft_data::write_atomic(&path, (serde_json::to_string_pretty(&u)? + "\n").as_bytes())?;
+        let done = fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if opts.interrupt_after_units.is_some_and(|n| done >= n) {
+            bail!("stopped as if interrupted after {done} fresh units (test hook)");
+        }
+        Ok(u)
+    };
+    let units: Vec<UnitResult> = if engine.parallel_units() {
+        units.par_iter().map(one_unit).collect::<Result<_>>()?
+    } else {
+        units.iter().map(one_unit).collect::<Result<_>>()?
+    };
     let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels, g.by));
     let results = aggregate(cfg, data, &units, group_counts.as_deref());
     cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
@@ -801,13 +867,15 @@ pub fn run_protocol<C: Serialize>(
     #[derive(Serialize)]
     struct Config<'a, C> {
         reproduce: &'a ReproduceConfig,
+        /// The engine that fitted the CFT heads (it does not change the numbers on the CPU).
+        engine: String,
         data: &'a serde_json::Value,
         #[serde(flatten)]
         run: &'a C,
     }
     let m = clock.manifest(
         "reproduce",
-        Config { reproduce: cfg, data: &data.description, run: run_config },
+        Config { reproduce: cfg, engine: engine.name(), data: &data.description, run: run_config },
         inputs,
         outputs,
     );

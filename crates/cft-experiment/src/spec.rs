@@ -249,9 +249,11 @@ pub struct LabelSpec {
     /// Known-label proportions, each in (0, 1] (`drop` only).
     #[serde(default)]
     pub proportions: Vec<f64>,
-    /// Seed of the dropping stream (the reference's 526).
-    #[serde(default = "mask_seed")]
-    pub mask_seed: Param<u64>,
+    /// Seed of the dropping stream (default: the reference's 526). In a grid with `seeds`, an
+    /// unset mask seed follows the repetition (526 + seed: seed 0 keeps the reference masks),
+    /// so the intervals include the label sampling; a set one pins the masks for every seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_seed: Option<Param<u64>>,
     /// CheXpert's uncertain labels: `ignore` (unknown), `ones`, `zeros` or `u-ones-u-zeros`
     /// (U-Ones for Atelectasis and Edema, U-Zeros for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,9 +286,8 @@ pub enum BaseFrom {
     Checkpoint,
 }
 
-fn mask_seed() -> Param<u64> {
-    Param::One(526)
-}
+/// The reference's label-dropping seed.
+pub const REFERENCE_MASK_SEED: u64 = 526;
 
 /// `[base]`: the recipe of the AN and Ignore base heads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,7 +362,31 @@ pub struct CftSpec {
     /// The genetic algorithm.
     #[serde(default)]
     pub ga: GaSpec,
+    /// What fits the heads: `auto` (the CUDA engine when the device is CUDA in a CUDA build,
+    /// else the batched CPU engine), `per-category`, `batched` or `cuda` (`--engine` overrides).
+    /// The CPU engines give the same numbers bit for bit.
+    #[serde(default = "engine", skip_serializing_if = "is_auto")]
+    pub engine: String,
+    /// The CUDA engine's GEMM precision: `f32`, `tf32` or `bf16`.
+    #[serde(default = "gemm_precision", skip_serializing_if = "is_f32")]
+    pub gemm_precision: String,
 }
+
+fn engine() -> String {
+    "auto".into()
+}
+fn is_auto(s: &str) -> bool {
+    s == "auto"
+}
+fn gemm_precision() -> String {
+    "f32".into()
+}
+fn is_f32(s: &str) -> bool {
+    s == "f32"
+}
+
+/// The engine names `[cft] engine` accepts.
+pub const ENGINES: [&str; 4] = ["auto", "per-category", "batched", "cuda"];
 
 fn max_epochs() -> Param<usize> {
     Param::One(5000)
@@ -389,6 +414,8 @@ impl Default for CftSpec {
             methods: all_methods(),
             asl: AslSpec::default(),
             ga: GaSpec::default(),
+            engine: engine(),
+            gemm_precision: gemm_precision(),
         }
     }
 }
@@ -686,6 +713,12 @@ impl ExperimentSpec {
         if !(r.is_finite() && r >= 0.0) {
             bail!("cft.ga.mutation_range = {r}: expected a finite number ≥ 0");
         }
+        if !ENGINES.contains(&self.cft.engine.as_str()) {
+            bail!("cft.engine = {:?}: expected one of {}", self.cft.engine, ENGINES.join(", "));
+        }
+        if !["f32", "tf32", "bf16"].contains(&self.cft.gemm_precision.as_str()) {
+            bail!("cft.gemm_precision = {:?}: expected \"f32\", \"tf32\" or \"bf16\"", self.cft.gemm_precision);
+        }
         let f = *self.selection.holdout_fraction.get();
         if !(f > 0.0 && f < 1.0) {
             bail!("selection.holdout_fraction = {f}: expected a fraction in (0, 1)");
@@ -719,7 +752,7 @@ impl ExperimentSpec {
         ReproduceConfig {
             dataset: dataset.to_string(),
             proportions: self.labels.proportions.clone(),
-            mask_seed: *self.labels.mask_seed.get(),
+            mask_seed: self.labels.mask_seed.as_ref().map_or(REFERENCE_MASK_SEED, |m| *m.get()),
             holdout_fraction: *self.selection.holdout_fraction.get(),
             split_seed: *self.selection.split_seed.get(),
             ga_seed: *self.cft.ga_seed.get(),

@@ -259,6 +259,10 @@ pub struct SummaryRow {
     /// CFT rows: the mean paired Δ over categories (score − base, averaged over seeds and
     /// proportions), its bootstrap interval, and win/tie/loss counts over categories.
     pub delta: Option<(f64, (f64, f64), (usize, usize, usize))>,
+    /// CFT rows: the paired Δ per seed (score − base over categories and proportions), its
+    /// mean over seeds, the 95% t-interval over seeds and the number of seeds: the variation
+    /// between repetitions, label sampling included when the masks follow the seed.
+    pub seed_delta: Option<(f64, (f64, f64), usize)>,
 }
 
 type Key = (Vec<String>, String, String, bool);
@@ -316,6 +320,7 @@ pub fn summarize(tidy: &Tidy) -> Result<Vec<SummaryRow>, ReportError> {
         let (m, sd, ci) = mean_interval(&avgs);
         let (params, method, protocol, is_base) = key;
         let delta = (!is_base).then(|| paired_delta(tidy, &params, &method, &protocol)).flatten();
+        let seed_delta = (!is_base).then(|| paired_delta_over_seeds(tidy, &params, &method, &protocol)).flatten();
         out.push(SummaryRow {
             params,
             method,
@@ -324,6 +329,7 @@ pub fn summarize(tidy: &Tidy) -> Result<Vec<SummaryRow>, ReportError> {
             per_proportion,
             average: (n_seeds, m, sd, ci),
             delta,
+            seed_delta,
         });
     }
     Ok(out)
@@ -353,6 +359,30 @@ fn paired_delta(
     Some((mean, bootstrap_interval(&d), (wins, d.len() - wins - losses, losses)))
 }
 
+/// Per seed, the mean over categories and proportions of score − base; then their mean over
+/// seeds with the 95% t-interval (NaN for a single seed) and the seed count.
+fn paired_delta_over_seeds(
+    tidy: &Tidy,
+    params: &[String],
+    method: &str,
+    protocol: &str,
+) -> Option<(f64, (f64, f64), usize)> {
+    let mut per_seed: BTreeMap<Option<u64>, (f64, usize)> = BTreeMap::new();
+    for r in tidy.rows.iter().filter(|r| r.params == params && r.method == method && r.protocol == protocol) {
+        if let (Some(s), Some(b)) = (r.score, r.base_score) {
+            let e = per_seed.entry(r.seed).or_insert((0.0, 0));
+            e.0 += s - b;
+            e.1 += 1;
+        }
+    }
+    if per_seed.is_empty() {
+        return None;
+    }
+    let deltas: Vec<f64> = per_seed.values().map(|(sum, n)| sum / *n as f64).collect();
+    let (m, _, ci) = mean_interval(&deltas);
+    Some((m, ci, deltas.len()))
+}
+
 fn pm(m: f64, ci: (f64, f64)) -> String {
     if !m.is_finite() {
         return "—".into();
@@ -366,12 +396,18 @@ fn pm(m: f64, ci: (f64, f64)) -> String {
 
 /// The summary as a table: parameters, method, protocol, each proportion and the average as
 /// mean ± 95% half-width (%), Δ vs the base head with its bootstrap interval, W/T/L.
-pub fn summary_table(name: &str, metric: &str, tidy: &Tidy, rows: &[SummaryRow]) -> Table {
+pub fn summary_table(name: &str, metric: &str, tidy: &Tidy, rows: &[SummaryRow], label_masks: &str) -> Table {
     let props: Vec<f64> = rows.first().map(|r| r.per_proportion.iter().map(|p| p.0).collect()).unwrap_or_default();
     let mut header: Vec<String> = tidy.param_keys.clone();
     header.extend(["Method".to_string(), "Protocol".to_string()]);
     header.extend(props.iter().map(|p| format!("{:.0}%", 100.0 * p)));
-    header.extend(["Avg".to_string(), "seeds".to_string(), "Δ vs base [95% CI]".to_string(), "W/T/L".to_string()]);
+    header.extend([
+        "Avg".to_string(),
+        "seeds".to_string(),
+        "Δ vs base [95% CI]".to_string(),
+        "W/T/L".to_string(),
+        "Δ over seeds [95% t]".to_string(),
+    ]);
     let body = rows
         .iter()
         .map(|r| {
@@ -387,13 +423,21 @@ pub fn summary_table(name: &str, metric: &str, tidy: &Tidy, rows: &[SummaryRow])
                 }
                 None => row.extend(["—".to_string(), "—".to_string()]),
             }
+            row.push(match r.seed_delta {
+                Some((d, ci, _)) if ci.0.is_finite() && ci.1.is_finite() => {
+                    format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * d, 100.0 * ci.0, 100.0 * ci.1)
+                }
+                Some((d, _, n)) if d.is_finite() => format!("{:+.2} (n = {n})", 100.0 * d),
+                _ => "—".to_string(),
+            });
             row
         })
         .collect::<Vec<_>>();
     let n = body.len();
     Table {
         caption: format!(
-            "{name}: {metric} (%) on the test split, mean ± 95% t-interval half-width over seeds; Δ: CFT minus its base head per category (averaged over seeds and proportions), mean over categories with a 95% bootstrap interval; W/T/L: categories CFT improved / left unchanged / worsened."
+            "{name}: {metric} (%) on the test split, mean ± 95% t-interval half-width over seeds; Δ: CFT minus its base head per category (averaged over seeds and proportions), mean over categories with a 95% bootstrap interval; W/T/L: categories CFT improved / left unchanged / worsened; Δ over seeds: each seed's mean Δ (over categories and proportions), mean over seeds with a 95% t-interval over seeds.{}",
+            if label_masks.is_empty() { String::new() } else { format!(" {label_masks}") }
         ),
         header,
         rows: body,
@@ -560,15 +604,10 @@ fn delta_strips(
 
 /// Writes an ablation's report into `dir`: `summary.{md,csv,tex}`, `metric_vs_<param>.png/.svg`
 /// for each varied parameter, `delta_distribution.png/.svg` and `README.md`; returns the files.
-pub fn write_ablation_report(
-    dir: &Path,
-    name: &str,
-    metric: &str,
-    description: &str,
-    tidy: &Tidy,
-) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write_ablation_report(dir: &Path, meta: &AblationMeta, tidy: &Tidy) -> Result<Vec<PathBuf>, ReportError> {
+    let (name, metric, description) = (meta.name.as_str(), meta.metric.as_str(), meta.description.as_str());
     let rows = summarize(tidy)?;
-    let table = summary_table(name, metric, tidy, &rows);
+    let table = summary_table(name, metric, tidy, &rows, &meta.label_masks);
     let mut written = Vec::new();
     for (file, text) in
         [("summary.md", table.to_markdown()), ("summary.csv", table.to_csv()), ("summary.tex", table.to_latex())]
@@ -655,6 +694,10 @@ pub struct AblationMeta {
     pub spec: String,
     /// Cells × seeds.
     pub cells: usize,
+    /// How the label masks were drawn across seeds (a sentence for the table captions; empty
+    /// in files from before it was recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label_masks: String,
 }
 
 /// Rebuilds every ablation under `root` (folders with `tidy.csv` and `ablation.json`) into the
@@ -681,7 +724,7 @@ pub fn write_ablations_index(root: &Path, out: &Path) -> Result<Vec<PathBuf>, Re
         let folder = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let target = out.join(&folder);
         std::fs::create_dir_all(&target).map_err(|e| cft_data::DataError::io(&target, e))?;
-        written.extend(write_ablation_report(&target, &meta.name, &meta.metric, &meta.description, &tidy)?);
+        written.extend(write_ablation_report(&target, &meta, &tidy)?);
         md.push_str(&format!(
             "| {} | {} | {} | [{folder}/README.md]({folder}/README.md) |\n",
             meta.name,
@@ -777,13 +820,13 @@ mod tests {
         }
         let tidy = Tidy { param_keys: vec!["cft.bp_lr".into()], rows };
         let sum = summarize(&tidy).unwrap();
-        let t = summary_table("d", "mAP", &tidy, &sum);
+        let t = summary_table("d", "mAP", &tidy, &sum, "");
         assert!(t.rows.iter().all(|r| r[3] == "—"), "{:?}", t.rows);
         // One seed: the value with "n = 1", never "± 0.00".
         let tidy =
             Tidy { param_keys: vec!["cft.bp_lr".into()], rows: vec![row("c000", 0, "1e-4", "AN", "x", 0.5, 0.5)] };
         let sum = summarize(&tidy).unwrap();
-        let t = summary_table("d", "mAP", &tidy, &sum);
+        let t = summary_table("d", "mAP", &tidy, &sum, "");
         assert_eq!(t.rows[0][3], "50.00 (n = 1)");
     }
 
@@ -812,8 +855,12 @@ mod tests {
         assert!((d - 0.05).abs() < 1e-12, "{d}");
         assert_eq!(wtl, (1, 1, 0));
         assert!(ci.0 >= -1e-12 && ci.1 <= 0.1 + 1e-12 && ci.0 <= d && d <= ci.1, "{ci:?}");
+        // Over seeds: every seed's Δ is (0.1 + 0) / 2 = 0.05, so the t-interval has zero width.
+        let (sd, sci, n) = ga.seed_delta.unwrap();
+        assert_eq!(n, 3);
+        assert!((sd - 0.05).abs() < 1e-12 && (sci.1 - sci.0).abs() < 1e-12, "{sd} {sci:?}");
         // The table shows them in percent.
-        let t = summary_table("d", "mAP", &tidy, &sum);
+        let t = summary_table("d", "mAP", &tidy, &sum, "");
         let line = t.rows.iter().find(|r| r[1] == "AN").unwrap();
         assert_eq!(line[3], format!("{:.2} ± {:.2}", 60.0, 100.0 * hw));
         // A CSV round trip keeps every row.
@@ -836,6 +883,7 @@ mod tests {
             per_proportion: vec![],
             average: (5, 0.6, 0.01, (0.59, 0.61)),
             delta: Some(((ci.0 + ci.1) / 2.0, ci, (3, 0, 3))),
+            seed_delta: None,
         };
         let c = held_out_callouts(&[mk("paper", (0.01, 0.03)), mk("held-out", (-0.01, 0.01))]);
         assert_eq!(c.len(), 1);
