@@ -600,16 +600,10 @@ fn the_feature_cache_is_keyed_by_image_contents() {
     assert!(!log.contains("cache hit"), "a changed image reused stale features: {log}");
 }
 
-/// `CFT_REAL_DATA`, a relative path taken from the workspace root (the README's
-/// `CFT_REAL_DATA=../shared/data` works from the checkout, wherever cargo runs the test).
+/// `CFT_REAL_DATA`, a relative path taken from the workspace root.
 fn real_data_root() -> PathBuf {
-    let p =
-        PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)"));
-    if p.is_relative() {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
-    } else {
-        p
-    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cft_data::real_data_folder(&workspace).expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)")
 }
 
 /// `[cft] engine` / `--engine`: the per-category and batched CPU engines give the same

@@ -25,36 +25,7 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// `args` run in `dir` must be refused: exit 1, every needle in the message, `dir` unchanged.
-fn refused(args: &[&str], dir: &Path, needles: &[&str]) -> String {
-    let before = snapshot(dir);
-    let o = cft_in(args, dir);
-    let msg = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{args:?} must fail with exit 1 (101 is a panic):\n{msg}");
-    for n in needles {
-        assert!(msg.contains(n), "{args:?}: the message lacks `{n}`:\n{msg}");
-    }
-    assert!(snapshot(dir) == before, "{args:?} wrote or changed files:\n{msg}");
-    msg
-}
+use common::{refused, snapshot};
 
 fn ok_in(args: &[&str], dir: &Path) -> String {
     let o = cft_in(args, dir);

@@ -669,53 +669,31 @@ fn annotation_paths_stay_inside_the_data_root_and_files_are_listed_once() {
 #[test]
 fn openimages_ids_and_chexpert_paths_cannot_leave_the_data_root() {
     let d = tempfile::tempdir().unwrap();
-    let w = common::Resnet20::bundled();
-    // OpenImages: an image id that climbs out of `train/`.
+    // Replaces the first row's image field of a label file, returning the root to run on.
+    let climb = |root: &Path, csv: &str, to: &str| {
+        let csv = root.join(csv);
+        let text = read(&csv);
+        let first = text.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+        std::fs::write(&csv, text.replacen(&first, to, 1)).unwrap();
+    };
     let oi = d.path().join("openimages_v3");
     openimages_tree(&oi);
-    let csv = oi.join("train/annotations-human.csv");
-    let text = read(&csv);
-    let first_id = text.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
-    std::fs::write(&csv, text.replace(&first_id, "../../secret")).unwrap();
-    let s = spec(d.path(), "oi-hostile", "openimages_v3", "source = \"real\"", "metric = \"ap\"");
-    let out = d.path().join("out-oi");
-    let e = failed(&cft(
-        &[
-            "run",
-            s.to_str().unwrap(),
-            "--data-root",
-            oi.to_str().unwrap(),
-            "--weights",
-            w.weights(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    ));
-    assert!(e.contains("annotations-human.csv") && e.contains("leaves the data folder"), "{e}");
-    assert!(!out.exists());
-    // CheXpert: a `Path` with `..`.
-    let cx_parent = d.path().join("cx");
-    let cx = chexpert_tree(&cx_parent);
-    let csv = cx.join("train.csv");
-    let text = read(&csv);
-    let first_path = text.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
-    std::fs::write(&csv, text.replacen(&first_path, "CheXpert-v1.0-small/../../../secret.jpg", 1)).unwrap();
-    let s = spec(d.path(), "cx-hostile", "chexpert", "source = \"real\"\nuncertain = \"ignore\"", "metric = \"auc\"");
-    let out = d.path().join("out-cx");
-    let e = failed(&cft(
-        &[
-            "run",
-            s.to_str().unwrap(),
-            "--data-root",
-            cx.to_str().unwrap(),
-            "--weights",
-            w.weights(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    ));
-    assert!(e.contains("train.csv") && e.contains("leaves the data folder"), "{e}");
-    assert!(!out.exists());
+    // An OpenImages id climbing out of `train/` (every row of that image).
+    let text = read(&oi.join("train/annotations-human.csv"));
+    let id = text.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+    std::fs::write(oi.join("train/annotations-human.csv"), text.replace(&id, "../../secret")).unwrap();
+    let cx = chexpert_tree(&d.path().join("cx"));
+    climb(&cx, "train.csv", "CheXpert-v1.0-small/../../../secret.jpg");
+    let w = common::Resnet20::bundled();
+    for (name, source, labels, metric, root, file) in [
+        ("oi-hostile", "openimages_v3", "source = \"real\"", "metric = \"ap\"", &oi, "annotations-human.csv"),
+        ("cx-hostile", "chexpert", "source = \"real\"\nuncertain = \"ignore\"", "metric = \"auc\"", &cx, "train.csv"),
+    ] {
+        let s = spec(d.path(), name, source, labels, metric);
+        let out = d.path().join(format!("out-{name}"));
+        let (s, r, o) = (s.display().to_string(), root.display().to_string(), out.display().to_string());
+        let e = failed(&cft(&["run", &s, "--data-root", &r, "--weights", w.weights(), "--out", &o], &[]));
+        assert!(e.contains(file) && e.contains("leaves the data folder"), "{name}: {e}");
+        assert!(!out.exists());
+    }
 }

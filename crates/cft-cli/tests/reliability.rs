@@ -5,7 +5,6 @@
 mod common;
 
 use common::write_tensors;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -31,42 +30,7 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// Runs `args` in `dir`, which must be refused: exit code 1, every `needles` in the message,
-/// the folder exactly as before (inputs byte-identical, nothing new: no output, lock or
-/// temporary file). Returns the message.
-fn refused(args: &[&str], dir: &Path, needles: &[&str]) -> String {
-    let before = snapshot(dir);
-    let out = cft(args, dir);
-    let msg = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{args:?} must fail with exit 1 (101 is a panic):\n{msg}");
-    for n in needles {
-        assert!(msg.contains(n), "{args:?}: the message lacks `{n}`:\n{msg}");
-    }
-    let after = snapshot(dir);
-    let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
-    assert!(added.is_empty(), "{args:?} left files behind: {added:?}\n{msg}");
-    for (p, bytes) in &before {
-        assert!(after.get(p) == Some(bytes), "{args:?} changed or removed {}", p.display());
-    }
-    msg
-}
+use common::refused;
 
 /// A small labelled feature set: `n` rows, `d` features, `c` categories (names `c0`…), about
 /// half the labels known, deterministic.

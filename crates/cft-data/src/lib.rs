@@ -30,7 +30,7 @@ pub use arff::{read_arff, read_mulan_labels, ArffDataset, LabelLayout};
 pub use error::{DataError, Result};
 pub use fsutil::write_atomic;
 pub use image_list::LabelledImages;
-pub use manifest::{DatasetFormat, DatasetManifest};
+pub use manifest::{real_data_folder, DatasetFormat, DatasetManifest};
 pub use outputs::{check_collisions, check_folder_apart, check_output_folder, check_outputs, Named, OutputLock};
 pub use tensors::{
     pytorch_pickle_hint, read_feature_set, read_head, read_head_file, write_feature_set, write_head, write_head_as,

@@ -117,3 +117,12 @@ impl DatasetManifest {
         Ok(data)
     }
 }
+
+/// The folder of the real, non-redistributable data (CheXpert files, COCO/OpenImages samples)
+/// named by `CFT_REAL_DATA`; a relative path is taken from `workspace_root`, so the README's
+/// `CFT_REAL_DATA=../shared/data cargo test …` works whichever folder cargo runs a test in.
+/// `None` when the variable is unset.
+pub fn real_data_folder(workspace_root: &Path) -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os("CFT_REAL_DATA")?);
+    Some(if p.is_relative() { workspace_root.join(p) } else { p })
+}

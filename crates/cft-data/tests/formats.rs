@@ -19,16 +19,10 @@ fn real_data() -> PathBuf {
     real_data_root()
 }
 
-/// `CFT_REAL_DATA`, a relative path taken from the workspace root (the README's
-/// `CFT_REAL_DATA=../shared/data` works from the checkout, wherever cargo runs the test).
+/// `CFT_REAL_DATA`, a relative path taken from the workspace root.
 fn real_data_root() -> PathBuf {
-    let p =
-        PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)"));
-    if p.is_relative() {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
-    } else {
-        p
-    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cft_data::real_data_folder(&workspace).expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)")
 }
 
 fn rows(images: &LabelledImages) -> Vec<Vec<Label>> {

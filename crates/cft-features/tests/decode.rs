@@ -157,14 +157,8 @@ fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-/// `CFT_REAL_DATA`, a relative path taken from the workspace root (the README's
-/// `CFT_REAL_DATA=../shared/data` works from the checkout, wherever cargo runs the test).
+/// `CFT_REAL_DATA`, a relative path taken from the workspace root.
 fn real_data_root() -> PathBuf {
-    let p =
-        PathBuf::from(std::env::var_os("CFT_REAL_DATA").expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)"));
-    if p.is_relative() {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
-    } else {
-        p
-    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cft_data::real_data_folder(&workspace).expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)")
 }

@@ -70,3 +70,45 @@ pub fn photos() -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+/// Every file under `dir` with its bytes.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Runs `args` in `dir`, which must be refused: exit code 1, every `needles` in the message,
+/// the folder exactly as before (inputs byte-identical, nothing new: no output, lock or
+/// temporary file). Returns the message.
+pub fn refused(args: &[&str], dir: &Path, needles: &[&str]) -> String {
+    let before = snapshot(dir);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cft"))
+        .args(args)
+        .current_dir(dir)
+        .env("CFT_PROGRESS_INTERVAL", "0")
+        .output()
+        .expect("runs cft");
+    let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?} must fail with exit 1 (101 is a panic):\n{msg}");
+    for n in needles {
+        assert!(msg.contains(n), "{args:?}: the message lacks `{n}`:\n{msg}");
+    }
+    let after = snapshot(dir);
+    let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(added.is_empty(), "{args:?} left files behind: {added:?}\n{msg}");
+    for (p, bytes) in &before {
+        assert!(after.get(p) == Some(bytes), "{args:?} changed or removed {}", p.display());
+    }
+    msg
+}
