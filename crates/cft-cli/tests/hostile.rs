@@ -263,31 +263,14 @@ fn two_runs_into_one_output_at_once_never_both_write() {
 fn checkpoints_with_non_finite_weights_or_negative_variances_are_refused_by_tensor() {
     let d = tempfile::tempdir().unwrap();
     let w = common::Resnet20::bundled();
-    let bytes = std::fs::read(w.weights()).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| {
-            let vals = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            (n, v.shape().to_vec(), vals)
-        })
-        .collect();
+    let tensors = common::read_tensors(Path::new(w.weights()));
     for (file, target, value, needle) in [
         ("nan.safetensors", "conv1.weight", f32::NAN, "tensor `conv1.weight` holds a non-finite value (NaN"),
         ("var.safetensors", "bn1.running_var", -0.5, "tensor `bn1.running_var` has a negative variance (-0.5"),
     ] {
-        let edited: Vec<(&str, Vec<usize>, Vec<f32>)> = tensors
-            .iter()
-            .map(|(n, s, v)| {
-                let mut v = v.clone();
-                if n == target {
-                    v[3] = value;
-                }
-                (n.as_str(), s.clone(), v)
-            })
-            .collect();
-        common::write_tensors(&d.path().join(file), &edited, None);
+        let mut edited = tensors.clone();
+        edited.iter_mut().filter(|(n, _, _)| n == target).for_each(|(_, _, v)| v[3] = value);
+        common::write_owned(&d.path().join(file), &edited);
         let images = repo().join("datasets/images");
         refused(
             &[

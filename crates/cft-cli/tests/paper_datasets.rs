@@ -284,23 +284,10 @@ fn coco2014_tree_end_to_end_into_the_coco_table() {
 
 /// A copy of the ResNet-20 weights with its first convolution scaled: other features.
 fn perturbed_weights(from: &str, to: &Path) {
-    let bytes = std::fs::read(from).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
-    names.sort();
-    let first_conv = names.iter().find(|n| n.contains("conv") && n.ends_with("weight")).unwrap().clone();
-    let data: Vec<(String, Vec<usize>, Vec<f32>)> = names
-        .iter()
-        .map(|n| {
-            let t = st.tensor(n).unwrap();
-            let scale = if *n == first_conv { 1.25 } else { 1.0 };
-            let v = t.data().chunks(4).map(|b| scale * f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            (n.clone(), t.shape().to_vec(), v)
-        })
-        .collect();
-    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> =
-        data.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
-    common::write_tensors(to, &tensors, None);
+    let mut tensors = common::read_tensors(Path::new(from));
+    let first_conv = tensors.iter().position(|(n, _, _)| n.contains("conv") && n.ends_with("weight")).unwrap();
+    tensors[first_conv].2.iter_mut().for_each(|v| *v *= 1.25);
+    common::write_owned(to, &tensors);
 }
 
 #[test]
@@ -491,27 +478,19 @@ fn shipped_specs_load_and_name_their_sources() {
 /// classifier).
 fn authors_checkpoint(to: &Path, outputs: usize) {
     let w = common::Resnet20::bundled();
-    let bytes = std::fs::read(w.weights()).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    for (name, view) in st.tensors() {
-        let values: Vec<f32> =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        let shape = view.shape().to_vec();
-        match name.strip_prefix("linear.") {
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = common::read_tensors(Path::new(w.weights()))
+        .into_iter()
+        .map(|(name, shape, values)| match name.strip_prefix("linear.") {
             Some(part) => {
                 let per_row: usize = shape[1..].iter().product();
-                let rows = values[..outputs * per_row.max(1)].to_vec();
                 let mut s = shape.clone();
                 s[0] = outputs;
-                tensors.push((format!("classification_layer.{part}"), s, rows));
+                (format!("classification_layer.{part}"), s, values[..outputs * per_row.max(1)].to_vec())
             }
-            None => tensors.push((format!("backbone.{name}"), shape, values)),
-        }
-    }
-    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> =
-        tensors.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
-    common::write_tensors(to, &refs, None);
+            None => (format!("backbone.{name}"), shape, values),
+        })
+        .collect();
+    common::write_owned(to, &tensors);
 }
 
 #[test]

@@ -112,3 +112,27 @@ pub fn refused(args: &[&str], dir: &Path, needles: &[&str]) -> String {
     }
     msg
 }
+
+/// Every f32 tensor of a safetensors file: (name, shape, values), in name order.
+pub fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let t = st.tensor(&n).unwrap();
+            let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let shape = t.shape().to_vec();
+            (n, shape, v)
+        })
+        .collect()
+}
+
+/// [`write_tensors`] of owned (name, shape, values) triples, without metadata.
+pub fn write_owned(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> =
+        tensors.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    write_tensors(path, &refs, None);
+}
