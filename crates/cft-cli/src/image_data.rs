@@ -297,7 +297,9 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
         DataSource::Coco2014 => coco(&inputs.root)?,
         DataSource::OpenimagesV3 => openimages(&inputs.root)?,
         DataSource::Chexpert => chexpert(&inputs.root, spec.labels.uncertain.as_deref())?,
-        DataSource::Arff => bail!("data.source = \"arff\" is not an image dataset"),
+        DataSource::Arff | DataSource::Features => {
+            bail!("data.source = \"{}\" is not an image dataset", spec.data.source.name())
+        }
     };
     confine(&ds.train)?;
     confine(&ds.test)?;

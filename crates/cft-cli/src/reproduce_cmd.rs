@@ -92,7 +92,11 @@ pub fn run_and_print<C: Serialize>(
 ) -> Result<PathBuf> {
     let clock = std::time::Instant::now();
     let bar = progress(cfg.steps() as u64, &format!("reproduce {}", data.name));
-    let bases = if data.given_head.is_some() { "the checkpoint's classifier" } else { "2 base heads" };
+    let bases = match &data.given_head {
+        Some(g) if g.label == "checkpoint" => "the checkpoint's classifier".to_string(),
+        Some(g) => format!("the {}", g.label),
+        None => "2 base heads".to_string(),
+    };
     eprintln!(
         "{}: {} label settings × 2 protocols × ({bases} + {} CFT methods)",
         data.name,

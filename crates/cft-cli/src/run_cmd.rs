@@ -74,6 +74,21 @@ pub struct RunArgs {
 fn load_data(args: &RunArgs, spec: &ExperimentSpec, out: &std::path::Path, grid: bool) -> Result<ProtocolData> {
     let at = |key: &str, e: anyhow::Error| anyhow::anyhow!("{}: {key}: {e}", args.spec.display());
     match spec.data.source {
+        DataSource::Features => {
+            let resolve = |p: &Option<PathBuf>| p.as_ref().map(|p| ExperimentSpec::resolve(&args.spec, p));
+            let (train, test) = (resolve(&spec.data.train), resolve(&spec.data.test));
+            let (Some(train), Some(test)) = (train, test) else { bail!("data.train, data.test: missing (checked)") };
+            let head = resolve(&spec.base.head);
+            let key = args.head_key.clone().or_else(|| spec.base.head_key.clone());
+            let given = match (*spec.base.from.get(), &head) {
+                (cft_experiment::spec::BaseFrom::Head, Some(h)) => Some((h.as_path(), key.as_deref())),
+                _ => None,
+            };
+            let mut data =
+                ProtocolData::from_feature_sets(&spec.name(None), &train, &test, given).map_err(|e| at("data", e))?;
+            data.notes = spec.output.notes.clone();
+            Ok(data)
+        }
         DataSource::Arff => {
             let datasets_dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
             let manifest = DatasetManifest::resolve(&spec.dataset_in(&args.spec), &datasets_dir)

@@ -653,3 +653,39 @@ fn cft_run_engines_give_identical_results_and_the_manifest_names_them() {
     let e = failed(&cft(&["run", spec.to_str().unwrap(), "--engine", "gpu", "--out", "e"], d));
     assert!(e.contains("--engine gpu: expected one of auto, per-category, batched, cuda"), "{e}");
 }
+
+/// `[data] source = "features"`: a researcher's own feature sets and trained head through the
+/// protocol (the README's example spec), and the mismatches it refuses by file.
+#[test]
+fn own_features_and_head_run_through_the_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments/own-features.toml");
+    ok(&cft(&["run", spec.to_str().unwrap(), "--out", "out"], d));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/own-features/results.json")).unwrap()).unwrap();
+    let rows: Vec<&str> = r["rows"].as_array().unwrap().iter().map(|x| x["method"].as_str().unwrap()).collect();
+    assert!(rows.contains(&"given head") && rows.contains(&"given head + CFT-GA"), "{rows:?}");
+    assert_eq!(r["categories"].as_array().unwrap().len(), 6);
+    // A head for other features, and a feature set without labels: one error naming the file.
+    let own = datasets().join("own-features");
+    common::write_tensors(&d.join("wrong.safetensors"), &[("weight", vec![6, 10], vec![0.0; 60])], None);
+    common::write_tensors(&d.join("nolabels.safetensors"), &[("features", vec![2, 72], vec![0.0; 144])], None);
+    let text =
+        std::fs::read_to_string(&spec).unwrap().replace("../datasets/own-features/", &format!("{}/", own.display()));
+    std::fs::write(
+        d.join("bad-head.toml"),
+        text.replace(&format!("{}/head.safetensors", own.display()), "wrong.safetensors"),
+    )
+    .unwrap();
+    let e = failed(&cft(&["run", "bad-head.toml", "--out", "o"], d));
+    assert!(e.contains("wrong.safetensors") && e.contains("the head is [6, 10], the features need [6, 72]"), "{e}");
+    std::fs::write(
+        d.join("bad-set.toml"),
+        text.replace(&format!("{}/test.safetensors", own.display()), "nolabels.safetensors"),
+    )
+    .unwrap();
+    let e = failed(&cft(&["run", "bad-set.toml", "--out", "o"], d));
+    assert!(e.contains("nolabels.safetensors: no `labels` tensor"), "{e}");
+    assert!(!d.join("o").exists());
+}

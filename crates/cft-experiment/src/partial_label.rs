@@ -354,6 +354,89 @@ impl ProtocolData {
         })
     }
 
+    /// A researcher's own features: `train` and `test` feature sets in the format `cft finetune`
+    /// reads (safetensors `features` `n × d`, `labels` `n × C` with 1 / 0 / −1 uncertain / NaN
+    /// unknown, `categories` metadata). Uncertain labels count as unknown. With `head` (an
+    /// `nn.Linear` or a model state dict, its classifier found as `cft finetune --head` finds
+    /// it, or under `head_key`), that head is the base model instead of linear AN/Ignore heads.
+    /// Every mismatch (no labels, other dimensions, other categories) is one error naming the file.
+    pub fn from_feature_sets(
+        name: &str,
+        train: &Path,
+        test: &Path,
+        head: Option<(&Path, Option<&str>)>,
+    ) -> Result<Self> {
+        let load = |p: &Path| -> Result<(cft_data::FeatureSet, SparseLabels)> {
+            let set = cft_data::read_feature_set(p)?;
+            let Some(labels) = &set.labels else {
+                bail!(
+                    "{}: no `labels` tensor; a feature set for CFT needs labels (1, 0, -1, NaN unknown)",
+                    p.display()
+                );
+            };
+            let labels = labels.resolve_uncertain(&[cft_core::UncertainPolicy::Ignore]).to_sparse();
+            Ok((set, labels))
+        };
+        let (tr, tr_labels) = load(train)?;
+        let (te, te_labels) = load(test)?;
+        if tr.features.cols() != te.features.cols() {
+            bail!(
+                "{}: {} features per row, but {} has {}: both splits must come from one network",
+                test.display(),
+                te.features.cols(),
+                train.display(),
+                tr.features.cols()
+            );
+        }
+        let c = tr_labels.n_categories();
+        if te_labels.n_categories() != c {
+            bail!("{}: {} label columns, {} has {c}", test.display(), te_labels.n_categories(), train.display());
+        }
+        if tr.categories.is_some() && te.categories.is_some() && tr.categories != te.categories {
+            bail!("{} and {}: the category names differ", train.display(), test.display());
+        }
+        let categories = tr.categories.clone().unwrap_or_else(|| (0..c).map(|k| format!("category {k}")).collect());
+        let mut inputs = vec![train.to_path_buf(), test.to_path_buf()];
+        let given_head = match head {
+            None => None,
+            Some((path, key)) => {
+                let file = cft_data::read_head_file(path, key)?;
+                let (hc, hd) = (file.head.categories(), file.head.dim());
+                if (hc, hd) != (c, tr.features.cols()) {
+                    bail!(
+                        "{}: the head is [{hc}, {hd}], the features need [{c}, {}] (one row per category, one column per feature)",
+                        path.display(),
+                        tr.features.cols()
+                    );
+                }
+                if file.categories.as_ref().is_some_and(|hcats| *hcats != categories) {
+                    bail!("{}: the head's categories differ from {}'s", path.display(), train.display());
+                }
+                inputs.push(path.to_path_buf());
+                Some(GivenHead { label: "given head".into(), head: file.head })
+            }
+        };
+        Ok(Self {
+            name: name.to_string(),
+            categories,
+            train: LabelledFeatures { features: tr.features, labels: tr_labels },
+            test: LabelledFeatures { features: te.features, labels: te_labels },
+            description: serde_json::json!({
+                "source": "features",
+                "train": train.display().to_string(),
+                "test": test.display().to_string(),
+                "head": head.map(|(p, _)| p.display().to_string()),
+            }),
+            inputs,
+            given_head,
+            per_proportion: Vec::new(),
+            paper_table: None,
+            evaluation_split: None,
+            real_labels: None,
+            notes: Vec::new(),
+        })
+    }
+
     /// The data with every feature matrix rounded to `precision` storage; f32 borrows as is
     /// (no copy of the features).
     pub fn rounded(&self, precision: cft_core::Precision) -> Cow<'_, ProtocolData> {

@@ -146,6 +146,9 @@ pub enum DataSource {
     OpenimagesV3,
     /// CheXpert: `train.csv`, `valid.csv` and the images their `Path` column names.
     Chexpert,
+    /// Your own features: `data.train` and `data.test` feature sets (safetensors `features`,
+    /// `labels` 1/0/−1/NaN, `categories`), as `cft finetune` reads them.
+    Features,
 }
 
 impl DataSource {
@@ -156,6 +159,7 @@ impl DataSource {
             DataSource::Coco2014 => "coco2014",
             DataSource::OpenimagesV3 => "openimages_v3",
             DataSource::Chexpert => "chexpert",
+            DataSource::Features => "features",
         }
     }
 }
@@ -177,6 +181,12 @@ pub struct DataSpec {
     /// Report folder name (default: `dataset`'s name, or the source's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// `source = "features"`: the training feature set (relative to the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<PathBuf>,
+    /// `source = "features"`: the evaluation feature set (relative to the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<PathBuf>,
     /// Round the features to this storage precision first (`f32` = as read).
     #[serde(default)]
     pub feature_precision: Param<Precision>,
@@ -284,6 +294,8 @@ pub enum BaseFrom {
     Linear,
     /// The checkpoint's own classifier (`fc` / `classifier`): CFT repairs the trained model.
     Checkpoint,
+    /// `source = "features"`: your trained head (`base.head`, an `nn.Linear` or model state dict).
+    Head,
 }
 
 /// The reference's label-dropping seed.
@@ -310,6 +322,9 @@ pub struct BaseSpec {
     /// checkpoint has exactly one linear layer outside the backbone (`--head-key` overrides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_key: Option<String>,
+    /// `from = "head"`: the head file (relative to the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<PathBuf>,
 }
 
 fn base_recipe() -> cft_core::BaseHeadConfig {
@@ -333,6 +348,7 @@ impl Default for BaseSpec {
             lr: base_lr(),
             weight_decay: base_weight_decay(),
             head_key: None,
+            head: None,
         }
     }
 }
@@ -575,6 +591,27 @@ impl ExperimentSpec {
 
     /// Range checks, each naming its key.
     pub fn check(&self) -> Result<()> {
+        let features = self.data.source == DataSource::Features;
+        if features {
+            if self.data.train.is_none() || self.data.test.is_none() {
+                bail!("data.train, data.test: `source = \"features\"` needs both feature sets (safetensors with `features` and `labels`)");
+            }
+            if self.data.dataset.is_some() || self.data.root.is_some() || self.backbone.is_some() {
+                bail!("data: `source = \"features\"` reads data.train and data.test; remove data.dataset, data.root and [backbone]");
+            }
+        } else if self.data.train.is_some() || self.data.test.is_some() {
+            bail!("data.train, data.test: only for `source = \"features\"`");
+        }
+        let head_base = self.base.from.values().contains(&BaseFrom::Head);
+        if head_base && (!features || self.base.head.is_none()) {
+            bail!("base.from = \"head\": needs `source = \"features\"` and base.head (the head file)");
+        }
+        if self.base.head.is_some() && !head_base {
+            bail!("base.head: only for `from = \"head\"`");
+        }
+        if features {
+            return self.check_shared();
+        }
         let image = self.data.source != DataSource::Arff;
         match (&self.data.dataset, image) {
             (None, false) => bail!("data.dataset: missing (a bundled dataset name or a dataset manifest path)"),
@@ -615,12 +652,21 @@ impl ExperimentSpec {
                 bail!("backbone.resize = {:?}: expected \"pillow13\" or \"pillow12\"", b.resize);
             }
         }
-        if self.base.head_key.is_some() && !self.base.from.values().contains(&BaseFrom::Checkpoint) {
-            bail!("base.head_key: only for `from = \"checkpoint\"` (the checkpoint's classifier is the base head)");
+        if self.base.head_key.is_some()
+            && !self.base.from.values().iter().any(|f| matches!(f, BaseFrom::Checkpoint | BaseFrom::Head))
+        {
+            bail!(
+                "base.head_key: only for `from = \"checkpoint\"` or `\"head\"` (a given classifier is the base head)"
+            );
         }
         if *self.base.from.get() == BaseFrom::Checkpoint && !image {
             bail!("base.from = \"checkpoint\": an ARFF dataset has no checkpoint; use \"linear\"");
         }
+        self.check_shared()
+    }
+
+    /// The checks every data source shares (labels, evaluation, heads, CFT, selection).
+    fn check_shared(&self) -> Result<()> {
         match self.labels.source {
             LabelSource::Drop if self.labels.proportions.is_empty() => {
                 bail!("labels.proportions: at least one proportion is needed (or labels.source = \"real\")")
