@@ -25,7 +25,7 @@ pub enum DataCommand {
 #[derive(Debug, Clone, clap::Args)]
 pub struct InspectArgs {
     /// A COCO instances JSON, an OpenImages V3 folder (with classes-trainable.txt and
-    /// <subset>/annotations-human.csv), a CheXpert CSV, a reference label CSV (with --categories-from),
+    /// `<subset>/annotations-human.csv`), a CheXpert CSV, a reference label CSV (with --categories-from),
     /// or a bundled dataset name / manifest (its training split).
     pub dataset: String,
     /// OpenImages subset.

@@ -149,14 +149,13 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
         for group in &g.groups {
             let v = group.mean.map_or_else(|| "undefined".to_string(), |x| format!("{x:.6}"));
             println!(
-                "{} ({} categories, {} {} {}–{}): mean {} {v}",
+                "{} ({} categories, {} per category {}–{}): mean {} {v}",
                 group.name,
                 group.classes.len(),
                 match g.by {
                     GroupBy::Positives => "known positives",
                     GroupBy::Known => "known labels",
                 },
-                "per category",
                 group.count_range.0,
                 group.count_range.1,
                 metric.name().to_uppercase()

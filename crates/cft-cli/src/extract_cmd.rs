@@ -553,6 +553,9 @@ fn extract_in_parts(
     Ok((features, names, skipped, fresh as f64 / secs.max(1e-9)))
 }
 
+/// A cache entry's features (row-major), image names and skipped images with the reason.
+type CacheEntry = (Vec<f32>, Vec<String>, Vec<(String, String)>);
+
 /// One entry of the feature cache (`--cache DIR`): `<key>.safetensors` (features and image
 /// names) and `<key>.json` (the full fingerprint, checked on every hit, and the skipped images).
 struct FeatureCache {
@@ -638,7 +641,7 @@ impl FeatureCache {
 
     /// The cached features, names and skipped images, if this key is cached (a damaged or
     /// colliding entry is an error naming it).
-    fn lookup(&self) -> Result<Option<(Vec<f32>, Vec<String>, Vec<(String, String)>)>> {
+    fn lookup(&self) -> Result<Option<CacheEntry>> {
         if !(self.meta.is_file() && self.features.is_file()) {
             return Ok(None);
         }

@@ -46,8 +46,8 @@ pub struct FinetuneArgs {
     /// Validation feature set: the epoch with the best score on its known labels is kept.
     #[arg(long)]
     pub valid: PathBuf,
-    /// The trained head to repair: an nn.Linear state dict (`weight` [C, d], optional `bias`
-    /// [C]) or a whole model's state dict whose classifier is found (`fc.`, `classifier.`,
+    /// The trained head to repair: an nn.Linear state dict (`weight [C, d]`, optional
+    /// `bias [C]`) or a whole model's state dict whose classifier is found (`fc.`, `classifier.`,
     /// `head.`, `linear.`; `module.` prefixes accepted).
     #[arg(long)]
     pub head: PathBuf,

@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the paper's partial-label experiment end to end on a bundled dataset (default: scene)
-    /// and write tables, plots and a run manifest under reports/<dataset>/.
+    /// and write tables, plots and a run manifest under `reports/<dataset>/`.
     Reproduce(reproduce_cmd::ReproduceArgs),
     /// Run an experiment from its TOML spec (experiments/*.toml): data, labels, base heads, CFT,
     /// selection protocols, output folder.

@@ -952,6 +952,6 @@ fn feature_set_named(path: &Path, names: &[&str]) {
     let n = 12;
     let c = names.len();
     let features: Vec<f32> = (0..n * 2).map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.4).collect();
-    let labels: Vec<f32> = (0..n * c).map(|i| if (i * 5 + i / c) % 3 == 0 { 1.0 } else { 0.0 }).collect();
+    let labels: Vec<f32> = (0..n * c).map(|i| if (i * 5 + i / c).is_multiple_of(3) { 1.0 } else { 0.0 }).collect();
     write_tensors(path, &[("features", vec![n, 2], features), ("labels", vec![n, c], labels)], Some(names));
 }

@@ -6,7 +6,7 @@
 //! whose validation labels are all known share the validation matrix, and a blocked multi-head
 //! product reads each feature row once for every head (instead of once per head), using the
 //! same dot product as the per-category path so the scores, and therefore the selected epochs
-//! and weights, are bit-identical to [`crate::finetune`]. Categories drop out as they stop.
+//! and weights, are bit-identical to [`crate::finetune()`]. Categories drop out as they stop.
 //!
 //! Memory is bounded by `batch`: at most that many categories hold their gathered training
 //! samples at once (OpenImages: 5000 categories, a few thousand known samples each).
@@ -53,7 +53,7 @@ pub fn multi_head_scores(x: &Matrix, heads: &[&[f32]], out: &mut [f32]) {
 }
 
 /// Fine-tunes every category of `head` with the batched engine, `batch` categories at a time.
-/// Same result as [`crate::finetune`] for the same configuration. `on_done` is called as each
+/// Same result as [`crate::finetune()`] for the same configuration. `on_done` is called as each
 /// category finishes.
 pub fn finetune_batched(
     head: &LinearHead,
@@ -251,7 +251,7 @@ mod tests {
         for i in 0..n {
             let ys: Vec<bool> = (0..c).map(|k| k != 3 && rng.random() < if k == 4 { 0.03 } else { 0.3 }).collect();
             for j in 0..d {
-                let signal = if j < c && ys[j] { 2.0 } else { 0.0 };
+                let signal = if ys.get(j).copied().unwrap_or(false) { 2.0 } else { 0.0 };
                 x.push((signal + (rng.random() * 3.0).floor()) as f32);
             }
             for (k, &y) in ys.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! One interface for the CFT engines: the per-category engine ([`crate::finetune`]), the
+//! One interface for the CFT engines: the per-category engine ([`crate::finetune()`]), the
 //! batched CPU engine ([`crate::finetune_batched`]) and the CUDA engine (`cft-cuda`) differ
 //! only in how they advance the categories that can be fine-tuned. Everything around that —
 //! leaving unrequested categories alone, skipping those without a known positive and negative
@@ -41,7 +41,7 @@ pub fn finetune_with<E: Engine>(
     let c = head.categories();
     let mut outcomes: Vec<Option<CategoryOutcome>> = vec![None; c];
     let mut runnable = Vec::new();
-    for cat in 0..c {
+    for (cat, slot) in outcomes.iter_mut().enumerate() {
         let requested = cfg.categories.as_ref().is_none_or(|only| only.contains(&cat));
         let skip = if requested {
             let (t, v) = (&train.labels.per_category[cat], &valid.labels.per_category[cat]);
@@ -54,7 +54,7 @@ pub fn finetune_with<E: Engine>(
             Some((reason, nt, nv)) => {
                 let o = skipped(cat, head.weight.row(cat), head.bias[cat], reason, nt, nv);
                 on_done(&o);
-                outcomes[cat] = Some(o);
+                *slot = Some(o);
             }
             None => runnable.push(cat),
         }

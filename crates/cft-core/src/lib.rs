@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Modules: [`labels`] (partial labels, the reference's label dropping), [`rng`] (numpy's
-//! PCG64), [`metrics`], [`linalg`], [`head`], [`loss`], [`adam`], [`finetune`] (the
+//! PCG64), [`metrics`], [`linalg`], [`head`], [`loss`], [`adam`], [`finetune`](mod@finetune) (the
 //! per-category loop with BP and GA), [`base_head`] (train a head when none is given).
 
 pub mod adam;

@@ -213,7 +213,7 @@ pub fn partial_scores<S: ScoreValue>(metric: Metric, scores: &[S], labels: &Part
 /// Per-category scores of `head` over the known labels of `labels` only: each category's
 /// logits are computed for its known samples alone, so memory is the known labels, never an
 /// `images × categories` matrix (OpenImages' test split: 125k images × 5000 classes). The
-/// logits equal [`LinearHead::logits`]' bit for bit (the kernels sum each output in the same
+/// logits equal [`crate::LinearHead::logits`]' bit for bit (the kernels sum each output in the same
 /// order whatever the matrix shape), so the scores equal [`partial_scores`]'.
 pub fn sparse_scores(
     metric: Metric,
@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn pairwise_sum_matches_plain_sums_of_exact_values_and_sklearn_auc_agrees() {
-        let v: Vec<f64> = (0..1000).map(|i| f64::from(i)).collect();
+        let v: Vec<f64> = (0..1000).map(f64::from).collect();
         assert_eq!(numpy_pairwise_sum(&v), 499_500.0);
         let s = [0.1f64, 0.4, 0.35, 0.8, 0.35, 0.9];
         let y = [false, false, true, true, false, true];

@@ -170,7 +170,7 @@ fn adjust_heap(v: &mut [(f32, usize)], first: usize, mut hole: usize, len: usize
         v[first + hole] = v[first + child];
         hole = child;
     }
-    if len % 2 == 0 && child == (len - 2) / 2 {
+    if len.is_multiple_of(2) && child == (len - 2) / 2 {
         child = 2 * (child + 1);
         v[first + hole] = v[first + child - 1];
         hole = child - 1;

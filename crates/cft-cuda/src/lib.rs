@@ -2,7 +2,7 @@
 //!
 //! The reference fine-tunes one category at a time and scores each GA individual from Python.
 //! With the `cuda` feature this crate runs every category of a batch together on the GPU
-//! ([`Gpu::finetune`]): one batched GEMM per generation scores all populations, a kernel
+//! (`Gpu::finetune`): one batched GEMM per generation scores all populations, a kernel
 //! computes every individual's **exact, tie-grouped** AP or ROC-AUC ([`rank`] holds the
 //! algorithm and its CPU form), and selection, breeding, validation and best-head tracking stay
 //! on the device.

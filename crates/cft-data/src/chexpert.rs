@@ -121,9 +121,9 @@ fn parse_label(path: &Path, row: usize, column: &str, cell: Option<&str>) -> Res
     match cell.map(str::trim) {
         None | Some("") => Ok(Label::Unknown),
         Some(v) => match v.parse::<f64>() {
-            Ok(x) if x == 1.0 => Ok(Label::Positive),
-            Ok(x) if x == 0.0 => Ok(Label::Negative),
-            Ok(x) if x == -1.0 => Ok(Label::Uncertain),
+            Ok(1.0) => Ok(Label::Positive),
+            Ok(0.0) => Ok(Label::Negative),
+            Ok(-1.0) => Ok(Label::Uncertain),
             _ => Err(DataError::parse(path, row, column, format!("`{v}` is not 1.0, 0.0, -1.0 or blank"))),
         },
     }

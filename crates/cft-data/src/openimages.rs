@@ -281,7 +281,7 @@ pub fn write_synthetic_annotations(path: &Path, rows: u64, classes: &[String]) -
             // Distinct classes per image (7·j < 5000).
             let class = &classes[((base + 7 * j) % classes.len() as u64) as usize];
             let source = if s & 1 == 0 { "verification" } else { "crowdsource-verification" };
-            let conf = if (s >> 8) % 4 == 0 { 0 } else { 1 };
+            let conf = if (s >> 8).is_multiple_of(4) { 0 } else { 1 };
             writeln!(w, "{image:016x},{source},{class},{conf}").map_err(io)?;
             r += 1;
         }

@@ -15,7 +15,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Storage precision of a written feature tensor (the core's [`Precision`]).
+/// Storage precision of a written feature tensor (the core's [`Precision`](cft_core::Precision)).
 pub use cft_core::Precision as FeaturePrecision;
 
 /// Features with optional partial labels, category names and image paths.

@@ -778,7 +778,7 @@ pub struct Reproduction {
 pub trait CftEngine: Sync {
     /// Its name in manifests (`batched`, `per-category`, `cuda f32`).
     fn name(&self) -> String;
-    /// Fine-tunes `head` on `train`, selecting on `valid` (see [`cft_core::finetune`]).
+    /// Fine-tunes `head` on `train`, selecting on `valid` (see [`cft_core::finetune()`]).
     fn finetune(
         &self,
         head: &cft_core::LinearHead,

@@ -9,7 +9,7 @@
 //!   ResNet-20 as a small real backbone;
 //! * [`image`]: Pillow-exact decoding (libjpeg-turbo) and bilinear resizing, `ToTensor`,
 //!   ImageNet normalisation;
-//! * [`extract`]: batched extraction with parallel decoding and explicit handling of bad
+//! * [`extract()`]: batched extraction with parallel decoding and explicit handling of bad
 //!   images.
 //!
 //! Runs on the CPU, and on NVIDIA GPUs with the `cuda` feature.

@@ -258,7 +258,7 @@ pub struct SummaryRow {
     pub average: (usize, f64, f64, (f64, f64)),
     /// CFT rows: the mean paired Δ over categories (score − base, averaged over seeds and
     /// proportions), its bootstrap interval, and win/tie/loss counts over categories.
-    pub delta: Option<(f64, (f64, f64), (usize, usize, usize))>,
+    pub delta: Option<PairedDelta>,
     /// CFT rows: the paired Δ per seed (score − base over categories and proportions), its
     /// mean over seeds, the 95% t-interval over seeds and the number of seeds: the variation
     /// between repetitions, label sampling included when the masks follow the seed.
@@ -266,6 +266,9 @@ pub struct SummaryRow {
 }
 
 type Key = (Vec<String>, String, String, bool);
+
+/// The paired Δ over categories: its mean, 95% bootstrap interval and (wins, ties, losses).
+pub type PairedDelta = (f64, (f64, f64), (usize, usize, usize));
 
 /// The summary of a tidy table (see the module docs). Per-seed mean scores are computed by
 /// polars (group by parameters, method, protocol, proportion and seed).
@@ -337,12 +340,7 @@ pub fn summarize(tidy: &Tidy) -> Result<Vec<SummaryRow>, ReportError> {
 
 /// Per category: the mean over seeds and proportions of score − base score; their mean, its
 /// bootstrap interval and win/tie/loss counts (|Δ| ≤ 1e-9 is a tie).
-fn paired_delta(
-    tidy: &Tidy,
-    params: &[String],
-    method: &str,
-    protocol: &str,
-) -> Option<(f64, (f64, f64), (usize, usize, usize))> {
+fn paired_delta(tidy: &Tidy, params: &[String], method: &str, protocol: &str) -> Option<PairedDelta> {
     let mut per_cat: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for r in tidy.rows.iter().filter(|r| r.params == params && r.method == method && r.protocol == protocol) {
         if let (Some(s), Some(b)) = (r.score, r.base_score) {

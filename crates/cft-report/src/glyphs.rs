@@ -111,7 +111,7 @@ impl<DB: DrawingBackend> DrawingBackend for GlyphText<DB> {
         self.0.blit_bitmap(pos, size, src)
     }
 
-    /// plotters' own placement (layout box, anchor, rotation), with [`rasterize`]'s glyphs.
+    /// plotters' own placement (layout box, anchor, rotation), with `rasterize`'s glyphs.
     fn draw_text<TStyle: BackendTextStyle>(
         &mut self,
         text: &str,

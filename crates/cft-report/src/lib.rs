@@ -1,7 +1,7 @@
 //! # cft-report: tables and figures from what the runs wrote
 //!
 //! Reads the results a run left on disk ([`results::ExperimentResults`]) and the published
-//! numbers ([`reference`], loaded with polars), and renders the paper-style tables ([`table`],
+//! numbers ([`reference`](mod@reference), loaded with polars), and renders the paper-style tables ([`table`],
 //! [`published_tables`]: Markdown, CSV, LaTeX) and figures ([`plots`]: PNG and SVG), one
 //! folder per dataset ([`dataset_report`]) and an index ([`index`]). Nothing here recomputes a
 //! score: every number comes from the files.

@@ -85,8 +85,7 @@ impl Published {
             .map(|c| str_column(path, &df, c))
             .collect::<Result<_, _>>()?;
         let mut rows = Vec::with_capacity(df.height());
-        for i in 0..df.height() {
-            let raw = &cols[5][i];
+        for (i, raw) in cols[5].iter().enumerate() {
             // Some rows carry two rounded values ("91.8 / 93.3"); they are kept out of tables.
             let Ok(value) = raw.trim().parse::<f64>() else {
                 if raw.contains('/') {
@@ -145,8 +144,9 @@ impl Published {
                 let tok = rest.split_whitespace().next()?;
                 return Some(tok.to_string());
             }
-            (v.metric == "avg mAP(%)" && v.setting.contains("average over known-label proportions")
-                || v.metric == "avg mAP(%)" && v.setting.contains("previous best avg mAP"))
+            (v.metric == "avg mAP(%)"
+                && (v.setting.contains("average over known-label proportions")
+                    || v.setting.contains("previous best avg mAP")))
             .then(|| "Avg".to_string())
         })
     }
