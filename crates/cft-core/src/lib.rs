@@ -14,6 +14,24 @@
 //! assert_eq!(mean_defined(&ap), Some(1.0));
 //! ```
 //!
+//! The main call: re-fit every category of a head on the known labels (here one category, a
+//! feature that separates it, and a head that starts at zero):
+//!
+//! ```
+//! use cft_core::{finetune, AdamConfig, FineTuneConfig, Label, LinearHead, Loss, Matrix, Method, PartialLabels, SplitRef};
+//! let x = Matrix::new(6, 1, vec![2.0, 1.5, 1.0, -1.0, -1.5, -2.0]).unwrap();
+//! let y = [Label::Positive, Label::Positive, Label::Unknown, Label::Negative, Label::Unknown, Label::Negative];
+//! let labels = PartialLabels::new(6, 1, y.to_vec()).unwrap().to_sparse();
+//! let split = SplitRef { features: &x, labels: &labels };
+//! let adam = AdamConfig { lr: 1e-2, ..AdamConfig::default() };
+//! let mut cfg = FineTuneConfig::reference(Method::Bp { loss: Loss::Bce, adam });
+//! cfg.max_epochs = 50;
+//! let run = finetune(&LinearHead::zeros(1, 1), split, split, &cfg, &|_| {});
+//! // The zero head scores every sample alike (AP 0.5); one step already ranks them right.
+//! assert_eq!(run.categories[0].best_score, Some(1.0));
+//! assert!(run.head.weight.row(0)[0] > 0.0);
+//! ```
+//!
 //! Modules: [`labels`] (partial labels, the reference's label dropping), [`rng`] (numpy's
 //! PCG64), [`metrics`], [`linalg`], [`head`], [`loss`], [`adam`], [`finetune`](mod@finetune) (the
 //! per-category loop with BP and GA), [`base_head`] (train a head when none is given).

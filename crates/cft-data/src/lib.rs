@@ -12,6 +12,24 @@
 //! * [`outputs`]: outputs checked against inputs before any work, and one writer per output.
 //!
 //! Every error names the file, and parse errors the line and field ([`DataError`]).
+//!
+//! The main call: a feature set written and read back, as PyTorch users exchange them
+//! (`features` `n × d`, `labels` with 1 / 0 / −1 uncertain / NaN unknown, `categories`):
+//!
+//! ```
+//! use cft_core::{Label, Matrix, PartialLabels};
+//! use cft_data::{read_feature_set, write_feature_set, FeaturePrecision, FeatureSet};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("train.safetensors");
+//! let set = FeatureSet {
+//!     features: Matrix::new(2, 3, vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6]).unwrap(),
+//!     labels: Some(PartialLabels::new(2, 1, vec![Label::Positive, Label::Unknown]).unwrap()),
+//!     categories: Some(vec!["dog".into()]),
+//!     paths: None,
+//! };
+//! write_feature_set(&path, &set, FeaturePrecision::F32).unwrap();
+//! assert_eq!(read_feature_set(&path).unwrap(), set);
+//! ```
 
 pub mod arff;
 pub mod chexpert;

@@ -12,6 +12,21 @@
 //! * [`spec`]: experiments as TOML files (`experiments/*.toml`), checked with file, line and key;
 //! * [`grid`]: ablation grids: lists in a spec expand to cells, `seeds` repeats them, shards
 //!   split them over a job array.
+//!
+//! The main call's input: a spec, checked, and the protocol configuration it gives
+//! (`partial_label::run_protocol` then runs it on a dataset):
+//!
+//! ```
+//! let spec: cft_experiment::spec::ExperimentSpec = toml::from_str(
+//!     "seeds = [0, 1]\n[data]\ndataset = \"scene\"\n[labels]\nproportions = [0.1, 0.5]\n[cft]\nbp_lr = [1e-4, 1e-3]\n",
+//! )
+//! .unwrap();
+//! spec.check().unwrap();
+//! let cells = cft_experiment::grid::expand(&spec).unwrap();
+//! assert_eq!(cells.len(), 4); // 2 learning rates × 2 seeds
+//! let cfg = cells[3].spec.protocol_config("scene");
+//! assert_eq!((cfg.bp_lr, cfg.ga_seed, cfg.mask_seed), (1e-3, 1, 527));
+//! ```
 
 pub mod ablation;
 pub mod checkpoint;

@@ -13,6 +13,18 @@
 //!   images.
 //!
 //! Runs on the CPU, and on NVIDIA GPUs with the `cuda` feature.
+//!
+//! The image side of the main call, as torchvision's `Resize((S, S))` makes it (Pillow's
+//! bilinear filter; `PillowResize` picks the release whose pass order to follow):
+//!
+//! ```
+//! use cft_features::image::{resize_bilinear_as, to_chw, Normalize, PillowResize, Rgb8};
+//! let grey = Rgb8 { width: 4, height: 6, data: vec![128; 4 * 6 * 3] };
+//! let small = resize_bilinear_as(&grey, 2, 2, PillowResize::Pillow12);
+//! assert_eq!(small.data, vec![128; 2 * 2 * 3]);
+//! // `ToTensor`: CHW floats in [0, 1]; `Backbone::features` takes a batch of these.
+//! assert!(to_chw(&small, Normalize::None).iter().all(|&v| v == 128.0 / 255.0));
+//! ```
 
 pub mod backbone;
 pub mod cifar;
