@@ -13,15 +13,12 @@ use std::path::PathBuf;
 
 const NEEDS: &str = "needs CFT_REAL_DATA (CheXpert files may not be redistributed)";
 
+/// The CheXpert files under `CFT_REAL_DATA` (a relative path taken from the workspace root).
 fn real_data() -> PathBuf {
-    assert!(std::env::var_os("CFT_REAL_DATA").is_some(), "this test {NEEDS}: run it with CFT_REAL_DATA=../shared/data");
-    real_data_root().join("chexpert")
-}
-
-/// `CFT_REAL_DATA`, a relative path taken from the workspace root.
-fn real_data_root() -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    cft_data::real_data_folder(&workspace).expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)")
+    let root = cft_data::real_data_folder(&workspace)
+        .unwrap_or_else(|| panic!("this test {NEEDS}: run it with CFT_REAL_DATA=../shared/data"));
+    root.join("chexpert")
 }
 
 /// (positive, negative, uncertain, blank) per observation, in OBSERVATIONS order.

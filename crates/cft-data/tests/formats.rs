@@ -13,14 +13,10 @@ fn formats() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/formats"))
 }
 
-/// The real samples' folder; the tests that read it are `#[ignore]`d by default (listed as
-/// skipped) and fail without it when run (`--include-ignored`, as CI does).
+/// The real samples' folder (`CFT_REAL_DATA`, a relative path taken from the workspace root);
+/// the tests that read it are `#[ignore]`d by default (listed as skipped) and fail without it
+/// when run (`--include-ignored`, as CI does).
 fn real_data() -> PathBuf {
-    real_data_root()
-}
-
-/// `CFT_REAL_DATA`, a relative path taken from the workspace root.
-fn real_data_root() -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     cft_data::real_data_folder(&workspace).expect("this test needs CFT_REAL_DATA (e.g. ../shared/data)")
 }

@@ -60,16 +60,16 @@ pub fn decode(path: &Path) -> Result<Rgb8> {
 /// the smallest DCT scale that still covers `target` (width, height).
 pub fn decode_with(path: &Path, jpeg: JpegDecode, target: Option<(usize, usize)>) -> Result<Rgb8> {
     let bytes = std::fs::read(path).map_err(|e| FeatureError::Io { path: path.to_path_buf(), error: e })?;
-    let warn = |px: usize| px > MAX_IMAGE_PIXELS && px <= 2 * MAX_IMAGE_PIXELS;
-    if let Some((w, h)) = declared_size(&bytes).filter(|(w, h)| warn(w.saturating_mul(*h))) {
-        // Pillow's DecompressionBombWarning; above twice the limit decoding refuses.
+    // Pillow's DecompressionBombWarning, from the same header read that refuses a bomb.
+    let warn = |w: usize, h: usize| {
         eprintln!(
             "warning: {}: {w} × {h} pixels is above Pillow's MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS}); decoding it needs {} MB",
             path.display(),
             w * h * 3 / 1_000_000
         );
-    }
-    decode_bytes_with(&bytes, jpeg, target).map_err(|message| FeatureError::Image { path: path.to_path_buf(), message })
+    };
+    decode_checked(&bytes, jpeg, target, &warn)
+        .map_err(|message| FeatureError::Image { path: path.to_path_buf(), message })
 }
 
 /// Decodes image bytes exactly as Pillow does; the error is a message without the path.
@@ -83,6 +83,17 @@ pub fn decode_bytes_with(
     jpeg: JpegDecode,
     target: Option<(usize, usize)>,
 ) -> std::result::Result<Rgb8, String> {
+    decode_checked(bytes, jpeg, target, &|_, _| {})
+}
+
+/// Decodes with the header's size checked once: refused above twice Pillow's limit, `large`
+/// told (width, height) above it.
+fn decode_checked(
+    bytes: &[u8],
+    jpeg: JpegDecode,
+    target: Option<(usize, usize)>,
+    large: &dyn Fn(usize, usize),
+) -> std::result::Result<Rgb8, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -93,11 +104,11 @@ pub fn decode_bytes_with(
             return Err("truncated JPEG (no end-of-image marker)".into());
         }
         let target = if jpeg == JpegDecode::Reduced { target } else { None };
-        return decode_jpeg(bytes, target);
+        return decode_jpeg(bytes, target, large);
     }
     let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let (w, h) = reader.into_dimensions().map_err(|e| format!("cannot decode: {e}"))?;
-    check_pixels(w as usize, h as usize)?;
+    check_pixels(w as usize, h as usize, large)?;
     let img = image::load_from_memory_with_format(bytes, format).map_err(|e| format!("cannot decode: {e}"))?;
     Ok(pil_rgb(img))
 }
@@ -106,9 +117,13 @@ pub fn decode_bytes_with(
 /// warning, images above twice it are refused — as Pillow does, before any pixel is decoded.
 pub const MAX_IMAGE_PIXELS: usize = 89_478_485;
 
-/// Refuses an image of more than 2 × [`MAX_IMAGE_PIXELS`] pixels (its header's size).
-fn check_pixels(width: usize, height: usize) -> std::result::Result<(), String> {
+/// Refuses an image of more than 2 × [`MAX_IMAGE_PIXELS`] pixels (its header's size); above
+/// [`MAX_IMAGE_PIXELS`] tells `large`.
+fn check_pixels(width: usize, height: usize, large: &dyn Fn(usize, usize)) -> std::result::Result<(), String> {
     let pixels = width.saturating_mul(height);
+    if pixels > MAX_IMAGE_PIXELS && pixels <= 2 * MAX_IMAGE_PIXELS {
+        large(width, height);
+    }
     if pixels > 2 * MAX_IMAGE_PIXELS {
         return Err(format!(
             "{width} × {height} = {pixels} pixels exceeds the limit of {} (twice Pillow's MAX_IMAGE_PIXELS, {MAX_IMAGE_PIXELS}): a decompression bomb? Pillow refuses it too",
@@ -116,19 +131,6 @@ fn check_pixels(width: usize, height: usize) -> std::result::Result<(), String> 
         ));
     }
     Ok(())
-}
-
-/// The width and height an image's header declares (JPEG and PNG), without decoding it.
-pub fn declared_size(bytes: &[u8]) -> Option<(usize, usize)> {
-    match image::guess_format(bytes).ok()? {
-        image::ImageFormat::Jpeg => {
-            std::panic::catch_unwind(|| mozjpeg::Decompress::new_mem(bytes).ok().map(|d| d.size())).ok().flatten()
-        }
-        format => {
-            let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-            reader.into_dimensions().ok().map(|(w, h)| (w as usize, h as usize))
-        }
-    }
 }
 
 /// RGB as Pillow's `convert("RGB")` makes it: alpha dropped (not composited); 16-bit colour
@@ -159,12 +161,16 @@ fn dct_scale(size: (usize, usize), target: (usize, usize)) -> u8 {
 /// libjpeg-turbo decoding with Pillow's settings (the library defaults: `JDCT_ISLOW`, fancy
 /// upsampling). libjpeg reports fatal errors by unwinding out of its error handler; they are
 /// caught here and returned as messages.
-fn decode_jpeg(bytes: &[u8], target: Option<(usize, usize)>) -> std::result::Result<Rgb8, String> {
+fn decode_jpeg(
+    bytes: &[u8],
+    target: Option<(usize, usize)>,
+    large: &dyn Fn(usize, usize),
+) -> std::result::Result<Rgb8, String> {
     use mozjpeg::ColorSpace;
     let run = || -> std::io::Result<Rgb8> {
         let mut d = mozjpeg::Decompress::new_mem(bytes)?;
         let (w, h) = d.size();
-        check_pixels(w, h).map_err(std::io::Error::other)?;
+        check_pixels(w, h, large).map_err(std::io::Error::other)?;
         if let Some(t) = target {
             d.scale(dct_scale(d.size(), t));
         }
