@@ -19,7 +19,6 @@ use crate::head::LinearHead;
 use crate::linalg::{dot, Matrix};
 use crate::metrics::RankScorer;
 use rayon::prelude::*;
-use std::borrow::Cow;
 
 const ROWS_PER_BLOCK: usize = 64;
 
@@ -189,7 +188,7 @@ fn run_chunk(
 /// Whether a category's validation samples are the whole shared matrix (all labels known), in
 /// row order.
 fn is_shared(va: &CategorySamples<'_>) -> bool {
-    matches!(va.x, Cow::Borrowed(_))
+    va.x.is_all()
 }
 
 /// Validation scores of `heads` (params and samples each): categories whose validation samples

@@ -17,13 +17,12 @@
 use crate::adam::{Adam, AdamConfig};
 use crate::head::LinearHead;
 use crate::labels::SparseLabels;
-use crate::linalg::{gemm_nt, gemv, gemv_t, Matrix};
+use crate::linalg::{gemm_nt_rows, gemv_rows, gemv_t_rows, Matrix, RowSubset};
 use crate::loss::Loss;
 use crate::metrics::{Metric, RankScorer};
 use crate::rng::Pcg64;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::time::Instant;
 
 /// Genetic-algorithm settings (the reference's defaults).
@@ -252,12 +251,12 @@ pub struct SplitRef<'a> {
     pub labels: &'a SparseLabels,
 }
 
-/// One category's known samples of a split: their features (borrowed when all are known) and
-/// targets.
+/// One category's known samples of a split: their rows of the split's features (read in
+/// place, never copied) and targets.
 #[derive(Debug, Clone)]
 pub struct CategorySamples<'a> {
     /// Features of the known samples.
-    pub x: Cow<'a, Matrix>,
+    pub x: RowSubset<'a>,
     /// Targets, `true` = positive.
     pub y: Vec<bool>,
 }
@@ -266,12 +265,7 @@ impl<'a> CategorySamples<'a> {
     /// Gathers category `c`'s known samples.
     pub fn gather(split: SplitRef<'a>, c: usize) -> Self {
         let (idx, y) = split.labels.per_category[c].known_sorted();
-        let x = if idx.len() == split.features.rows() {
-            Cow::Borrowed(split.features)
-        } else {
-            Cow::Owned(split.features.gather_rows(&idx))
-        };
-        Self { x, y }
+        Self { x: RowSubset::of(split.features, idx), y }
     }
 
     pub(crate) fn class_counts(&self) -> (usize, usize) {
@@ -356,7 +350,7 @@ impl<'a> Validator<'a> {
     }
 
     pub(crate) fn score(&mut self, w: &[f32], b: f32) -> f64 {
-        gemv(&self.samples.x, w, b, &mut self.scores);
+        gemv_rows(&self.samples.x, w, b, &mut self.scores);
         let mut out = [0.0];
         self.scorer.score_rows(self.metric, &self.scores, &self.samples.y, &mut out);
         out[0]
@@ -509,15 +503,15 @@ impl<'a> CategoryRun<'a> {
         let (x, y) = (&self.train.x, &self.train.y);
         match &mut self.optimizer {
             Optimizer::Bp { loss, adam, logits, grad, grad_params } => {
-                gemv(x, &self.params[..d], self.params[d], logits);
+                gemv_rows(x, &self.params[..d], self.params[d], logits);
                 let l = loss.value_and_grad(logits, y, grad);
-                gemv_t(x, grad, &mut grad_params[..d]);
+                gemv_t_rows(x, grad, &mut grad_params[..d]);
                 grad_params[d] = grad.iter().map(|&g| f64::from(g)).sum::<f64>() as f32;
                 adam.step(&mut self.params, grad_params);
                 StepOutput { cached_valid: None, loss: Some(l), best_fitness: None, mean_fitness: None }
             }
             Optimizer::Ga { state, scores, scorer, elite_valid, elite_is_head } => {
-                gemm_nt(x, &state.weights, &state.biases, scores);
+                gemm_nt_rows(x, &state.weights, &state.biases, scores);
                 scorer.score_rows(self.cfg.metric, scores, y, &mut state.fitness);
                 let best = state.best_index();
                 let (bf, mf) = (state.fitness[best], state.mean_fitness());

@@ -411,12 +411,35 @@ pub fn weighted_row_sums(a: &[f32], m: usize, x: &[f32], n: usize, k: usize, out
     weighted_row_sums_at(kernel_level(), a, m, x, n, k, out)
 }
 
+/// [`weighted_row_sums`] continued: `out[h][j] += Σ_i a[h][i] · x[i][j]`, each sum carried on
+/// from `out`'s value in order of `i`. Calling it on consecutive row blocks gives the bits of
+/// one [`weighted_row_sums`] over all the rows (the base heads stream millions of rows so).
+pub fn weighted_row_sums_onto(a: &[f32], m: usize, x: &[f32], n: usize, k: usize, out: &mut [f32]) {
+    weighted_row_sums_from(kernel_level(), a, m, x, n, k, out, true)
+}
+
 /// [`weighted_row_sums`] with the given kernel level (same bits at every level).
 pub fn weighted_row_sums_at(level: KernelLevel, a: &[f32], m: usize, x: &[f32], n: usize, k: usize, out: &mut [f32]) {
+    weighted_row_sums_from(level, a, m, x, n, k, out, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn weighted_row_sums_from(
+    level: KernelLevel,
+    a: &[f32],
+    m: usize,
+    x: &[f32],
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+    carry_on: bool,
+) {
     assert_eq!(a.len(), m * n, "a must be m × n");
     assert_eq!(x.len(), n * k, "x must be n × k");
     assert_eq!(out.len(), m * k, "out must be m × k");
-    out.fill(0.0);
+    if !carry_on {
+        out.fill(0.0);
+    }
     if m == 0 || k == 0 || n == 0 {
         return;
     }
@@ -428,6 +451,9 @@ pub fn weighted_row_sums_at(level: KernelLevel, a: &[f32], m: usize, x: &[f32], 
             let cols = t * COLS_PER_TASK..((t + 1) * COLS_PER_TASK).min(k);
             let width = cols.len();
             let mut local = vec![0.0f32; m * width];
+            for h in 0..m {
+                local[h * width..(h + 1) * width].copy_from_slice(&out[h * k + cols.start..h * k + cols.end]);
+            }
             let full = cols.start + (width / CW) * CW;
             for pass in (0..n).step_by(ROWS_PER_PASS) {
                 let rows = pass..(pass + ROWS_PER_PASS).min(n);

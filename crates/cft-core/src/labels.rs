@@ -255,14 +255,38 @@ impl SparseLabels {
         Self { n_samples: samples.len(), per_category }
     }
 
+    /// Keeps only the labels of the given samples (ascending), numbered as before: the split
+    /// of one feature matrix into fit and selection rows without copying the features.
+    pub fn keep_rows(&self, samples: &[usize]) -> Self {
+        let mut keep = vec![false; self.n_samples];
+        for &s in samples {
+            keep[s] = true;
+        }
+        let kept = |v: &[u32]| -> Vec<u32> { v.iter().copied().filter(|&s| keep[s as usize]).collect() };
+        let per_category = self
+            .per_category
+            .iter()
+            .map(|k| KnownSamples {
+                positives: kept(&k.positives),
+                negatives: kept(&k.negatives),
+                uncertain: kept(&k.uncertain),
+            })
+            .collect();
+        Self { n_samples: self.n_samples, per_category }
+    }
+
+    /// Number of (sample, category) entries that are positive or negative.
+    pub fn known_count(&self) -> usize {
+        self.per_category.iter().map(|k| k.positives.len() + k.negatives.len()).sum()
+    }
+
     /// Fraction of (sample, category) entries that are positive or negative.
     pub fn known_fraction(&self) -> f64 {
         let cells = self.n_samples * self.n_categories();
         if cells == 0 {
             return 0.0;
         }
-        let known: usize = self.per_category.iter().map(|k| k.positives.len() + k.negatives.len()).sum();
-        known as f64 / cells as f64
+        self.known_count() as f64 / cells as f64
     }
 
     /// Builds the dense form (memory `n × C` bytes).

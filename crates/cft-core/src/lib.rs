@@ -52,7 +52,7 @@ pub mod synthetic;
 pub mod torch_sort;
 
 pub use adam::{Adam, AdamConfig};
-pub use base_head::{train_base_head, BaseHeadConfig, BaseMode};
+pub use base_head::{train_base_head, train_base_head_sparse, BaseHeadConfig, BaseMode};
 pub use batched::{finetune_batched, finetune_batched_observed, Batched};
 pub use engine::{finetune_with, should_stop, Engine};
 pub use finetune::{
@@ -61,7 +61,7 @@ pub use finetune::{
 };
 pub use head::LinearHead;
 pub use labels::{drop_labels, KnownSamples, Label, PartialLabels, SparseLabels, UncertainPolicy};
-pub use linalg::{Matrix, Precision};
+pub use linalg::{Matrix, Precision, RowSubset};
 pub use loss::Loss;
 pub use metrics::{
     group_counts, group_means, mean_defined, numpy_pairwise_sum, partial_scores, roc_auc_sklearn, sparse_scores,

@@ -157,11 +157,10 @@ pub fn gemv_t(x: &Matrix, g: &[f32], out: &mut [f32]) {
     assert_eq!(g.len(), x.rows, "gradient length must equal the number of rows");
     assert_eq!(out.len(), x.cols, "output length must equal the feature dimension");
     let d = x.cols.max(1);
-    const BLOCK: usize = 1024;
     let partials: Vec<Vec<f32>> = x
         .data
-        .par_chunks(BLOCK * d)
-        .zip(g.par_chunks(BLOCK))
+        .par_chunks(GEMV_T_BLOCK * d)
+        .zip(g.par_chunks(GEMV_T_BLOCK))
         .map(|(rows, gs)| {
             let mut acc = vec![0.0f32; x.cols];
             for (row, &gi) in rows.chunks_exact(d).zip(gs) {
@@ -174,6 +173,14 @@ pub fn gemv_t(x: &Matrix, g: &[f32], out: &mut [f32]) {
             acc
         })
         .collect();
+    sum_partials(partials, out);
+}
+
+/// Rows per partial sum of [`gemv_t`]: fixed, so the thread count never changes the sums.
+const GEMV_T_BLOCK: usize = 1024;
+
+/// `out = Σ partials`, in order, starting from zero.
+fn sum_partials(partials: Vec<Vec<f32>>, out: &mut [f32]) {
     out.fill(0.0);
     for p in partials {
         for (o, v) in out.iter_mut().zip(p) {
@@ -196,6 +203,132 @@ pub fn gemm_nn(a: &[f32], m: usize, x: &Matrix, out: &mut [f32]) {
     crate::kernels::weighted_row_sums(a, m, &x.data, x.rows, x.cols, out);
 }
 
+/// Some rows of a matrix by index (or all of them), read in place. The products below give
+/// the bits of the same products on the gathered matrix ([`Matrix::gather_rows`]) without
+/// holding that copy: a category's known samples at partial COCO (tens of thousands of rows ×
+/// 2048 features) would otherwise be copied once per category, hundreds of MB each.
+#[derive(Debug, Clone)]
+pub struct RowSubset<'a> {
+    matrix: &'a Matrix,
+    /// `None`: every row, in order.
+    rows: Option<Vec<usize>>,
+}
+
+/// Rows per gathered block of [`gemm_nt_rows`] (8 MB at 2048 features).
+const GATHER_BLOCK: usize = 1024;
+
+impl<'a> RowSubset<'a> {
+    /// Every row of `matrix`.
+    pub fn all(matrix: &'a Matrix) -> Self {
+        Self { matrix, rows: None }
+    }
+
+    /// The given rows (ascending, each at most once); all of them when that is every row.
+    pub fn of(matrix: &'a Matrix, rows: Vec<usize>) -> Self {
+        if rows.len() == matrix.rows() {
+            Self::all(matrix)
+        } else {
+            Self { matrix, rows: Some(rows) }
+        }
+    }
+
+    /// Whether this is every row of the matrix, in order.
+    pub fn is_all(&self) -> bool {
+        self.rows.is_none()
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows.as_ref().map_or(self.matrix.rows(), Vec::len)
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.matrix.cols()
+    }
+
+    /// Row `i` of the subset.
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        let matrix: &'a Matrix = self.matrix;
+        match &self.rows {
+            None => matrix.row(i),
+            Some(r) => matrix.row(r[i]),
+        }
+    }
+
+    /// The subset as a matrix (borrowed when it is every row).
+    pub fn to_matrix(&self) -> std::borrow::Cow<'a, Matrix> {
+        match &self.rows {
+            None => std::borrow::Cow::Borrowed(self.matrix),
+            Some(r) => std::borrow::Cow::Owned(self.matrix.gather_rows(r)),
+        }
+    }
+}
+
+/// [`gemv`] on a row subset: the same dot product per row.
+pub fn gemv_rows(x: &RowSubset<'_>, w: &[f32], b: f32, out: &mut [f32]) {
+    if x.is_all() {
+        return gemv(x.matrix, w, b, out);
+    }
+    assert_eq!(w.len(), x.cols(), "weight length must equal the feature dimension");
+    assert_eq!(out.len(), x.rows(), "output length must equal the number of rows");
+    out.par_chunks_mut(ROW_BLOCK).enumerate().for_each(|(blk, o)| {
+        for (j, oi) in o.iter_mut().enumerate() {
+            *oi = dot(x.row(blk * ROW_BLOCK + j), w) + b;
+        }
+    });
+}
+
+/// [`gemv_t`] on a row subset: the same row blocks, summed in the same order.
+pub fn gemv_t_rows(x: &RowSubset<'_>, g: &[f32], out: &mut [f32]) {
+    if x.is_all() {
+        return gemv_t(x.matrix, g, out);
+    }
+    assert_eq!(g.len(), x.rows(), "gradient length must equal the number of rows");
+    assert_eq!(out.len(), x.cols(), "output length must equal the feature dimension");
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks(GEMV_T_BLOCK)
+        .enumerate()
+        .map(|(blk, gs)| {
+            let mut acc = vec![0.0f32; x.cols()];
+            for (j, &gi) in gs.iter().enumerate() {
+                if gi != 0.0 {
+                    for (a, &v) in acc.iter_mut().zip(x.row(blk * GEMV_T_BLOCK + j)) {
+                        *a += gi * v;
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    sum_partials(partials, out);
+}
+
+/// [`gemm_nt`] on a row subset: blocks of rows gathered one at a time (each score is its own
+/// sum, so the block size does not change any bit).
+pub fn gemm_nt_rows(x: &RowSubset<'_>, w: &Matrix, bias: &[f32], out: &mut [f32]) {
+    if x.is_all() {
+        return gemm_nt(x.matrix, w, bias, out);
+    }
+    let (n, p, d) = (x.rows(), w.rows(), x.cols());
+    assert_eq!(w.cols, d, "population genes must equal the feature dimension");
+    assert_eq!(out.len(), p * n, "out must be population × rows");
+    let mut block = Vec::with_capacity(GATHER_BLOCK.min(n) * d);
+    let mut scores = vec![0.0f32; p * GATHER_BLOCK.min(n)];
+    for start in (0..n).step_by(GATHER_BLOCK) {
+        let len = GATHER_BLOCK.min(n - start);
+        block.clear();
+        for i in start..start + len {
+            block.extend_from_slice(x.row(i));
+        }
+        let scores = &mut scores[..p * len];
+        crate::kernels::scores_nt(&block, len, d, &w.data, p, bias, scores);
+        for q in 0..p {
+            out[q * n + start..q * n + start + len].copy_from_slice(&scores[q * len..(q + 1) * len]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +340,31 @@ mod tests {
     fn sample(rows: usize, cols: usize) -> Matrix {
         let data = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0).collect();
         Matrix::new(rows, cols, data).unwrap()
+    }
+
+    #[test]
+    fn products_on_a_row_subset_equal_those_on_the_gathered_rows_bit_for_bit() {
+        let x = sample(2500, 37);
+        let rows: Vec<usize> = (0..2500).filter(|i| i % 3 != 1).collect();
+        let (sub, gathered) = (RowSubset::of(&x, rows.clone()), x.gather_rows(&rows));
+        assert_eq!((sub.rows(), sub.is_all()), (rows.len(), false));
+        let w: Vec<f32> = (0..37).map(|j| (j as f32 - 18.0) / 10.0).collect();
+        let (mut a, mut b) = (vec![0.0; rows.len()], vec![0.0; rows.len()]);
+        gemv_rows(&sub, &w, 0.25, &mut a);
+        gemv(&gathered, &w, 0.25, &mut b);
+        assert_eq!(a, b);
+        let g: Vec<f32> = (0..rows.len()).map(|i| ((i * 31) % 7) as f32 / 3.0 - 1.0).collect();
+        let (mut a, mut b) = (vec![0.0; 37], vec![0.0; 37]);
+        gemv_t_rows(&sub, &g, &mut a);
+        gemv_t(&gathered, &g, &mut b);
+        assert_eq!(a, b);
+        let pop = sample(5, 37);
+        let bias = [0.0, 1.0, 2.0, 3.0, 4.0];
+        let (mut a, mut b) = (vec![0.0; 5 * rows.len()], vec![0.0; 5 * rows.len()]);
+        gemm_nt_rows(&sub, &pop, &bias, &mut a);
+        gemm_nt(&gathered, &pop, &bias, &mut b);
+        assert_eq!(a, b);
+        assert!(RowSubset::of(&x, (0..2500).collect()).is_all());
     }
 
     #[test]

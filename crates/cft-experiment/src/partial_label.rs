@@ -24,7 +24,7 @@ use crate::checkpoint::Fingerprint;
 use crate::manifest::{write_manifest, InputFile, RunClock};
 use anyhow::{bail, Context, Result};
 use cft_core::{
-    drop_labels, finetune, mean_defined, sparse_scores, train_base_head, AdamConfig, BaseHeadConfig, BaseMode,
+    drop_labels, finetune, mean_defined, sparse_scores, train_base_head_sparse, AdamConfig, BaseHeadConfig, BaseMode,
     CategoryOutcome, FineTuneConfig, GaConfig, GroupBy, LinearHead, Loss, Matrix, Method, Metric, Pcg64, SparseLabels,
     SplitRef,
 };
@@ -580,31 +580,29 @@ fn run_unit(
         LabelSource::Drop => Cow::Owned(drop_labels(&train.labels.to_dense(), p, cfg.mask_seed).to_sparse()),
         LabelSource::Real => Cow::Borrowed(&train.labels),
     };
-    let (fit_x, fit_y, sel_x, sel_y) = match protocol {
+    // The fit rows are the training matrix itself, labels kept on the fit rows only (numbered
+    // as the matrix: no copy of the features); the selection rows (20%) are gathered.
+    let (fit_rows, fit_y, sel_x, sel_y) = match protocol {
         // The paper protocol uses the splits as they are: borrow, do not copy, the features.
-        Protocol::Paper => (Cow::Borrowed(train_x), labels, Cow::Borrowed(test_x), Cow::Borrowed(test_y)),
+        Protocol::Paper => (None, labels, Cow::Borrowed(test_x), Cow::Borrowed(test_y)),
         Protocol::HeldOut => {
             let (fit, sel) = holdout_split(train_x.rows(), cfg.holdout_fraction, cfg.split_seed);
-            (
-                Cow::Owned(train_x.gather_rows(&fit)),
-                Cow::Owned(labels.select_rows(&fit)),
-                Cow::Owned(train_x.gather_rows(&sel)),
-                Cow::Owned(labels.select_rows(&sel)),
-            )
+            let (fit_y, sel_x, sel_y) = (labels.keep_rows(&fit), train_x.gather_rows(&sel), labels.select_rows(&sel));
+            (Some(fit), Cow::Owned(fit_y), Cow::Owned(sel_x), Cow::Owned(sel_y))
         }
     };
+    let fit_images = fit_rows.as_ref().map_or(train_x.rows(), Vec::len);
     let mut methods = Vec::new();
     // The base heads: the given classifier, or linear AN and Ignore heads; CFT starts from the first.
     let bases: Vec<(String, LinearHead)> = match given {
         Some(g) => vec![(g.label.clone(), g.head.clone())],
-        None => {
-            // The linear heads train full-batch on dense labels (`fit images × categories` bytes).
-            let dense = fit_y.to_dense();
-            [BaseMode::An, BaseMode::Ignore]
-                .into_iter()
-                .map(|mode| (mode.label().to_string(), train_base_head(&fit_x, &dense, &cfg.base(mode))))
-                .collect()
-        }
+        None => [BaseMode::An, BaseMode::Ignore]
+            .into_iter()
+            .map(|mode| {
+                let head = train_base_head_sparse(train_x, fit_rows.as_deref(), &fit_y, &cfg.base(mode));
+                (mode.label().to_string(), head)
+            })
+            .collect(),
     };
     for (name, head) in &bases {
         let (per, mean) = test_scores(cfg, head, test_x, test_y);
@@ -633,7 +631,7 @@ fn run_unit(
         fc.keep_history = keep_history;
         let run = engine.finetune(
             base_head,
-            SplitRef { features: &fit_x, labels: st },
+            SplitRef { features: train_x, labels: st },
             SplitRef { features: &sel_x, labels: sv },
             &fc,
         )?;
@@ -651,9 +649,13 @@ fn run_unit(
         config: cfg.clone(),
         proportion: p,
         protocol,
-        fit_images: fit_x.rows(),
+        fit_images,
         selection_images: sel_x.rows(),
-        fit_known_fraction: fit_y.known_fraction(),
+        fit_known_fraction: if fit_images * data.categories.len() == 0 {
+            0.0
+        } else {
+            fit_y.known_count() as f64 / (fit_images * data.categories.len()) as f64
+        },
         methods,
         inputs: Vec::new(),
     };
