@@ -49,6 +49,16 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             }
         }
     }
+    // Single runs sharded over units (`cft run --shard` on a spec without a grid): a
+    // `plan.json` beside `runs/`.
+    if in_place {
+        for d in plan_dirs(&args.runs_dir) {
+            match cft_experiment::partial_label::merge_units(&d)? {
+                None => eprintln!("note: {}: not every unit has finished; its tables are not updated", d.display()),
+                Some(_) => eprintln!("merged the shards' units into {}", d.join("results.json").display()),
+            }
+        }
+    }
     // Checked merges first; the published numbers are written beside the index only then.
     let reference = match &args.reference {
         Some(r) => r.clone(),
@@ -58,6 +68,16 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let files = cft_report::write_index(&args.runs_dir, &out, &reference)?;
     eprintln!("wrote {} files; index: {}", files.len(), out.join("README.md").display());
     Ok(())
+}
+
+/// Sharded single runs (a `plan.json` beside a `runs/` folder) directly under `runs_dir`.
+fn plan_dirs(runs_dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.retain(|d| d.join("plan.json").is_file() && d.join("runs").is_dir());
+    dirs
 }
 
 /// Grid folders (a `grid.json` beside a `cells/` folder) under `runs_dir/ablations/` and

@@ -77,7 +77,8 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
         quick: bool,
     }
     let data = cft_experiment::partial_label::ProtocolData::from_manifest(&manifest)?;
-    run_and_print(&cfg, &data, &args.out, args.resume, &RunConfig { quick: args.quick }, None)
+    let opts = RunOptions { resume: args.resume, ..RunOptions::default() };
+    run_and_print(&cfg, &data, &args.out, &RunConfig { quick: args.quick }, opts)
 }
 
 /// Runs the protocol with a progress bar, prints the table and where it wrote (shared by
@@ -86,9 +87,8 @@ pub fn run_and_print<C: Serialize>(
     cfg: &ReproduceConfig,
     data: &ProtocolData,
     out: &std::path::Path,
-    resume: bool,
     run_config: &C,
-    engine: Option<&dyn cft_experiment::partial_label::CftEngine>,
+    opts: RunOptions<'_>,
 ) -> Result<PathBuf> {
     let clock = std::time::Instant::now();
     let bar = progress(cfg.steps() as u64, &format!("reproduce {}", data.name));
@@ -98,24 +98,34 @@ pub fn run_and_print<C: Serialize>(
         None => "2 base heads".to_string(),
     };
     eprintln!(
-        "{}: {} label settings × 2 protocols × ({bases} + {} CFT methods)",
+        "{}: {} label settings × 2 protocols × ({bases} + {} CFT methods){}",
         data.name,
         cfg.label_points(),
-        cfg.methods.len()
+        cfg.methods.len(),
+        opts.shard.map_or(String::new(), |(i, n)| format!("; shard {i}/{n}"))
     );
     // Fault injection for the resume tests: stop as if killed after N fresh units.
     let opts = RunOptions {
-        resume,
-        report: true,
         interrupt_after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()),
-        folder: None,
-        engine,
+        ..opts
     };
     let done = cft_experiment::partial_label::run_protocol(cfg, data, out, run_config, &|| bar.inc(1), opts)?;
     bar.finish_and_clear();
-    let mut table = cft_report::partial_label_table(&done.results, "");
-    table.links.clear();
-    print!("{}", table.to_markdown());
-    eprintln!("wrote {} in {:.1} s", done.dir.display(), clock.elapsed().as_secs_f64());
+    match &done.results {
+        Some(results) => {
+            let mut table = cft_report::partial_label_table(results, "");
+            table.links.clear();
+            print!("{}", table.to_markdown());
+            eprintln!("wrote {} in {:.1} s", done.dir.display(), clock.elapsed().as_secs_f64());
+        }
+        None => eprintln!(
+            "ran {} of {} units into {} in {:.1} s; when every shard is done, `cft report {}` merges them",
+            done.ran,
+            done.total,
+            done.dir.display(),
+            clock.elapsed().as_secs_f64(),
+            out.display()
+        ),
+    }
     Ok(done.dir)
 }

@@ -63,10 +63,17 @@ pub struct RunArgs {
     /// The CUDA engine's GEMM precision (overrides `cft.gemm_precision`): f32, tf32 or bf16.
     #[arg(long)]
     pub gemm_precision: Option<String>,
-    /// Grid specs: run only shard i of n (`i/n`, 0-based; cells k with k mod n = i), e.g. one
-    /// task of a cluster's job array each; `cft report` merges the cells when all are done.
+    /// Run only shard i of n (`i/n`, 0-based), e.g. one task of a cluster's job array each: a
+    /// grid's cells k with k mod n = i, or a single spec's units (proportion × protocol, in
+    /// table order) k with k mod n = i. `cft report` merges them when all are done, refusing
+    /// shards of another spec version, configuration or data.
     #[arg(long)]
     pub shard: Option<String>,
+    /// Single specs: record each stage's wall time, CPU time (user, system) and peak memory
+    /// (load, base heads, each CFT method, evaluation, report) into `<out>/<name>/stages.md`.
+    /// Units then run one after another, so the figures are each stage's own.
+    #[arg(long)]
+    pub stages: bool,
 }
 
 /// Loads the data of a (cell) spec: the ARFF dataset it names, or the image dataset through its
@@ -187,24 +194,47 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let folders = input_folders(args, &spec)?;
     let named: Vec<cft_data::Named<'_>> = folders.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
     cft_data::check_folder_apart(cft_data::Named::new("--out", &out), &named)?;
-    if spec.is_grid() || args.shard.is_some() {
+    if spec.is_grid() {
         return run_grid_cmd(args, &spec, &out, engine.as_ref());
     }
-    let data = load_data(args, &spec, &out, false)?;
+    let shard = args.shard.as_deref().map(cft_experiment::grid::parse_shard).transpose()?;
+    let log = args.stages.then(cft_experiment::stages::StageLog::new);
+    let data = match &log {
+        Some(log) => log.time("load", || load_data(args, &spec, &out, false))?,
+        None => load_data(args, &spec, &out, false)?,
+    };
     let cfg = spec.protocol_config(&data.name);
     #[derive(Serialize)]
     struct RunConfig<'a> {
         spec_file: String,
         spec: &'a ExperimentSpec,
     }
-    run_and_print(
-        &cfg,
-        &data,
-        &out,
-        args.resume,
-        &RunConfig { spec_file: args.spec.display().to_string(), spec: &spec },
-        Some(engine.as_ref()),
-    )?;
+    let opts = cft_experiment::partial_label::RunOptions {
+        resume: args.resume,
+        engine: Some(engine.as_ref()),
+        stages: log.as_ref(),
+        shard,
+        ..Default::default()
+    };
+    run_and_print(&cfg, &data, &out, &RunConfig { spec_file: args.spec.display().to_string(), spec: &spec }, opts)?;
+    if let Some(log) = log {
+        let feature_bytes = 4 * [&data.train.features, &data.test.features]
+            .iter()
+            .chain(data.per_proportion.iter().flat_map(|f| [&f.train, &f.test]).collect::<Vec<_>>().iter())
+            .map(|m| (m.rows() * m.cols()) as u64)
+            .sum::<u64>();
+        let text = format!(
+            "# Stages of `cft run {}` ({}; engine {})\n\n{}",
+            args.spec.display(),
+            data.name,
+            engine.name(),
+            log.table(feature_bytes)
+        );
+        let path = out.join(&data.name).join("stages.md");
+        cft_data::write_atomic(&path, text.as_bytes())?;
+        eprint!("{text}");
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 

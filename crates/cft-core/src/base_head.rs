@@ -87,8 +87,8 @@ pub fn train_base_head_sparse(
             &all
         }
     };
-    // About 16 MB of logits per block.
-    let block = ((1usize << 22) / c.max(1)).clamp(256, 1 << 16);
+    // At most 16 MB of logits, and of gathered rows, per block.
+    let block = ((1usize << 22) / c.max(features.cols()).max(1)).clamp(64, 1 << 16);
     train_in_blocks(features, rows, labels, cfg, block)
 }
 

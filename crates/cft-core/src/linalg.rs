@@ -313,20 +313,31 @@ pub fn gemm_nt_rows(x: &RowSubset<'_>, w: &Matrix, bias: &[f32], out: &mut [f32]
     let (n, p, d) = (x.rows(), w.rows(), x.cols());
     assert_eq!(w.cols, d, "population genes must equal the feature dimension");
     assert_eq!(out.len(), p * n, "out must be population × rows");
-    let mut block = Vec::with_capacity(GATHER_BLOCK.min(n) * d);
-    let mut scores = vec![0.0f32; p * GATHER_BLOCK.min(n)];
-    for start in (0..n).step_by(GATHER_BLOCK) {
-        let len = GATHER_BLOCK.min(n - start);
-        block.clear();
-        for i in start..start + len {
-            block.extend_from_slice(x.row(i));
-        }
-        let scores = &mut scores[..p * len];
-        crate::kernels::scores_nt(&block, len, d, &w.data, p, bias, scores);
-        for q in 0..p {
-            out[q * n + start..q * n + start + len].copy_from_slice(&scores[q * len..(q + 1) * len]);
+    // One pair of buffers per thread, kept between calls: a GA step calls this once per
+    // category, and fresh 8 MB buffers each time fragment the allocator's heap (the process
+    // then holds gigabytes it no longer uses).
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    // Taken out while in use: the product runs on rayon, whose waiting thread may run
+    // another category's call here (which then finds no buffers and makes its own).
+    let (mut block, mut scores) = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    {
+        scores.resize(p * GATHER_BLOCK.min(n), 0.0);
+        for start in (0..n).step_by(GATHER_BLOCK) {
+            let len = GATHER_BLOCK.min(n - start);
+            block.clear();
+            for i in start..start + len {
+                block.extend_from_slice(x.row(i));
+            }
+            let scores = &mut scores[..p * len];
+            crate::kernels::scores_nt(&block, len, d, &w.data, p, bias, scores);
+            for q in 0..p {
+                out[q * n + start..q * n + start + len].copy_from_slice(&scores[q * len..(q + 1) * len]);
+            }
         }
     }
+    BUFFERS.with(|b| *b.borrow_mut() = (block, scores));
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub mod manifest;
 pub mod openimages;
 pub mod outputs;
 pub mod records_csv;
+pub mod streamed;
 pub mod tensors;
 
 pub use arff::{read_arff, read_mulan_labels, ArffDataset, LabelLayout};
@@ -50,6 +51,7 @@ pub use fsutil::write_atomic;
 pub use image_list::LabelledImages;
 pub use manifest::{real_data_folder, DatasetFormat, DatasetManifest};
 pub use outputs::{check_collisions, check_folder_apart, check_output_folder, check_outputs, Named, OutputLock};
+pub use streamed::{read_labelled_set, write_labelled_set, LabelledSet};
 pub use tensors::{
     pytorch_pickle_hint, read_feature_set, read_head, read_head_file, write_feature_set, write_head, write_head_as,
     FeaturePrecision, FeatureSet, HeadFile,

@@ -155,6 +155,8 @@ pub fn run_grid(
             interrupt_after_units: None,
             folder: Some(&c.id),
             engine: opts.engine,
+            stages: None,
+            shard: None,
         };
         run_protocol(&cfg, data, &dir.join("cells"), &run_config, on_step, run)
             .with_context(|| format!("cell {} ({})", c.id, c.describe()))?;

@@ -33,4 +33,6 @@ pub mod checkpoint;
 pub mod grid;
 pub mod manifest;
 pub mod partial_label;
+pub mod rehearsal;
 pub mod spec;
+pub mod stages;

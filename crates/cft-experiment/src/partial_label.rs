@@ -22,6 +22,7 @@
 
 use crate::checkpoint::Fingerprint;
 use crate::manifest::{write_manifest, InputFile, RunClock};
+use crate::stages::StageLog;
 use anyhow::{bail, Context, Result};
 use cft_core::{
     drop_labels, finetune, mean_defined, sparse_scores, train_base_head_sparse, AdamConfig, BaseHeadConfig, BaseMode,
@@ -366,15 +367,11 @@ impl ProtocolData {
         test: &Path,
         head: Option<(&Path, Option<&str>)>,
     ) -> Result<Self> {
-        let load = |p: &Path| -> Result<(cft_data::FeatureSet, SparseLabels)> {
-            let set = cft_data::read_feature_set(p)?;
-            let Some(labels) = &set.labels else {
-                bail!(
-                    "{}: no `labels` tensor; a feature set for CFT needs labels (1, 0, -1, NaN unknown)",
-                    p.display()
-                );
-            };
-            let labels = labels.resolve_uncertain(&[cft_core::UncertainPolicy::Ignore]).to_sparse();
+        // Read block by block into features and sparse labels (dense `labels` or sparse
+        // `labels_index` + `labels_value`): at OpenImages' scale nothing is held twice.
+        let load = |p: &Path| -> Result<(cft_data::LabelledSet, SparseLabels)> {
+            let mut set = cft_data::read_labelled_set(p)?;
+            let labels = std::mem::replace(&mut set.labels, SparseLabels { n_samples: 0, per_category: Vec::new() });
             Ok((set, labels))
         };
         let (tr, tr_labels) = load(train)?;
@@ -567,7 +564,12 @@ fn run_unit(
     keep_history: bool,
     on_step: &(dyn Fn() + Sync),
     engine: &dyn CftEngine,
+    stages: Option<&StageLog>,
 ) -> Result<(UnitResult, Option<String>)> {
+    let time = |name: &str, f: &mut dyn FnMut()| match stages {
+        Some(log) => log.time(name, f),
+        None => f(),
+    };
     // A checkpoint per proportion: this unit's features and head.
     let own = data.per_proportion.iter().find(|f| (f.proportion - p).abs() < 1e-12);
     let train_x = own.map_or(&data.train.features, |f| &f.train);
@@ -580,32 +582,40 @@ fn run_unit(
         LabelSource::Drop => Cow::Owned(drop_labels(&train.labels.to_dense(), p, cfg.mask_seed).to_sparse()),
         LabelSource::Real => Cow::Borrowed(&train.labels),
     };
-    // The fit rows are the training matrix itself, labels kept on the fit rows only (numbered
-    // as the matrix: no copy of the features); the selection rows (20%) are gathered.
-    let (fit_rows, fit_y, sel_x, sel_y) = match protocol {
-        // The paper protocol uses the splits as they are: borrow, do not copy, the features.
-        Protocol::Paper => (None, labels, Cow::Borrowed(test_x), Cow::Borrowed(test_y)),
+    // Held out: the fit and the selection rows are both read from the training matrix in
+    // place, each with the labels of its own rows (numbered as the matrix): no copy of the
+    // features. The products are those on the gathered rows, bit for bit.
+    let (fit_rows, fit_y, sel_x, sel_y, selection_images) = match protocol {
+        Protocol::Paper => (None, labels, test_x, Cow::Borrowed(test_y), test_x.rows()),
         Protocol::HeldOut => {
             let (fit, sel) = holdout_split(train_x.rows(), cfg.holdout_fraction, cfg.split_seed);
-            let (fit_y, sel_x, sel_y) = (labels.keep_rows(&fit), train_x.gather_rows(&sel), labels.select_rows(&sel));
-            (Some(fit), Cow::Owned(fit_y), Cow::Owned(sel_x), Cow::Owned(sel_y))
+            let (fit_y, sel_y) = (labels.keep_rows(&fit), labels.keep_rows(&sel));
+            (Some(fit), Cow::Owned(fit_y), train_x, Cow::Owned(sel_y), sel.len())
         }
     };
     let fit_images = fit_rows.as_ref().map_or(train_x.rows(), Vec::len);
     let mut methods = Vec::new();
     // The base heads: the given classifier, or linear AN and Ignore heads; CFT starts from the first.
-    let bases: Vec<(String, LinearHead)> = match given {
-        Some(g) => vec![(g.label.clone(), g.head.clone())],
-        None => [BaseMode::An, BaseMode::Ignore]
-            .into_iter()
-            .map(|mode| {
-                let head = train_base_head_sparse(train_x, fit_rows.as_deref(), &fit_y, &cfg.base(mode));
-                (mode.label().to_string(), head)
-            })
-            .collect(),
+    let mut bases: Vec<(String, LinearHead)> = Vec::new();
+    time("base heads", &mut || {
+        bases = match given {
+            Some(g) => vec![(g.label.clone(), g.head.clone())],
+            None => [BaseMode::An, BaseMode::Ignore]
+                .into_iter()
+                .map(|mode| {
+                    let head = train_base_head_sparse(train_x, fit_rows.as_deref(), &fit_y, &cfg.base(mode));
+                    (mode.label().to_string(), head)
+                })
+                .collect(),
+        }
+    });
+    let evaluate = |head: &LinearHead| {
+        let mut scores = (Vec::new(), None);
+        time("evaluation", &mut || scores = test_scores(cfg, head, test_x, test_y));
+        scores
     };
     for (name, head) in &bases {
-        let (per, mean) = test_scores(cfg, head, test_x, test_y);
+        let (per, mean) = evaluate(head);
         methods.push(UnitMethod {
             method: name.clone(),
             is_base: true,
@@ -621,21 +631,25 @@ fn run_unit(
     let (base_name, base_head) = &bases[0];
     let (st, sv) = (fit_y.as_ref(), sel_y.as_ref());
     let mut history = keep_history.then(|| String::from(HISTORY_HEADER));
-    for (name, method) in cfg.methods() {
-        let name = format!("{base_name} + {name}");
+    for (method_name, method) in cfg.methods() {
+        let name = format!("{base_name} + {method_name}");
         let mut fc = FineTuneConfig::reference(method);
         fc.metric = cfg.metric;
         fc.max_epochs = cfg.max_epochs;
         fc.patience = cfg.patience;
         fc.seed = cfg.ga_seed;
         fc.keep_history = keep_history;
-        let run = engine.finetune(
-            base_head,
-            SplitRef { features: train_x, labels: st },
-            SplitRef { features: &sel_x, labels: sv },
-            &fc,
-        )?;
-        let (per, mean) = test_scores(cfg, &run.head, test_x, test_y);
+        let mut run = None;
+        time(method_name, &mut || {
+            run = Some(engine.finetune(
+                base_head,
+                SplitRef { features: train_x, labels: st },
+                SplitRef { features: sel_x, labels: sv },
+                &fc,
+            ))
+        });
+        let run = run.expect("ran")?;
+        let (per, mean) = evaluate(&run.head);
         if let Some(h) = history.as_mut() {
             append_history(h, &name, &data.categories, &run.categories);
         }
@@ -650,7 +664,7 @@ fn run_unit(
         proportion: p,
         protocol,
         fit_images,
-        selection_images: sel_x.rows(),
+        selection_images,
         fit_known_fraction: if fit_images * data.categories.len() == 0 {
             0.0
         } else {
@@ -692,6 +706,82 @@ fn label_points(cfg: &ReproduceConfig, data: &ProtocolData) -> Vec<f64> {
     }
 }
 
+/// Everything besides the units that the tables of a run need: what `--shard` writes to
+/// `plan.json` so that `cft report` can merge the units of every shard without the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// The configuration every unit must have been run with.
+    pub config: ReproduceConfig,
+    /// Dataset (report folder) name.
+    pub dataset: String,
+    /// Category names.
+    pub categories: Vec<String>,
+    /// The table's columns: proportions, or the real labels' known fraction.
+    pub label_points: Vec<f64>,
+    /// Training counts per category for the frequency groups (when configured).
+    pub group_counts: Option<Vec<usize>>,
+    /// See [`ProtocolData::paper_table`].
+    pub paper_table: Option<String>,
+    /// See [`ProtocolData::evaluation_split`].
+    pub evaluation_split: Option<String>,
+    /// See [`ProtocolData::real_labels`].
+    pub real_labels: Option<String>,
+    /// See [`ProtocolData::notes`].
+    pub notes: Vec<String>,
+    /// The input files (size and hash) every unit must have been computed from.
+    pub inputs: Vec<InputFile>,
+    /// The units' file stems, in table order.
+    pub units: Vec<String>,
+}
+
+impl RunPlan {
+    /// The plan of running `cfg` on `data` (inputs fingerprinted by the caller).
+    pub fn new(cfg: &ReproduceConfig, data: &ProtocolData, inputs: Vec<InputFile>) -> Self {
+        let label_points = label_points(cfg, data);
+        let units = label_points
+            .iter()
+            .flat_map(|&p| [Protocol::Paper, Protocol::HeldOut].map(|protocol| unit_id(cfg, p, protocol)))
+            .collect();
+        Self {
+            config: cfg.clone(),
+            dataset: data.name.clone(),
+            categories: data.categories.clone(),
+            label_points,
+            group_counts: cfg.groups.map(|g| cft_core::group_counts(&data.train.labels, g.by)),
+            paper_table: data.paper_table.clone(),
+            evaluation_split: data.evaluation_split.clone(),
+            real_labels: data.real_labels.clone(),
+            notes: data.notes.clone(),
+            inputs,
+            units,
+        }
+    }
+
+    /// Why `other` (another shard's plan) is not this run's, if it is not: the first field
+    /// that differs (input files compared by content, not path).
+    pub fn differs_from(&self, other: &RunPlan) -> Option<&'static str> {
+        let same_inputs = self.inputs.len() == other.inputs.len()
+            && self.inputs.iter().zip(&other.inputs).all(|(a, b)| a.same_content(b));
+        if self.config != other.config {
+            Some("the configuration")
+        } else if !same_inputs {
+            Some("the input files")
+        } else if self.categories != other.categories || self.dataset != other.dataset {
+            Some("the dataset")
+        } else if (&self.label_points, &self.group_counts, &self.units)
+            != (&other.label_points, &other.group_counts, &other.units)
+        {
+            Some("the labels")
+        } else if (&self.paper_table, &self.evaluation_split, &self.real_labels, &self.notes)
+            != (&other.paper_table, &other.evaluation_split, &other.real_labels, &other.notes)
+        {
+            Some("the report's notes")
+        } else {
+            None
+        }
+    }
+}
+
 /// Aggregates units into the table-shaped results; `group_counts` (one training count per
 /// category) turns on the frequency-group means of `cfg.groups`.
 pub fn aggregate(
@@ -700,7 +790,16 @@ pub fn aggregate(
     units: &[UnitResult],
     group_counts: Option<&[usize]>,
 ) -> ExperimentResults {
-    let proportions = label_points(cfg, data);
+    let mut plan = RunPlan::new(cfg, data, Vec::new());
+    plan.group_counts = group_counts.map(<[usize]>::to_vec);
+    aggregate_plan(&plan, units)
+}
+
+/// Aggregates units into the table-shaped results of `plan`.
+pub fn aggregate_plan(plan: &RunPlan, units: &[UnitResult]) -> ExperimentResults {
+    let cfg = &plan.config;
+    let proportions = plan.label_points.clone();
+    let group_counts = plan.group_counts.as_deref();
     let mut rows: Vec<MethodRow> = Vec::new();
     for protocol in [Protocol::Paper, Protocol::HeldOut] {
         let names: Vec<(String, bool)> = units
@@ -744,15 +843,15 @@ pub fn aggregate(
         }
     }
     ExperimentResults {
-        dataset: data.name.clone(),
+        dataset: plan.dataset.clone(),
         metric: format!("m{}", cfg.metric.name().to_uppercase()),
-        categories: data.categories.clone(),
+        categories: plan.categories.clone(),
         proportions,
         rows,
-        paper_table: data.paper_table.clone(),
-        evaluation_split: data.evaluation_split.clone(),
-        real_labels: data.real_labels.clone(),
-        notes: data.notes.clone(),
+        paper_table: plan.paper_table.clone(),
+        evaluation_split: plan.evaluation_split.clone(),
+        real_labels: plan.real_labels.clone(),
+        notes: plan.notes.clone(),
     }
 }
 
@@ -771,8 +870,13 @@ pub fn default_datasets_dir() -> PathBuf {
 pub struct Reproduction {
     /// The dataset's report folder (`<out>/<dataset>/`).
     pub dir: PathBuf,
-    /// The aggregated results (what `results.json` holds).
-    pub results: ExperimentResults,
+    /// The aggregated results (what `results.json` holds); `None` for a shard, whose units
+    /// `cft report` merges ([`merge_units`]).
+    pub results: Option<ExperimentResults>,
+    /// Units this call ran or reused.
+    pub ran: usize,
+    /// Units of the whole run.
+    pub total: usize,
 }
 
 /// What fits a unit's CFT heads: `[cft] engine` (`cft run --engine`). The CPU engines give
@@ -830,9 +934,28 @@ impl CftEngine for CpuEngine {
     ) -> Result<cft_core::FineTuneRun> {
         Ok(match *self {
             CpuEngine::PerCategory => finetune(head, train, valid, cfg, &|_| {}),
-            CpuEngine::Batched { batch } => cft_core::finetune_batched(head, train, valid, cfg, batch.max(1), &|_| {}),
+            CpuEngine::Batched { batch } => {
+                let batch = batch.min(batch_within(WORKING_SET_BYTES, cfg, train)).max(1);
+                cft_core::finetune_batched(head, train, valid, cfg, batch, &|_| {})
+            }
         })
     }
+}
+
+/// The batched CPU engine's working set per batch: a GA category holds its population's
+/// scores on its known rows (50 × 74k × 4 bytes = 15 MB at partial COCO's 90%), so 64 such
+/// categories at once would hold more than the features themselves.
+pub const WORKING_SET_BYTES: usize = 64 << 20;
+
+/// The most categories whose per-step buffers fit in `bytes` (batch size never changes the
+/// numbers, only memory and the sharing of validation passes).
+pub fn batch_within(bytes: usize, cfg: &FineTuneConfig, train: SplitRef<'_>) -> usize {
+    let rows = train.labels.per_category.iter().map(|k| k.positives.len() + k.negatives.len()).max().unwrap_or(0);
+    let per_row = match cfg.method {
+        Method::Ga(ga) => ga.population.max(1) + 1,
+        Method::Bp { .. } => 2,
+    };
+    (bytes / (4 * per_row * rows.max(1))).max(1)
 }
 
 /// How a protocol run goes.
@@ -848,11 +971,25 @@ pub struct RunOptions<'a> {
     pub folder: Option<&'a str>,
     /// The engine that fits the CFT heads (default: the batched CPU engine).
     pub engine: Option<&'a dyn CftEngine>,
+    /// Records each stage's time and memory (units then run one after another, so that the
+    /// process's figures are the stage's own).
+    pub stages: Option<&'a StageLog>,
+    /// Run only shard `i` of `n` (`(i, n)`): units `k` with `k mod n = i`, e.g. one task of a
+    /// cluster's job array each; `cft report` merges the units when every shard is done.
+    pub shard: Option<(usize, usize)>,
 }
 
 impl Default for RunOptions<'_> {
     fn default() -> Self {
-        Self { resume: false, report: true, interrupt_after_units: None, folder: None, engine: None }
+        Self {
+            resume: false,
+            report: true,
+            interrupt_after_units: None,
+            folder: None,
+            engine: None,
+            stages: None,
+            shard: None,
+        }
     }
 }
 
@@ -901,11 +1038,20 @@ pub fn run_protocol<C: Serialize>(
         &[Named::new("results.json", &results_path), Named::new("manifest.json", &manifest_path)],
     )?;
     std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;
-    let _lock = cft_data::OutputLock::acquire(&results_path)?;
+    // Shards of one run share the folder: each holds its own lock; the merge is `cft report`'s.
+    let _lock = match opts.shard {
+        None => cft_data::OutputLock::acquire(&results_path)?,
+        Some((i, n)) => cft_data::OutputLock::acquire(&dir.join(format!("shard-{i}-of-{n}")))?,
+    };
     let inputs: Vec<InputFile> = input_paths.iter().map(|p| InputFile::of(p)).collect::<Result<_>>()?;
     let points = label_points(cfg, data);
-    let units: Vec<(f64, Protocol)> =
+    let mut units: Vec<(f64, Protocol)> =
         points.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
+    let total = units.len();
+    if let Some((i, n)) = opts.shard {
+        write_plan(&dir, &RunPlan::new(cfg, data, inputs.clone()))?;
+        units = units.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, u)| u).collect();
+    }
     let steps_per_unit = cfg.steps_per_unit();
     let fresh = std::sync::atomic::AtomicUsize::new(0);
     let default_engine = CpuEngine::default();
@@ -921,7 +1067,7 @@ pub fn run_protocol<C: Serialize>(
         }
         // Histories are kept for the first proportion: enough to plot, small to store.
         let keep_history = p == points[0];
-        let (mut u, history) = run_unit(cfg, data, p, protocol, keep_history, on_step, engine)?;
+        let (mut u, history) = run_unit(cfg, data, p, protocol, keep_history, on_step, engine, opts.stages)?;
         u.inputs = inputs.clone();
         if let Some(h) = history {
             cft_data::write_atomic(&runs.join(format!("{id}-history.csv")), h.as_bytes())?;
@@ -933,21 +1079,31 @@ pub fn run_protocol<C: Serialize>(
         }
         Ok(u)
     };
-    let units: Vec<UnitResult> = if engine.parallel_units() {
+    let units: Vec<UnitResult> = if engine.parallel_units() && opts.stages.is_none() {
         units.par_iter().map(one_unit).collect::<Result<_>>()?
     } else {
         units.iter().map(one_unit).collect::<Result<_>>()?
     };
-    let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels, g.by));
-    let results = aggregate(cfg, data, &units, group_counts.as_deref());
-    cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
-    let mut outputs = if opts.report { cft_report::write_dataset_report(&dir, &results)? } else { Vec::new() };
-    outputs.push(results_path);
-    // The reports index with the published tables (the binary carries them when `out` has none).
-    if opts.report {
-        let reference = cft_report::ensure_reference(out)?;
-        outputs.extend(cft_report::write_index(out, out, &reference)?);
+    if opts.shard.is_some() {
+        return Ok(Reproduction { dir, results: None, ran: units.len(), total });
     }
+    let write_results = || -> Result<(ExperimentResults, Vec<PathBuf>)> {
+        let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels, g.by));
+        let results = aggregate(cfg, data, &units, group_counts.as_deref());
+        cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
+        let mut outputs = if opts.report { cft_report::write_dataset_report(&dir, &results)? } else { Vec::new() };
+        outputs.push(results_path.clone());
+        // The reports index with the published tables (the binary carries them when `out` has none).
+        if opts.report {
+            let reference = cft_report::ensure_reference(out)?;
+            outputs.extend(cft_report::write_index(out, out, &reference)?);
+        }
+        Ok((results, outputs))
+    };
+    let (results, mut outputs) = match opts.stages {
+        Some(log) => log.time("report", write_results)?,
+        None => write_results()?,
+    };
     outputs.push(manifest_path.clone());
     #[derive(Serialize)]
     struct Config<'a, C> {
@@ -965,5 +1121,68 @@ pub fn run_protocol<C: Serialize>(
         outputs,
     );
     write_manifest(&manifest_path, &m)?;
-    Ok(Reproduction { dir, results })
+    Ok(Reproduction { dir, ran: total, total, results: Some(results) })
+}
+
+/// Writes `plan.json` of a sharded run, or checks that the one there (another shard's) is this
+/// run's: shards of another spec version, configuration or data are refused.
+fn write_plan(dir: &Path, plan: &RunPlan) -> Result<()> {
+    let path = dir.join("plan.json");
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+        let theirs: RunPlan = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: line {}: not a readable run plan ({e}); remove the folder or use another --out",
+                path.display(),
+                e.line()
+            )
+        })?;
+        if let Some(what) = plan.differs_from(&theirs) {
+            bail!(
+                "{}: written by a shard of another run ({what} differs): shards of one run need the same spec version, configuration and data; remove the folder or use another --out",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
+    cft_data::write_atomic(&path, (serde_json::to_string_pretty(plan)? + "\n").as_bytes())?;
+    Ok(())
+}
+
+/// Merges the units of a sharded run (`<dir>/plan.json`, `<dir>/runs/*.json`) into
+/// `results.json`, the dataset report and a manifest, once every unit is there (`Ok(None)`
+/// while some are missing). A unit of another configuration or data is refused.
+pub fn merge_units(dir: &Path) -> Result<Option<ExperimentResults>> {
+    let clock = RunClock::start();
+    let path = dir.join("plan.json");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let plan: RunPlan = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: line {}: not a readable run plan ({e})", path.display(), e.line()))?;
+    let mut units = Vec::with_capacity(plan.units.len());
+    for id in &plan.units {
+        let unit = dir.join("runs").join(format!("{id}.json"));
+        if !unit.is_file() {
+            return Ok(None);
+        }
+        units.push(resumable_unit(&unit, &plan.config, &plan.inputs)?);
+    }
+    let results = aggregate_plan(&plan, &units);
+    let (results_path, manifest_path) = (dir.join("results.json"), dir.join("manifest.json"));
+    let _lock = cft_data::OutputLock::acquire(&results_path)?;
+    cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
+    let mut outputs = cft_report::write_dataset_report(dir, &results)?;
+    outputs.extend([results_path, manifest_path.clone()]);
+    #[derive(Serialize)]
+    struct Merged<'a> {
+        reproduce: &'a ReproduceConfig,
+        merged_units: &'a [String],
+    }
+    let m = clock.manifest(
+        "report (merge of shards)",
+        Merged { reproduce: &plan.config, merged_units: &plan.units },
+        plan.inputs.clone(),
+        outputs,
+    );
+    write_manifest(&manifest_path, &m)?;
+    Ok(Some(results))
 }
