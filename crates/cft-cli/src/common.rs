@@ -84,6 +84,45 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// The library's progress reports drawn as [`progress`] bars: one bar per piece of work (a new
+/// total, e.g. the next split's extraction, starts a new bar), notes printed above it.
+#[derive(Default)]
+pub struct Bars {
+    bar: Mutex<Option<(String, ProgressBar)>>,
+}
+
+impl cft_experiment::progress::Progress for Bars {
+    fn update(&self, done: u64, total: u64, label: &str) {
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|(_, b)| b.length() != Some(total)) {
+            if let Some((_, old)) = slot.take() {
+                old.finish_and_clear();
+            }
+            *slot = Some((label.to_string(), progress(total, label)));
+        }
+        if let Some((l, bar)) = slot.as_mut() {
+            if l != label {
+                *l = label.to_string();
+                bar.set_message(label.to_string());
+            }
+            bar.set_position(done);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((_, bar)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, line: &str) {
+        match self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some((_, bar)) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
 /// The rate as a whole number per second (indicatif's `per_sec` prints four decimals).
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
     let r = state.per_sec();
@@ -186,21 +225,7 @@ pub fn outcome_table(outcomes: &[CategoryOutcome], names: &[String], max_epochs:
 
 pub use cft_experiment::partial_label::{append_history, HISTORY_HEADER};
 
-/// `out` with `suffix` appended to its file name (`head.safetensors` → `head.safetensors.manifest.json`).
-pub fn sibling(out: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut s = out.as_os_str().to_owned();
-    s.push(suffix);
-    std::path::PathBuf::from(s)
-}
-
-/// The first line of a text file (header sniffing without reading the whole file).
-pub fn first_line(path: &Path) -> Result<String> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut line = String::new();
-    std::io::BufReader::new(f).read_line(&mut line).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(line.trim_start_matches('\u{feff}').trim_end_matches(['\n', '\r']).to_string())
-}
+pub use cft_data::fsutil::{first_line, sibling};
 
 /// Refuses files whose category names disagree (same count, other names or order).
 pub fn check_same_categories(files: &[(&std::path::Path, Option<&[String]>)]) -> Result<()> {
@@ -220,13 +245,4 @@ pub fn check_same_categories(files: &[(&std::path::Path, Option<&[String]>)]) ->
     Ok(())
 }
 
-/// The user's feature cache folder, shared by every run: `$CFT_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/cft/features`, else `$HOME/.cache/cft/features`; without any of them,
-/// `<out>/.feature-cache`.
-pub fn user_cache_dir(out: &Path) -> std::path::PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
-    var("CFT_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|x| x.join("cft/features")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/cft/features")))
-        .unwrap_or_else(|| out.join(".feature-cache"))
-}
+pub use cft_images::source::user_cache_dir;

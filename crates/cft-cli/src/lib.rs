@@ -11,7 +11,6 @@ pub mod evaluate_cmd;
 pub mod extract_cmd;
 pub mod finetune_cmd;
 pub mod gpu_cmd;
-pub mod image_data;
 pub mod report_cmd;
 pub mod reproduce_cmd;
 pub mod run_cmd;

@@ -1,16 +1,15 @@
 //! `cft reproduce`: the paper's partial-label experiment on a bundled (or user) dataset: clap
-//! arguments → a checked [`ReproduceConfig`] → one call of
-//! [`cft_experiment::partial_label::run_protocol`] → progress and the printed table. The
-//! protocol itself (units, selection protocols, held-out split, aggregation, the resumable
-//! unit store) lives in `cft-experiment`.
+//! arguments → the spec they describe ([`spec_text`], as `experiments/scene.toml` writes it)
+//! → one call of the library's entry point ([`run_spec`]) → progress and the printed table.
+//! The protocol itself (units, selection protocols, held-out split, aggregation, the
+//! resumable unit store) lives in `cft-experiment`.
 
-use crate::common::progress;
 use anyhow::Result;
-use cft_data::DatasetManifest;
+use cft_experiment::partial_label::CpuEngine;
 pub use cft_experiment::partial_label::{
     aggregate, default_datasets_dir, holdout_split, ReproduceConfig, UnitMethod, UnitResult,
 };
-use cft_experiment::partial_label::{ProtocolData, RunOptions};
+use cft_experiment::run::{run_spec, RunOutcome, RunRequest};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -62,70 +61,54 @@ impl From<PrecisionArg> for cft_core::Precision {
     }
 }
 
-/// Runs `cft reproduce`; returns the dataset's report folder.
-pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
-    let datasets_dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
-    let manifest = DatasetManifest::resolve(&args.dataset, &datasets_dir)?;
-    cft_data::check_folder_apart(
-        cft_data::Named::new("--out", &args.out),
-        &[cft_data::Named::new("the dataset folder", &manifest.root)],
-    )?;
-    let mut cfg = ReproduceConfig::new(&manifest.name, args.quick, args.seed);
-    cfg.feature_precision = args.feature_precision.into();
-    #[derive(Serialize)]
-    struct RunConfig {
-        quick: bool,
-    }
-    let data = cft_experiment::partial_label::ProtocolData::from_manifest(&manifest)?;
-    let opts = RunOptions { resume: args.resume, ..RunOptions::default() };
-    run_and_print(&cfg, &data, &args.out, &RunConfig { quick: args.quick }, opts)
+/// The spec `cft reproduce` runs: the paper's protocol on one dataset with the reference's
+/// settings (or the reduced CI grid), as `experiments/scene.toml` writes them out.
+pub fn spec_text(args: &ReproduceArgs) -> String {
+    let proportions = if args.quick { "[0.1, 0.5, 0.9]" } else { "[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]" };
+    let (epochs, patience) = if args.quick { (300, 50) } else { (5000, 300) };
+    let precision = match args.feature_precision {
+        PrecisionArg::F32 => "f32",
+        PrecisionArg::F16 => "f16",
+        PrecisionArg::Bf16 => "bf16",
+    };
+    let dataset = serde_json::to_string(&args.dataset).expect("a string");
+    format!(
+        "[data]\ndataset = {dataset}\nfeature_precision = \"{precision}\"\n\
+         [labels]\nproportions = {proportions}\nmask_seed = 526\n\
+         [base]\nepochs = 300\nlr = 1e-2\nweight_decay = 1e-4\n\
+         [cft]\nmax_epochs = {epochs}\npatience = {patience}\nbp_lr = 1e-4\nga_seed = {seed}\n\
+         [cft.ga]\npopulation = 50\ncrossover = 0.2\nmutation_prob = 0.5\nmutation_range = 0.001\nelitism = 1\n\
+         [selection]\nholdout_fraction = 0.2\nsplit_seed = {seed}\n",
+        seed = args.seed
+    )
 }
 
-/// Runs the protocol with a progress bar, prints the table and where it wrote (shared by
-/// `cft reproduce` and `cft run`); `run_config` goes into the run manifest.
-pub fn run_and_print<C: Serialize>(
-    cfg: &ReproduceConfig,
-    data: &ProtocolData,
-    out: &std::path::Path,
-    run_config: &C,
-    opts: RunOptions<'_>,
-) -> Result<PathBuf> {
-    let clock = std::time::Instant::now();
-    let bar = progress(cfg.steps() as u64, &format!("reproduce {}", data.name));
-    let bases = match &data.given_head {
-        Some(g) if g.label == "checkpoint" => "the checkpoint's classifier".to_string(),
-        Some(g) => format!("the {}", g.label),
-        None => "2 base heads".to_string(),
-    };
-    eprintln!(
-        "{}: {} label settings × 2 protocols × ({bases} + {} CFT methods){}",
-        data.name,
-        cfg.label_points(),
-        cfg.methods.len(),
-        opts.shard.map_or(String::new(), |(i, n)| format!("; shard {i}/{n}"))
-    );
-    // Fault injection for the resume tests: stop as if killed after N fresh units.
-    let opts = RunOptions {
+/// Runs `cft reproduce` through the library's one entry point ([`run_spec`]); returns the
+/// dataset's report folder.
+pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
+    let bars = crate::common::Bars::default();
+    let req = RunRequest {
+        // Names the spec in errors and the manifest; a dataset path resolves against the
+        // current folder.
+        spec_path: std::path::Path::new("cft-reproduce.toml"),
+        spec_text: Some(spec_text(args)),
+        out: Some(args.out.clone()),
+        datasets_dir: args.datasets_dir.clone().unwrap_or_else(default_datasets_dir),
+        head_key: None,
+        resume: args.resume,
+        shard: None,
+        stages: None,
+        engine: &CpuEngine::default(),
+        progress: &bars,
+        images: None,
         interrupt_after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()),
-        ..opts
     };
-    let done = cft_experiment::partial_label::run_protocol(cfg, data, out, run_config, &|| bar.inc(1), opts)?;
-    bar.finish_and_clear();
-    match &done.results {
-        Some(results) => {
-            let mut table = cft_report::partial_label_table(results, "");
-            table.links.clear();
-            print!("{}", table.to_markdown());
-            eprintln!("wrote {} in {:.1} s", done.dir.display(), clock.elapsed().as_secs_f64());
+    let clock = std::time::Instant::now();
+    match run_spec(&req)? {
+        RunOutcome::Single(done) => {
+            crate::run_cmd::print_run(&done, &args.out, clock, false)?;
+            Ok(done.dir)
         }
-        None => eprintln!(
-            "ran {} of {} units into {} in {:.1} s; when every shard is done, `cft report {}` merges them",
-            done.ran,
-            done.total,
-            done.dir.display(),
-            clock.elapsed().as_secs_f64(),
-            out.display()
-        ),
+        RunOutcome::Grid(_) => unreachable!("the reproduce spec has no grid"),
     }
-    Ok(done.dir)
 }

@@ -689,3 +689,40 @@ fn own_features_and_head_run_through_the_protocol() {
     assert!(e.contains("nolabels.safetensors: no `labels` tensor"), "{e}");
     assert!(!d.join("o").exists());
 }
+
+/// `--shard i/n` on a spec without a grid splits its units (proportion × protocol); `cft report`
+/// merges them into the table one process writes, and a shard of another configuration is
+/// refused before it runs.
+#[test]
+fn a_single_spec_runs_in_unit_shards_that_report_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments/own-features.toml");
+    let spec = spec.to_str().unwrap();
+    ok(&cft(&["run", spec, "--out", "whole"], d));
+    let stderr = |o: Output| {
+        ok(&o);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let log = stderr(cft(&["run", spec, "--out", "sharded", "--shard", "0/2"], d));
+    assert!(log.contains("ran 1 of 2 units") && log.contains("cft report sharded"), "{log}");
+    assert!(!d.join("sharded/own-features/results.json").exists(), "a shard merged before every unit was done");
+    let note = stderr(cft(&["report", "sharded"], d));
+    assert!(note.contains("not every unit has finished"), "{note}");
+    // A shard of another configuration (another epoch budget) into the same folder: refused.
+    let text = std::fs::read_to_string(spec).unwrap().replace("max_epochs = 1000", "max_epochs = 999");
+    let own = datasets().join("own-features");
+    std::fs::write(d.join("other.toml"), text.replace("../datasets/own-features/", &format!("{}/", own.display())))
+        .unwrap();
+    let e = failed(&cft(&["run", "other.toml", "--out", "sharded", "--shard", "1/2"], d));
+    assert!(e.contains("plan.json: written by a shard of another run (the configuration differs)"), "{e}");
+    assert!(!d.join("sharded/own-features/runs/real-held-out.json").exists());
+    ok(&cft(&["run", spec, "--out", "sharded", "--shard", "1/2"], d));
+    let merged = stderr(cft(&["report", "sharded"], d));
+    assert!(merged.contains("merged the shards' units"), "{merged}");
+    assert_eq!(
+        std::fs::read(d.join("sharded/own-features/results.json")).unwrap(),
+        std::fs::read(d.join("whole/own-features/results.json")).unwrap(),
+        "the shards merged differ from one process"
+    );
+}

@@ -77,16 +77,73 @@ pub fn finetune_batched_observed(
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
     on_epochs: &(dyn Fn(usize) + Sync),
 ) -> FineTuneRun {
-    let engine = Batched { batch, on_epochs };
+    let engine = Batched { batch, working_set: None, on_epochs };
     let Ok(run) = crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done);
     run
+}
+
+/// [`finetune_batched`] with a memory bound: a batch also stops growing once its categories'
+/// per-step buffers (their known rows × the population, or × 2 for BP, in f32) would pass
+/// `working_set` bytes (always at least one category). OpenImages' commonest class has a
+/// quarter of a million known rows, its rarest a few dozen: batches are sized by rows, not
+/// counted. The result is the same for every batch size.
+pub fn finetune_batched_within(
+    head: &LinearHead,
+    train: SplitRef<'_>,
+    valid: SplitRef<'_>,
+    cfg: &FineTuneConfig,
+    batch: usize,
+    working_set: usize,
+    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+) -> FineTuneRun {
+    let engine = Batched { batch, working_set: Some(working_set), on_epochs: &|_| {} };
+    let Ok(run) = crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done);
+    run
+}
+
+/// Bytes of category `k`'s per-step buffers (f32 per known training row and individual).
+fn step_bytes(cfg: &FineTuneConfig, train: SplitRef<'_>, k: usize) -> usize {
+    let known = &train.labels.per_category[k];
+    let per_row = match cfg.method {
+        crate::finetune::Method::Ga(ga) => ga.population.max(1) + 1,
+        crate::finetune::Method::Bp { .. } => 2,
+    };
+    4 * per_row * (known.positives.len() + known.negatives.len())
+}
+
+/// Consecutive runs of `runnable` of at most `batch` categories and (past the first) at most
+/// `working_set` bytes of step buffers.
+fn batches(
+    runnable: &[usize],
+    batch: usize,
+    working_set: Option<usize>,
+    bytes: impl Fn(usize) -> usize,
+) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < runnable.len() {
+        let (mut end, mut used) = (start, 0usize);
+        while end < runnable.len() && end - start < batch.max(1) {
+            let b = bytes(runnable[end]);
+            if end > start && working_set.is_some_and(|w| used + b > w) {
+                break;
+            }
+            used += b;
+            end += 1;
+        }
+        out.push(&runnable[start..end]);
+        start = end;
+    }
+    out
 }
 
 /// The batched engine: `batch` categories at a time, advancing together one epoch per step;
 /// `on_epochs(n)` after each step in which `n` categories advanced.
 pub struct Batched<'a> {
-    /// Categories held at once (memory bound: their gathered training samples).
+    /// Categories held at once.
     pub batch: usize,
+    /// Bytes of per-step buffers a batch may hold (see [`finetune_batched_within`]).
+    pub working_set: Option<usize>,
     /// Progress in category-epochs.
     pub on_epochs: &'a (dyn Fn(usize) + Sync),
 }
@@ -104,7 +161,7 @@ impl crate::engine::Engine for Batched<'_> {
         on_done: &(dyn Fn(&CategoryOutcome) + Sync),
     ) -> Result<Vec<CategoryOutcome>, Self::Error> {
         let mut out = Vec::with_capacity(runnable.len());
-        for chunk in runnable.chunks(self.batch.max(1)) {
+        for chunk in batches(runnable, self.batch, self.working_set, |k| step_bytes(cfg, train, k)) {
             out.extend(run_chunk(head, train, valid, cfg, chunk, on_done, self.on_epochs));
         }
         Ok(out)
@@ -233,6 +290,15 @@ fn validate(shared_x: &Matrix, heads: &[(Vec<f32>, &CategorySamples<'_>)], cfg: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_count_and_by_bytes() {
+        let cats: Vec<usize> = (0..7).collect();
+        let sizes = [10, 10, 50, 5, 5, 5, 100];
+        let got = batches(&cats, 3, Some(30), |k| sizes[k]);
+        assert_eq!(got, vec![&[0, 1][..], &[2], &[3, 4, 5], &[6]]);
+        assert_eq!(batches(&cats, 3, None, |k| sizes[k]), vec![&[0, 1, 2][..], &[3, 4, 5], &[6]]);
+    }
     use crate::adam::AdamConfig;
     use crate::finetune::{finetune, GaConfig, Method};
     use crate::labels::{Label, PartialLabels};

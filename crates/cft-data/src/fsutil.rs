@@ -27,6 +27,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// `out` with `suffix` appended to its name (`x.safetensors` → `x.safetensors.parts`): the
+/// files a command writes beside its output.
+pub fn sibling(out: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(suffix);
+    std::path::PathBuf::from(s)
+}
+
+/// The first line of a text file, without a byte-order mark or line ending (header sniffing
+/// without reading the whole file).
+pub fn first_line(path: &Path) -> Result<String> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut line = String::new();
+    std::io::BufReader::new(f).read_line(&mut line).map_err(|e| DataError::io(path, e))?;
+    Ok(line.trim_start_matches('\u{feff}').trim_end_matches(['\n', '\r']).to_string())
+}
+
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| DataError::io(path, e))

@@ -33,6 +33,8 @@ pub mod checkpoint;
 pub mod grid;
 pub mod manifest;
 pub mod partial_label;
+pub mod progress;
 pub mod rehearsal;
+pub mod run;
 pub mod spec;
 pub mod stages;

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,18 +20,9 @@ pub struct InputFile {
 impl InputFile {
     /// Records a file (size and content hash), streaming it in blocks.
     pub fn of(path: &Path) -> Result<Self> {
-        let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
-        let mut f = std::fs::File::open(path).map_err(io)?;
-        let mut buf = vec![0u8; 1 << 20];
-        let (mut h, mut bytes) = (FNV_OFFSET, 0u64);
-        loop {
-            let n = f.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            h = fnv1a64(h, &buf[..n]);
-            bytes += n as u64;
-        }
+        let mut h = FNV_OFFSET;
+        let bytes = cft_data::streamed::for_each_block(path, |block| h = fnv1a64(h, block))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Self { path: path.display().to_string(), bytes, fnv1a64: format!("{h:016x}") })
     }
 

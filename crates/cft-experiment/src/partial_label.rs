@@ -554,6 +554,14 @@ fn test_scores(
     (per, mean)
 }
 
+/// What every unit of a run shares: the progress callback, the engine, the stage log.
+#[derive(Clone, Copy)]
+struct UnitContext<'a> {
+    on_step: &'a (dyn Fn() + Sync),
+    engine: &'a dyn CftEngine,
+    stages: Option<&'a StageLog>,
+}
+
 /// Runs one unit; with `keep_history`, also returns the per-epoch history as CSV text
 /// (columns as [`HISTORY_HEADER`]).
 fn run_unit(
@@ -562,10 +570,9 @@ fn run_unit(
     p: f64,
     protocol: Protocol,
     keep_history: bool,
-    on_step: &(dyn Fn() + Sync),
-    engine: &dyn CftEngine,
-    stages: Option<&StageLog>,
+    ctx: &UnitContext<'_>,
 ) -> Result<(UnitResult, Option<String>)> {
+    let UnitContext { on_step, engine, stages } = *ctx;
     let time = |name: &str, f: &mut dyn FnMut()| match stages {
         Some(log) => log.time(name, f),
         None => f(),
@@ -935,8 +942,7 @@ impl CftEngine for CpuEngine {
         Ok(match *self {
             CpuEngine::PerCategory => finetune(head, train, valid, cfg, &|_| {}),
             CpuEngine::Batched { batch } => {
-                let batch = batch.min(batch_within(WORKING_SET_BYTES, cfg, train)).max(1);
-                cft_core::finetune_batched(head, train, valid, cfg, batch, &|_| {})
+                cft_core::finetune_batched_within(head, train, valid, cfg, batch, WORKING_SET_BYTES, &|_| {})
             }
         })
     }
@@ -944,19 +950,9 @@ impl CftEngine for CpuEngine {
 
 /// The batched CPU engine's working set per batch: a GA category holds its population's
 /// scores on its known rows (50 × 74k × 4 bytes = 15 MB at partial COCO's 90%), so 64 such
-/// categories at once would hold more than the features themselves.
+/// categories at once would hold more than the features themselves
+/// ([`cft_core::finetune_batched_within`]).
 pub const WORKING_SET_BYTES: usize = 64 << 20;
-
-/// The most categories whose per-step buffers fit in `bytes` (batch size never changes the
-/// numbers, only memory and the sharing of validation passes).
-pub fn batch_within(bytes: usize, cfg: &FineTuneConfig, train: SplitRef<'_>) -> usize {
-    let rows = train.labels.per_category.iter().map(|k| k.positives.len() + k.negatives.len()).max().unwrap_or(0);
-    let per_row = match cfg.method {
-        Method::Ga(ga) => ga.population.max(1) + 1,
-        Method::Bp { .. } => 2,
-    };
-    (bytes / (4 * per_row * rows.max(1))).max(1)
-}
 
 /// How a protocol run goes.
 #[derive(Clone, Copy)]
@@ -1043,7 +1039,11 @@ pub fn run_protocol<C: Serialize>(
         None => cft_data::OutputLock::acquire(&results_path)?,
         Some((i, n)) => cft_data::OutputLock::acquire(&dir.join(format!("shard-{i}-of-{n}")))?,
     };
-    let inputs: Vec<InputFile> = input_paths.iter().map(|p| InputFile::of(p)).collect::<Result<_>>()?;
+    let fingerprint = || input_paths.iter().map(|p| InputFile::of(p)).collect::<Result<Vec<InputFile>>>();
+    let inputs = match opts.stages {
+        Some(log) => log.time("fingerprint inputs", fingerprint)?,
+        None => fingerprint()?,
+    };
     let points = label_points(cfg, data);
     let mut units: Vec<(f64, Protocol)> =
         points.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
@@ -1067,7 +1067,8 @@ pub fn run_protocol<C: Serialize>(
         }
         // Histories are kept for the first proportion: enough to plot, small to store.
         let keep_history = p == points[0];
-        let (mut u, history) = run_unit(cfg, data, p, protocol, keep_history, on_step, engine, opts.stages)?;
+        let ctx = UnitContext { on_step, engine, stages: opts.stages };
+        let (mut u, history) = run_unit(cfg, data, p, protocol, keep_history, &ctx)?;
         u.inputs = inputs.clone();
         if let Some(h) = history {
             cft_data::write_atomic(&runs.join(format!("{id}-history.csv")), h.as_bytes())?;

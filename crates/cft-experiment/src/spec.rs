@@ -574,6 +574,11 @@ impl ExperimentSpec {
     /// Reads and checks a spec file; every error names the file (and the line and key).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks a spec's text; errors name `path` (where the text came from).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let spec: ExperimentSpec = toml::from_str(text.trim_start_matches('\u{feff}'))
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
         // A grid is checked cell by cell: every value of every list must be valid.

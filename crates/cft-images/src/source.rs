@@ -1,20 +1,21 @@
-//! The image side of `cft run`: a paper dataset in its official layout (COCO 2014, OpenImages
-//! V3, CheXpert) → the adapters' labelled image lists → `cft extract` (feature cache,
-//! resumable parts) with the spec's backbone and checkpoint → [`ProtocolData`] for the
-//! protocol library. The library never sees clap, candle or images.
+//! The image datasets of the experiment layer: a paper dataset in its official layout (COCO
+//! 2014, OpenImages V3, CheXpert) → the adapters' labelled image lists → an
+//! [`ExtractionJob`] per split (feature cache, resumable parts) with the spec's backbone and
+//! checkpoint → [`ProtocolData`] for the protocol. The protocol never sees candle or images.
 //!
 //! Features and image lists go to `<out>/<name>/features/`; the feature cache (keyed by the
 //! images' names and contents, backbone, weights hash, size, resize, normalisation, precision)
-//! is the user's one cache (`--cache`, default [`crate::common::user_cache_dir`]), so any later
-//! run over the same images reuses the extraction, whatever its `--out`.
+//! is the user's one cache (`ImageInputs::cache`), so any later run over the same images reuses
+//! the extraction, whatever its `--out`.
 
-use crate::extract_cmd::{BadImageArg, ExtractArgs, JpegDecodeArg, NormalizeArg, ResizeArg};
-use crate::reproduce_cmd::PrecisionArg;
+use crate::job::{load_backbone, ExtractionJob};
 use anyhow::{bail, Context, Result};
 use cft_core::{SparseLabels, UncertainPolicy};
 use cft_data::{read_feature_set, LabelledImages};
 use cft_experiment::partial_label::{GivenHead, LabelSource, LabelledFeatures, ProportionFeatures, ProtocolData};
+use cft_experiment::progress::Progress;
 use cft_experiment::spec::{BackboneSpec, BaseFrom, DataSource, ExperimentSpec};
+use cft_features::{BadImage, JpegDecode, Normalize, PillowResize};
 use std::path::{Path, PathBuf};
 
 /// Where the image data and the weights are, after the command line's overrides.
@@ -39,7 +40,7 @@ pub struct ImageInputs {
     /// The feature cache folder.
     pub cache: PathBuf,
     /// Unreadable images: stop, or leave them out.
-    pub on_bad_image: BadImageArg,
+    pub on_bad_image: BadImage,
 }
 
 /// One split as the adapters give it: image paths (relative to `image_root`), sparse labels.
@@ -187,14 +188,6 @@ fn chexpert(root: &Path, uncertain: Option<&str>) -> Result<ImageDataset> {
     })
 }
 
-fn precision_arg(p: cft_core::Precision) -> PrecisionArg {
-    match p {
-        cft_core::Precision::F32 => PrecisionArg::F32,
-        cft_core::Precision::F16 => PrecisionArg::F16,
-        cft_core::Precision::Bf16 => PrecisionArg::Bf16,
-    }
-}
-
 /// Every image of a split is listed once and lies inside the split's image folder: a path
 /// from an annotation file with `..`, an absolute path or a symbolic link leading out of it is
 /// refused (a hostile or broken annotation file must not make us read other files), and so is
@@ -238,6 +231,7 @@ fn confine(split: &ImageSplit) -> Result<()> {
 fn extract_split(
     b: &BackboneSpec,
     inputs: &ImageInputs,
+    progress: &dyn Progress,
     weights: &Path,
     split: &ImageSplit,
     stem: &str,
@@ -249,30 +243,29 @@ fn extract_split(
     let text: String = split.paths.iter().map(|p| format!("{p}\n")).collect();
     cft_data::write_atomic(&list, text.as_bytes())?;
     let out = dir.join(format!("{stem}.safetensors"));
-    let args = ExtractArgs {
+    let job = ExtractionJob {
         backbone: b.name.clone(),
         weights: weights.display().to_string(),
         images: list,
         image_root: Some(split.image_root.clone()),
         image_size: b.image_size,
-        resize: if b.resize == "pillow12" { ResizeArg::Pillow12 } else { ResizeArg::Pillow13 },
-        key_prefix: inputs.keys.backbone_prefix.clone(),
-        head_key: inputs.keys.head_key.clone(),
-        normalize: if b.normalize == "none" { NormalizeArg::None } else { NormalizeArg::Imagenet },
+        resize: if b.resize == "pillow12" { PillowResize::Pillow12 } else { PillowResize::Pillow13 },
+        keys: inputs.keys.clone(),
+        normalize: if b.normalize == "none" { Normalize::None } else { Normalize::Imagenet },
         batch: b.batch,
-        precision: precision_arg(b.precision),
+        precision: b.precision,
         device: inputs.device.clone(),
         shard: None,
         resume: inputs.resume,
         chunk: 1024,
         cache: Some(inputs.cache.clone()),
         on_bad_image: inputs.on_bad_image,
-        jpeg_decode: JpegDecodeArg::Exact,
+        jpeg_decode: JpegDecode::Exact,
         tf32: false,
         head_out,
         out: out.clone(),
     };
-    crate::extract_cmd::run(&args)?;
+    job.run(progress, None)?;
     let set = read_feature_set(&out)?;
     let names = set.paths.clone().unwrap_or_default();
     let index: std::collections::HashMap<&str, usize> =
@@ -288,7 +281,7 @@ fn extract_split(
 }
 
 /// Reads the dataset under `inputs.root`, extracts both splits and assembles the protocol's data.
-pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData> {
+pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress) -> Result<ProtocolData> {
     let Some(b) = &spec.backbone else { bail!("backbone: missing") };
     if !inputs.root.is_dir() {
         bail!("data.root {}: not a folder (give the dataset's root with --data-root)", inputs.root.display());
@@ -330,8 +323,9 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs) -> Result<ProtocolData>
         let prefix = p.map_or(String::new(), |p| format!("p{:02}-", (100.0 * p).round() as u32));
         let dir = inputs.out.join(&inputs.name).join("features");
         let head_file = given.then(|| dir.join(format!("{prefix}checkpoint-head.safetensors")));
-        let (train, train_file) = extract_split(b, inputs, w, &ds.train, &format!("{prefix}train"), head_file.clone())?;
-        let (test, test_file) = extract_split(b, inputs, w, &ds.test, &format!("{prefix}test"), None)?;
+        let (train, train_file) =
+            extract_split(b, inputs, progress, w, &ds.train, &format!("{prefix}train"), head_file.clone())?;
+        let (test, test_file) = extract_split(b, inputs, progress, w, &ds.test, &format!("{prefix}test"), None)?;
         let given_head = match &head_file {
             Some(h) => Some(GivenHead { label: "checkpoint".into(), head: cft_data::read_head(h)? }),
             None => None,
@@ -426,8 +420,8 @@ fn check_checkpoint(
         bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", weights.display());
     }
     let w = weights.display().to_string();
-    let (net, found) = crate::extract_cmd::load_backbone(&b.name, &w, keys, device, precision_arg(b.precision))
-        .map_err(|e| anyhow::anyhow!("backbone.weights: {e}"))?;
+    let (net, found) =
+        load_backbone(&b.name, &w, keys, device, b.precision).map_err(|e| anyhow::anyhow!("backbone.weights: {e}"))?;
     if found.backbone_prefix.as_deref().is_some_and(|p| !p.is_empty()) || found.head_key.is_some() {
         eprintln!(
             "{w}: backbone keys under `{}`{}",
@@ -451,4 +445,80 @@ fn check_checkpoint(
         }
     }
     Ok(())
+}
+
+/// The image datasets as the experiment layer's [`FeatureSource`]: the spec's `data.root` and
+/// `backbone.weights` unless the front end overrides them, with its device, key names, feature
+/// cache and bad-image policy.
+#[derive(Debug, Clone)]
+pub struct ImageSource {
+    /// The dataset's root folder (overrides the spec's `data.root`).
+    pub data_root: Option<PathBuf>,
+    /// The checkpoint (overrides the spec's `backbone.weights`).
+    pub weights: Option<PathBuf>,
+    /// `cpu`, `cuda`, `cuda:N` (overrides the spec's `backbone.device`).
+    pub device: Option<String>,
+    /// Prefix of the backbone's keys (overrides `backbone.key_prefix`).
+    pub key_prefix: Option<String>,
+    /// The classifier's key (overrides `base.head_key`).
+    pub head_key: Option<String>,
+    /// The feature cache (default: [`user_cache_dir`]).
+    pub cache: Option<PathBuf>,
+    /// Keep finished extraction parts.
+    pub resume: bool,
+    /// Unreadable images: stop, or leave them out.
+    pub on_bad_image: BadImage,
+}
+
+/// The user's feature cache, shared by every run and `--out`: `$CFT_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/cft/features`, else `~/.cache/cft/features`, else `<out>/.feature-cache`.
+pub fn user_cache_dir(out: &Path) -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("CFT_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|x| x.join("cft/features")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/cft/features")))
+        .unwrap_or_else(|| out.join(".feature-cache"))
+}
+
+impl cft_experiment::run::FeatureSource for ImageSource {
+    fn load(
+        &self,
+        spec: &ExperimentSpec,
+        spec_path: &Path,
+        out: &Path,
+        progress: &dyn Progress,
+    ) -> Result<ProtocolData> {
+        let resolve = |p: &PathBuf| ExperimentSpec::resolve(spec_path, p);
+        let Some(root) = self.root(spec, spec_path) else {
+            bail!("{}: data.root: missing; give the dataset's folder with --data-root", spec_path.display())
+        };
+        let Some(b) = spec.backbone.as_ref() else { bail!("{}: backbone: missing", spec_path.display()) };
+        let weights = match (&self.weights, &b.weights) {
+            (Some(w), _) => w.clone(),
+            (None, Some(w)) => resolve(w),
+            (None, None) => {
+                bail!("{}: backbone.weights: missing; give the checkpoint with --weights", spec_path.display())
+            }
+        };
+        let inputs = ImageInputs {
+            root,
+            weights,
+            device: self.device.clone().unwrap_or_else(|| b.device.clone()),
+            out: out.to_path_buf(),
+            name: spec.name(None),
+            resume: self.resume,
+            notes: spec.output.notes.clone(),
+            keys: cft_features::KeyNames {
+                backbone_prefix: self.key_prefix.clone().or_else(|| b.key_prefix.clone()),
+                head_key: self.head_key.clone().or_else(|| spec.base.head_key.clone()),
+            },
+            on_bad_image: self.on_bad_image,
+            cache: self.cache.clone().unwrap_or_else(|| user_cache_dir(out)),
+        };
+        load(spec, &inputs, progress)
+    }
+
+    fn root(&self, spec: &ExperimentSpec, spec_path: &Path) -> Option<PathBuf> {
+        self.data_root.clone().or_else(|| spec.data.root.as_ref().map(|r| ExperimentSpec::resolve(spec_path, r)))
+    }
 }

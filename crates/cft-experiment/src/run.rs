@@ -1,0 +1,230 @@
+//! One call that runs a spec: [`run_spec`]. `cft run` and `cft reproduce` (and any other front
+//! end: a notebook, a Python binding) give it the spec, the overrides of the spec's paths, the
+//! engine and a progress sink; it loads the data (a bundled ARFF dataset, a researcher's own
+//! feature sets, or an image dataset through the [`FeatureSource`] the front end links), checks
+//! the output folder against every input, and runs the single protocol or the grid.
+
+use crate::ablation::{GridOptions, GridRun};
+use crate::partial_label::{CftEngine, ProtocolData, Reproduction, RunOptions};
+use crate::progress::Progress;
+use crate::spec::{BaseFrom, DataSource, ExperimentSpec};
+use crate::stages::StageLog;
+use anyhow::{bail, Result};
+use cft_data::DatasetManifest;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The data of image specs (COCO 2014, OpenImages V3, CheXpert): images → features through a
+/// backbone. The experiment layer does not link one (no candle here); `cft-images` has it.
+pub trait FeatureSource: Sync {
+    /// The protocol's data for `spec` (a single run, or one cell of a grid); its features and
+    /// image lists go under `<out>/<spec's name>/features/`.
+    fn load(
+        &self,
+        spec: &ExperimentSpec,
+        spec_path: &Path,
+        out: &Path,
+        progress: &dyn Progress,
+    ) -> Result<ProtocolData>;
+    /// The dataset's root folder for `spec`, when known (checked against the output folder).
+    fn root(&self, spec: &ExperimentSpec, spec_path: &Path) -> Option<PathBuf>;
+}
+
+/// Everything besides the spec that decides how it runs.
+pub struct RunRequest<'a> {
+    /// The spec file (relative paths in it are resolved against its folder).
+    pub spec_path: &'a Path,
+    /// The spec's text, when it is not read from `spec_path` (`cft reproduce` writes one from
+    /// its flags; `spec_path` then only names it and anchors its relative paths).
+    pub spec_text: Option<String>,
+    /// Reports folder (default: the spec's `output.dir`).
+    pub out: Option<PathBuf>,
+    /// Folder of the bundled datasets (ARFF specs).
+    pub datasets_dir: PathBuf,
+    /// The classifier's key in a `[base] head` file (overrides the spec's `base.head_key`).
+    pub head_key: Option<String>,
+    /// Reuse finished units, cells and extraction parts of the same configuration and data.
+    pub resume: bool,
+    /// Run only shard `(i, n)`: a grid's cells, or a single spec's units.
+    pub shard: Option<(usize, usize)>,
+    /// Record each stage's time and memory (single specs).
+    pub stages: Option<&'a StageLog>,
+    /// What fits the CFT heads.
+    pub engine: &'a dyn CftEngine,
+    /// Where progress goes (steps: base heads and CFT methods of every unit).
+    pub progress: &'a dyn Progress,
+    /// The image datasets' source, when the front end links one.
+    pub images: Option<&'a dyn FeatureSource>,
+    /// Test hook: stop with an error, as if killed, once this many units were written.
+    pub interrupt_after_units: Option<usize>,
+}
+
+/// What [`run_spec`] did.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// A single protocol run (or one shard of its units).
+    Single(Box<Reproduction>),
+    /// A grid (or one shard of its cells).
+    Grid(GridRun),
+}
+
+impl RunRequest<'_> {
+    /// The reports folder of `spec`.
+    pub fn out_for(&self, spec: &ExperimentSpec) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| spec.output.dir.clone())
+    }
+
+    /// The data of a (cell) spec: the ARFF dataset it names, the feature sets it lists, or the
+    /// image dataset through [`RunRequest::images`].
+    pub fn load_data(&self, spec: &ExperimentSpec, out: &Path, grid: bool) -> Result<ProtocolData> {
+        let at = |key: &str, e: anyhow::Error| anyhow::anyhow!("{}: {key}: {e}", self.spec_path.display());
+        match spec.data.source {
+            DataSource::Features => {
+                let resolve = |p: &Option<PathBuf>| p.as_ref().map(|p| ExperimentSpec::resolve(self.spec_path, p));
+                let (Some(train), Some(test)) = (resolve(&spec.data.train), resolve(&spec.data.test)) else {
+                    bail!("data.train, data.test: missing (checked)")
+                };
+                let head = resolve(&spec.base.head);
+                let key = self.head_key.clone().or_else(|| spec.base.head_key.clone());
+                let given = match (*spec.base.from.get(), &head) {
+                    (BaseFrom::Head, Some(h)) => Some((h.as_path(), key.as_deref())),
+                    _ => None,
+                };
+                let mut data = ProtocolData::from_feature_sets(&spec.name(None), &train, &test, given)
+                    .map_err(|e| at("data", e))?;
+                data.notes = spec.output.notes.clone();
+                Ok(data)
+            }
+            DataSource::Arff => {
+                let manifest = DatasetManifest::resolve(&spec.dataset_in(self.spec_path), &self.datasets_dir)
+                    .map_err(|e| at("data.dataset", e.into()))?;
+                let mut data = ProtocolData::from_manifest(&manifest)?;
+                // A grid's cells are named by the grid; a single run by the spec.
+                data.name = if grid { manifest.name.clone() } else { spec.name(Some(&manifest.name)) };
+                data.notes = spec.output.notes.clone();
+                Ok(data)
+            }
+            _ => match self.images {
+                Some(images) => images.load(spec, self.spec_path, out, self.progress),
+                None => bail!(
+                    "{}: data.source = \"{}\" is an image dataset; this front end has no image source (use the `cft` binary)",
+                    self.spec_path.display(),
+                    spec.data.source.name()
+                ),
+            },
+        }
+    }
+
+    /// The folders this spec reads data from: every ARFF dataset's folder (a grid may list
+    /// several), or the image dataset's root.
+    fn input_folders(&self, spec: &ExperimentSpec) -> Result<Vec<(&'static str, PathBuf)>> {
+        if spec.data.source != DataSource::Arff {
+            let root = self.images.and_then(|i| i.root(spec, self.spec_path));
+            return Ok(root.map(|r| vec![("the data root", r)]).unwrap_or_default());
+        }
+        let mut folders = Vec::new();
+        for cell in crate::grid::expand(spec)? {
+            if let Ok(m) = DatasetManifest::resolve(&cell.spec.dataset_in(self.spec_path), &self.datasets_dir) {
+                if !folders.iter().any(|(_, f)| f == &m.root) {
+                    folders.push(("the dataset folder", m.root));
+                }
+            }
+        }
+        Ok(folders)
+    }
+}
+
+/// Runs the spec at `req.spec_path`: checked before any work, the reports folder apart from
+/// every input folder, then the grid's cells or the single protocol run (stages recorded when
+/// asked). The spec's seeds reach the random streams through its protocol configuration only
+/// ([`ExperimentSpec::protocol_config`]).
+pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
+    let spec = match &req.spec_text {
+        Some(text) => ExperimentSpec::parse(text, req.spec_path)?,
+        None => ExperimentSpec::load(req.spec_path)?,
+    };
+    let out = req.out_for(&spec);
+    let folders = req.input_folders(&spec)?;
+    let named: Vec<cft_data::Named<'_>> = folders.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
+    cft_data::check_folder_apart(cft_data::Named::new("--out", &out), &named)?;
+    if spec.is_grid() {
+        let cells = crate::grid::expand(&spec)?;
+        let mine = |c: &&crate::grid::Cell| req.shard.is_none_or(|(i, n)| c.index % n == i);
+        let total: u64 = cells.iter().filter(mine).map(|c| c.spec.protocol_config("").steps() as u64).sum();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let label = std::sync::Mutex::new(String::from("grid"));
+        let opts = GridOptions { resume: req.resume, shard: req.shard, engine: Some(req.engine) };
+        let run = crate::ablation::run_grid(
+            &spec,
+            req.spec_path,
+            &out,
+            opts,
+            &|cell_spec| req.load_data(cell_spec, &out, true),
+            &|| {
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                req.progress.update(d, total, &label.lock().unwrap_or_else(|e| e.into_inner()));
+            },
+            &|cell, k, n| {
+                *label.lock().unwrap_or_else(|e| e.into_inner()) = format!("cell {}/{n}: {}", k + 1, cell.describe());
+            },
+        )?;
+        req.progress.finish();
+        return Ok(RunOutcome::Grid(run));
+    }
+    let data = match req.stages {
+        Some(log) => log.time("load", || req.load_data(&spec, &out, false))?,
+        None => req.load_data(&spec, &out, false)?,
+    };
+    let cfg = spec.protocol_config(&data.name);
+    let bases = match &data.given_head {
+        Some(g) if g.label == "checkpoint" => "the checkpoint's classifier".to_string(),
+        Some(g) => format!("the {}", g.label),
+        None => "2 base heads".to_string(),
+    };
+    req.progress.note(&format!(
+        "{}: {} label settings × 2 protocols × ({bases} + {} CFT methods){}",
+        data.name,
+        cfg.label_points(),
+        cfg.methods.len(),
+        req.shard.map_or(String::new(), |(i, n)| format!("; shard {i}/{n}"))
+    ));
+    #[derive(Serialize)]
+    struct RunConfig<'a> {
+        spec_file: String,
+        spec: &'a ExperimentSpec,
+    }
+    let run_config = RunConfig { spec_file: req.spec_path.display().to_string(), spec: &spec };
+    let opts = RunOptions {
+        resume: req.resume,
+        interrupt_after_units: req.interrupt_after_units,
+        engine: Some(req.engine),
+        stages: req.stages,
+        shard: req.shard,
+        ..RunOptions::default()
+    };
+    let total = cfg.steps() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let label = format!("reproduce {}", data.name);
+    let on_step = || {
+        let d = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        req.progress.update(d, total, &label);
+    };
+    let run = crate::partial_label::run_protocol(&cfg, &data, &out, &run_config, &on_step, opts)?;
+    req.progress.finish();
+    if let Some(log) = req.stages {
+        let feature_bytes = 4 * [&data.train.features, &data.test.features]
+            .into_iter()
+            .chain(data.per_proportion.iter().flat_map(|f| [&f.train, &f.test]))
+            .map(|m| (m.rows() * m.cols()) as u64)
+            .sum::<u64>();
+        let text = format!(
+            "# Stages of `cft run {}` ({}; engine {})\n\n{}",
+            req.spec_path.display(),
+            data.name,
+            req.engine.name(),
+            log.table(feature_bytes)
+        );
+        cft_data::write_atomic(&run.dir.join("stages.md"), text.as_bytes())?;
+    }
+    Ok(RunOutcome::Single(Box::new(run)))
+}

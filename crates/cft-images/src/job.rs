@@ -1,0 +1,616 @@
+//! The extraction job: images → backbone features → a feature set for the CFT core (tensor
+//! `features`, image paths in the metadata, labels when the image list is a labelled dataset),
+//! with the trained classifier optionally exported as a CFT head. `cft extract` fills one from
+//! its command line; the image datasets of `cft run` ([`crate::source`]) fill one per split.
+//!
+//! Long runs write one part file per `chunk` images under `<out>.parts/`; `resume` keeps the
+//! finished parts of the same settings (a fingerprint in the part folder) and refuses others.
+//! A feature cache (`cache`), keyed by the images' names and contents and every setting that
+//! changes a feature, skips the network on a hit. The output and its manifest are written
+//! atomically at the end.
+
+use anyhow::{bail, Context, Result};
+use cft_core::{LinearHead, Matrix, PartialLabels, Precision};
+use cft_data::fsutil::{first_line, sibling};
+use cft_data::{check_outputs, read_feature_set, write_feature_set, FeatureSet, Named};
+use cft_experiment::manifest::{write_manifest, InputFile, RunClock};
+use cft_experiment::progress::Progress;
+use cft_features::{
+    Backbone, BadImage, ExtractOptions, ImageRef, JpegDecode, KeyNames, Normalize, PillowResize, Placement,
+    WeightSource,
+};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Everything one extraction needs, typed (the command line's flags, or a spec's backbone).
+#[derive(Debug, Clone)]
+pub struct ExtractionJob {
+    /// Backbone: resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
+    pub backbone: String,
+    /// A safetensors state dict, or `rule` (the deterministic weights of the parity fixtures).
+    pub weights: String,
+    /// A folder (its .jpg/.jpeg/.png files in file-name order), a text file with one image path
+    /// per line, or a CheXpert CSV (labels come along).
+    pub images: PathBuf,
+    /// Folder that relative image paths start from (default: the list file's folder).
+    pub image_root: Option<PathBuf>,
+    /// Images are resized to S×S (Pillow bilinear).
+    pub image_size: usize,
+    /// Input normalisation after ToTensor.
+    pub normalize: Normalize,
+    /// Images per forward pass.
+    pub batch: usize,
+    /// Compute and storage precision.
+    pub precision: Precision,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Only shard `i/n` (contiguous image ranges).
+    pub shard: Option<String>,
+    /// Keep the finished parts of an interrupted run.
+    pub resume: bool,
+    /// Images per part file (the resume granularity).
+    pub chunk: usize,
+    /// The feature cache folder, if any.
+    pub cache: Option<PathBuf>,
+    /// Unreadable images: skip (listed in `<out>.skipped.tsv`) or stop.
+    pub on_bad_image: BadImage,
+    /// JPEG decoding.
+    pub jpeg_decode: JpegDecode,
+    /// Whose bilinear resize.
+    pub resize: PillowResize,
+    /// The weights file's key names (unset parts are detected).
+    pub keys: KeyNames,
+    /// TF32 GEMMs for f32 convolutions on CUDA.
+    pub tf32: bool,
+    /// Also write the weights file's classifier as a CFT head here.
+    pub head_out: Option<PathBuf>,
+    /// The feature set to write.
+    pub out: PathBuf,
+}
+
+/// The names the cache key and the manifest have always used for the settings (the command
+/// line's value names), so that caches made before the job was a library type still hit.
+fn normalize_name(n: Normalize) -> &'static str {
+    match n {
+        Normalize::None => "None",
+        Normalize::Imagenet => "Imagenet",
+    }
+}
+fn jpeg_name(j: JpegDecode) -> &'static str {
+    match j {
+        JpegDecode::Exact => "Exact",
+        JpegDecode::Reduced => "Reduced",
+    }
+}
+fn resize_name(r: PillowResize) -> &'static str {
+    match r {
+        PillowResize::Pillow13 => "Pillow13",
+        PillowResize::Pillow12 => "Pillow12",
+    }
+}
+fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "F32",
+        Precision::F16 => "F16",
+        Precision::Bf16 => "Bf16",
+    }
+}
+
+fn dtype(p: Precision) -> candle_core::DType {
+    match p {
+        Precision::F32 => candle_core::DType::F32,
+        Precision::F16 => candle_core::DType::F16,
+        Precision::Bf16 => candle_core::DType::BF16,
+    }
+}
+
+/// Loads a backbone by name from a weights file or the fixture rule; also returns the key
+/// names in force (given or detected).
+pub fn load_backbone(
+    name: &str,
+    weights: &str,
+    keys: &KeyNames,
+    device: &str,
+    precision: Precision,
+) -> Result<(Backbone, KeyNames)> {
+    if precision == Precision::Bf16 && device == "cpu" {
+        // candle's CPU backend has no bf16 matmul: refuse here rather than fail inside it.
+        bail!("--precision bf16 runs on CUDA devices only; on the CPU use --precision f32 (or f16)");
+    }
+    if weights != "rule" {
+        // A `torch.save` checkpoint is the common first try: say how to convert it.
+        let mut head = [0u8; 8];
+        let path = Path::new(weights);
+        let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+        if let Some(hint) = cft_data::pytorch_pickle_hint(path, &head[..n]) {
+            bail!("{weights}: {hint}");
+        }
+    }
+    let src =
+        if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file_with(Path::new(weights), keys)? };
+    let placement = Placement { device: cft_features::device(device)?, dtype: dtype(precision) };
+    Ok((Backbone::load(name, &src, placement)?, src.key_names()))
+}
+
+/// The network input limits of specs (`cft_experiment::spec`), for `cft extract` too: checked
+/// before any allocation, each with its number.
+fn check_input_size(image_size: usize, batch: usize) -> Result<()> {
+    use cft_experiment::spec::{MAX_BATCH_PIXELS, MAX_IMAGE_SIZE};
+    if !(8..=MAX_IMAGE_SIZE).contains(&image_size) {
+        bail!("--image-size {image_size}: expected 8 to {MAX_IMAGE_SIZE} pixels");
+    }
+    let pixels = batch.max(1).saturating_mul(image_size * image_size);
+    if pixels > MAX_BATCH_PIXELS {
+        bail!(
+            "--batch {batch} at --image-size {image_size}: {pixels} pixels per forward pass, at most {MAX_BATCH_PIXELS} (64 images at 448 px); lower --batch to {}",
+            (MAX_BATCH_PIXELS / (image_size * image_size)).max(1)
+        );
+    }
+    Ok(())
+}
+
+/// Turns candle's TF32 GEMMs on or off for this process (CUDA, f32 only).
+pub fn set_tf32(on: bool, device: &str, precision: Precision) -> Result<()> {
+    if on && (!device.starts_with("cuda") || precision != Precision::F32) {
+        bail!("--tf32 applies to --precision f32 on a CUDA device (this run: {device}, {precision:?})");
+    }
+    candle_core::cuda::set_gemm_reduced_precision_f32(on);
+    Ok(())
+}
+
+/// The image list and, for a labelled dataset, its labels and category names.
+struct ImageList {
+    images: Vec<ImageRef>,
+    labels: Option<(PartialLabels, Vec<String>)>,
+}
+
+fn read_list(args: &ExtractionJob) -> Result<ImageList> {
+    let p = &args.images;
+    if p.is_dir() {
+        return Ok(ImageList { images: cft_features::list_folder(p)?, labels: None });
+    }
+    let root = args.image_root.clone().unwrap_or_else(|| p.parent().map(Path::to_path_buf).unwrap_or_default());
+    if first_line(p)?.starts_with("Path,Sex,") {
+        let split = cft_data::chexpert::read_chexpert(p, &cft_data::chexpert::ChexpertOptions::default())?;
+        let images =
+            split.images.iter().map(|im| ImageRef { file: root.join(&im.path), name: im.path.clone() }).collect();
+        return Ok(ImageList { images, labels: Some((split.labels, split.tasks)) });
+    }
+    let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+    let images: Vec<ImageRef> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| ImageRef { file: root.join(l), name: l.to_string() })
+        .collect();
+    if images.is_empty() {
+        bail!("{}: the image list is empty", p.display());
+    }
+    Ok(ImageList { images, labels: None })
+}
+
+fn parse_shard(s: &str, n: usize) -> Result<std::ops::Range<usize>> {
+    let bad = || anyhow::anyhow!("--shard {s}: expected i/n with 0 ≤ i < n");
+    let (i, k) = s.split_once('/').ok_or_else(bad)?;
+    let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
+    if k == 0 || i >= k {
+        return Err(bad());
+    }
+    Ok(i * n / k..(i + 1) * n / k)
+}
+
+#[derive(Serialize)]
+struct ExtractConfig<'a> {
+    backbone: &'a str,
+    weights: &'a str,
+    parameters: usize,
+    images: String,
+    image_size: usize,
+    normalize: &'static str,
+    jpeg_decode: &'static str,
+    resize: &'static str,
+    key_prefix: Option<String>,
+    head_key: Option<String>,
+    tf32: bool,
+    batch: usize,
+    precision: &'static str,
+    device: &'a str,
+    shard: Option<&'a str>,
+    image_range: (usize, usize),
+    extracted: usize,
+    skipped: usize,
+    /// Features came from the cache: no image was decoded, the network did not run.
+    cache_hit: bool,
+    /// The network's throughput (absent on a cache hit).
+    images_per_second: Option<f64>,
+}
+
+impl ExtractionJob {
+    /// Runs the job: the feature set at `out`, `<out>.skipped.tsv`, `<out>.manifest.json`
+    /// (and the classifier at `head_out`). Progress goes to `progress`; `after_part(k)` is
+    /// called once part `k` is written (for tests that interrupt a run).
+    pub fn run(&self, progress: &dyn Progress, after_part: Option<&dyn Fn(usize)>) -> Result<()> {
+        let args = self;
+        let clock = RunClock::start();
+        let parts_dir = sibling(&args.out, ".parts");
+        let skipped_path = sibling(&args.out, ".skipped.tsv");
+        let manifest_path = sibling(&args.out, ".manifest.json");
+        let weights_path = PathBuf::from(&args.weights);
+        let mut inputs = vec![Named::new("--images", &args.images)];
+        if args.weights != "rule" {
+            inputs.push(Named::new("--weights", &weights_path));
+        }
+        let mut outputs = vec![
+            Named::new("--out", &args.out),
+            Named::new("the skipped-image list (<out>.skipped.tsv)", &skipped_path),
+            Named::new("the manifest (<out>.manifest.json)", &manifest_path),
+        ];
+        if let Some(h) = &args.head_out {
+            outputs.push(Named::new("--head-out", h));
+        }
+        check_outputs(&inputs, &outputs)?;
+        if args.images.starts_with(&parts_dir) {
+            bail!(
+                "--images {} lies inside the part folder {} that this run rewrites",
+                args.images.display(),
+                parts_dir.display()
+            );
+        }
+        check_input_size(args.image_size, args.batch)?;
+        let _lock = cft_data::OutputLock::acquire(&args.out)?;
+        set_tf32(args.tf32, &args.device, args.precision)?;
+        let list = read_list(args)?;
+        let range = match &args.shard {
+            Some(s) => parse_shard(s, list.images.len())?,
+            None => 0..list.images.len(),
+        };
+        let (net, net_keys) = load_backbone(&args.backbone, &args.weights, &args.keys, &args.device, args.precision)?;
+        let opts = ExtractOptions {
+            image_size: args.image_size,
+            normalize: args.normalize,
+            batch: args.batch.max(1),
+            bad_image: args.on_bad_image,
+            jpeg: args.jpeg_decode,
+            resize: args.resize,
+        };
+        // The part folder records what its parts were extracted with; a resume must match it.
+        let key = ExtractionKey::new(args, &list.images[range.clone()], &range, Some(args.chunk));
+        // The weights file is hashed once, for the part folder, the cache and the manifest.
+        let weight_input: Vec<(String, InputFile)> = if args.weights == "rule" {
+            vec![]
+        } else {
+            vec![("--weights".to_string(), InputFile::of(&weights_path)?)]
+        };
+        let fingerprint = cft_experiment::checkpoint::Fingerprint::with_inputs(&key, &weight_input)?;
+        // The feature cache: a hit skips the network entirely.
+        let cache = match &args.cache {
+            Some(dir) => Some(FeatureCache::new(dir, &ExtractionKey { chunk: None, ..key.clone() }, &weight_input)?),
+            None => None,
+        };
+        let hit = match &cache {
+            // An entry made with `--on-bad-image skip` left images out: a run that must fail on
+            // them extracts again (and fails, naming the image) instead of reusing it.
+            Some(c) => c.lookup()?.filter(|(_, _, skipped)| skipped.is_empty() || args.on_bad_image == BadImage::Skip),
+            None => None,
+        };
+        let cache_hit = hit.is_some();
+        let (features, names, skipped, ips) = match hit {
+            Some((features, names, skipped)) => {
+                eprintln!(
+                    "feature cache hit: {} (the network does not run)",
+                    cache.as_ref().map_or(String::new(), |c| c.features.display().to_string())
+                );
+                (features, names, skipped, f64::NAN)
+            }
+            None => {
+                let done = extract_in_parts(
+                    args,
+                    progress,
+                    after_part,
+                    &list.images[range.clone()],
+                    &net,
+                    &opts,
+                    &fingerprint,
+                    &parts_dir,
+                    &skipped_path,
+                )?;
+                if let Some(c) = &cache {
+                    c.store(net.dim(), &done.0, &done.1, &done.2)?;
+                }
+                done
+            }
+        };
+        for (name, why) in &skipped {
+            eprintln!("skipped {name}: {why}");
+        }
+        let labels = list.labels.as_ref().map(|(l, cats)| {
+            let index: std::collections::HashMap<&str, usize> =
+                list.images.iter().enumerate().map(|(i, im)| (im.name.as_str(), i)).collect();
+            let rows: Vec<usize> = names.iter().map(|n| index[n.as_str()]).collect();
+            (l.select_rows(&rows), cats.clone())
+        });
+        let set = FeatureSet {
+            features: Matrix::new(names.len(), net.dim(), features).context("feature shape")?,
+            categories: labels.as_ref().map(|(_, c)| c.clone()),
+            labels: labels.map(|(l, _)| l),
+            paths: Some(names),
+        };
+        write_feature_set(&args.out, &set, args.precision)?;
+        let mut outputs = vec![args.out.clone()];
+        let tsv: String = std::iter::once("image\treason\n".to_string())
+            .chain(skipped.iter().map(|(n, r)| format!("{n}\t{}\n", r.replace(['\t', '\n'], " "))))
+            .collect();
+        cft_data::write_atomic(&skipped_path, tsv.as_bytes())?;
+        outputs.push(skipped_path);
+        if let Some(h) = &args.head_out {
+            let Some((w, b)) = net.classifier() else {
+                bail!("--head-out: {} has no classifier layer for {}", args.weights, args.backbone);
+            };
+            let (c, d) = w.dims2()?;
+            let head = LinearHead::new(
+                Matrix::new(c, d, w.flatten_all()?.to_vec1::<f32>()?).context("head shape")?,
+                b.to_vec1::<f32>()?,
+            )
+            .context("head shape")?;
+            cft_data::write_head(h, &head, None)?;
+            outputs.push(h.clone());
+        }
+        outputs.push(manifest_path.clone());
+        let mut inputs = vec![InputFile::of(&args.images).unwrap_or(InputFile {
+            path: args.images.display().to_string(),
+            bytes: 0,
+            fnv1a64: String::new(),
+        })];
+        inputs.extend(weight_input.iter().map(|(_, f)| f.clone()));
+        let cfg = ExtractConfig {
+            backbone: &args.backbone,
+            weights: &args.weights,
+            parameters: net.parameters,
+            images: args.images.display().to_string(),
+            image_size: args.image_size,
+            normalize: normalize_name(args.normalize),
+            jpeg_decode: jpeg_name(args.jpeg_decode),
+            resize: resize_name(args.resize),
+            key_prefix: net_keys.backbone_prefix.clone(),
+            head_key: net_keys.head_key.clone(),
+            tf32: args.tf32,
+            batch: args.batch,
+            precision: precision_name(args.precision),
+            device: &args.device,
+            shard: args.shard.as_deref(),
+            image_range: (range.start, range.end),
+            extracted: set.features.rows(),
+            skipped: skipped.len(),
+            cache_hit,
+            images_per_second: (!cache_hit).then_some(ips),
+        };
+        write_manifest(&manifest_path, &clock.manifest("extract", cfg, inputs, outputs))?;
+        std::fs::remove_dir_all(&parts_dir).ok();
+        let speed = if cache_hit { "from the feature cache".to_string() } else { format!("{ips:.1} images/s") };
+        eprintln!(
+            "wrote {} ({} images × {} features, {} skipped; {speed})",
+            args.out.display(),
+            set.features.rows(),
+            net.dim(),
+            skipped.len()
+        );
+        Ok(())
+    }
+}
+
+/// What [`extract_in_parts`] returns: features (row-major), image names, skipped images with
+/// the reason, and the network's images per second.
+type Extracted = (Vec<f32>, Vec<String>, Vec<(String, String)>, f64);
+
+/// Extracts `todo` in parts of `--chunk` images under `parts_dir` (resumable: the folder's
+/// fingerprint must match), returning every part's features in order.
+#[allow(clippy::too_many_arguments)]
+fn extract_in_parts(
+    args: &ExtractionJob,
+    progress: &dyn Progress,
+    after_part: Option<&dyn Fn(usize)>,
+    todo: &[ImageRef],
+    net: &Backbone,
+    opts: &ExtractOptions,
+    fingerprint: &cft_experiment::checkpoint::Fingerprint,
+    parts_dir: &Path,
+    skipped_path: &Path,
+) -> Result<Extracted> {
+    let parts_key = parts_dir.join("fingerprint.json");
+    if args.resume && parts_key.is_file() {
+        let text = std::fs::read_to_string(&parts_key).with_context(|| parts_key.display().to_string())?;
+        let stored: cft_experiment::checkpoint::Fingerprint = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}: not a part-folder fingerprint ({e}): refusing to resume", parts_key.display())
+        })?;
+        stored.check_resume(fingerprint, &parts_key)?;
+    } else {
+        if parts_dir.exists() {
+            if args.resume {
+                bail!(
+                    "{}: a part folder without a fingerprint (an older version, or not ours): refusing to resume; remove it or run without --resume",
+                    parts_dir.display()
+                );
+            }
+            std::fs::remove_dir_all(parts_dir).with_context(|| parts_dir.display().to_string())?;
+        }
+        std::fs::create_dir_all(parts_dir).with_context(|| parts_dir.display().to_string())?;
+        cft_data::write_atomic(&parts_key, (serde_json::to_string_pretty(fingerprint)? + "\n").as_bytes())?;
+    }
+    let label = format!("extract {} ({})", net.name(), args.device);
+    let total = todo.len() as u64;
+    let t = std::time::Instant::now();
+    let mut fresh = 0usize;
+    let mut features = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    for (k, chunk) in todo.chunks(args.chunk.max(1)).enumerate() {
+        let part = parts_dir.join(format!("part-{k:06}.safetensors"));
+        let part_skipped = parts_dir.join(format!("part-{k:06}.skipped.json"));
+        let (f, n, s) = if args.resume && part.exists() && part_skipped.exists() {
+            let set = read_feature_set(&part)?;
+            let s: Vec<(String, String)> = serde_json::from_str(&std::fs::read_to_string(&part_skipped)?)?;
+            (set.features.into_vec(), set.paths.unwrap_or_default(), s)
+        } else {
+            let base = (k * args.chunk) as u64;
+            let out =
+                cft_features::extract(net, chunk, opts, &|done| progress.update(base + done as u64, total, &label));
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    // Finished parts stay for --resume (which may also change --on-bad-image);
+                    // when the first part fails there are none, and the folder is only clutter.
+                    if k == 0 {
+                        let _ = std::fs::remove_dir_all(parts_dir);
+                    }
+                    return Err(match args.on_bad_image {
+                        BadImage::Fail => anyhow::anyhow!(
+                            "{e}; rerun with --on-bad-image skip to leave unreadable images out (they are listed in {})",
+                            skipped_path.display()
+                        ),
+                        BadImage::Skip => e.into(),
+                    });
+                }
+            };
+            fresh += chunk.len();
+            let set = FeatureSet {
+                features: Matrix::new(out.names.len(), out.dim, out.features.clone()).context("feature shape")?,
+                labels: None,
+                categories: None,
+                paths: Some(out.names.clone()),
+            };
+            write_feature_set(&part, &set, cft_core::Precision::F32)?;
+            cft_data::write_atomic(&part_skipped, serde_json::to_string(&out.skipped)?.as_bytes())?;
+            if let Some(hook) = after_part {
+                hook(k + 1);
+            }
+            (out.features, out.names, out.skipped)
+        };
+        progress.update(((k + 1) * args.chunk).min(todo.len()) as u64, total, &label);
+        features.extend(f);
+        names.extend(n);
+        skipped.extend(s);
+    }
+    progress.finish();
+    let secs = t.elapsed().as_secs_f64();
+    Ok((features, names, skipped, fresh as f64 / secs.max(1e-9)))
+}
+
+/// A cache entry's features (row-major), image names and skipped images with the reason.
+type CacheEntry = (Vec<f32>, Vec<String>, Vec<(String, String)>);
+
+/// One entry of the feature cache (`--cache DIR`): `<key>.safetensors` (features and image
+/// names) and `<key>.json` (the full fingerprint, checked on every hit, and the skipped images).
+struct FeatureCache {
+    /// The entry's feature file.
+    features: PathBuf,
+    meta: PathBuf,
+    fingerprint: cft_experiment::checkpoint::Fingerprint,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct CacheMeta {
+    fingerprint: cft_experiment::checkpoint::Fingerprint,
+    skipped: Vec<(String, String)>,
+}
+
+/// What decides extracted features: the images (names and file sizes) and the extraction
+/// settings; the part folder adds its chunk size, the feature cache does not.
+#[derive(Clone, Serialize)]
+struct ExtractionKey<'a> {
+    backbone: &'a str,
+    weights_rule: bool,
+    /// Count and FNV-1a 64 of the image names and content hashes (xxh3) of this run's range.
+    images: (usize, String),
+    image_size: usize,
+    normalize: &'static str,
+    jpeg_decode: &'static str,
+    resize: &'static str,
+    /// The weights file's key names (as given; detection is a function of the hashed file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head_key: Option<&'a str>,
+    precision: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tf32: bool,
+    device_kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunk: Option<usize>,
+    image_range: (usize, usize),
+}
+
+impl<'a> ExtractionKey<'a> {
+    fn new(args: &'a ExtractionJob, images: &[ImageRef], range: &std::ops::Range<usize>, chunk: Option<usize>) -> Self {
+        use rayon::prelude::*;
+        // Names and contents: an image replaced in place (even at the same size) is a new key.
+        // Unreadable files hash as such; extraction then reports them.
+        let contents: Vec<u64> = images
+            .par_iter()
+            .map(|im| std::fs::read(&im.file).map_or(u64::MAX, |b| xxhash_rust::xxh3::xxh3_64(&b)))
+            .collect();
+        let h = images.iter().zip(&contents).fold(cft_experiment::manifest::FNV_OFFSET, |h, (im, c)| {
+            let h = cft_experiment::manifest::fnv1a64(h, im.name.as_bytes());
+            cft_experiment::manifest::fnv1a64(h, &c.to_le_bytes())
+        });
+        Self {
+            backbone: &args.backbone,
+            weights_rule: args.weights == "rule",
+            images: (images.len(), format!("{h:016x}")),
+            image_size: args.image_size,
+            normalize: normalize_name(args.normalize),
+            jpeg_decode: jpeg_name(args.jpeg_decode),
+            resize: resize_name(args.resize),
+            key_prefix: args.keys.backbone_prefix.as_deref(),
+            head_key: args.keys.head_key.as_deref(),
+            precision: precision_name(args.precision),
+            tf32: args.tf32,
+            device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
+            chunk,
+            image_range: (range.start, range.end),
+        }
+    }
+}
+
+impl FeatureCache {
+    fn new(dir: &Path, key: &ExtractionKey<'_>, weights: &[(String, InputFile)]) -> Result<Self> {
+        let fingerprint = cft_experiment::checkpoint::Fingerprint::with_inputs(key, weights)?;
+        let id = cft_experiment::manifest::fnv1a64(
+            cft_experiment::manifest::FNV_OFFSET,
+            serde_json::to_string(&fingerprint)?.as_bytes(),
+        );
+        Ok(Self {
+            features: dir.join(format!("{id:016x}.safetensors")),
+            meta: dir.join(format!("{id:016x}.json")),
+            fingerprint,
+        })
+    }
+
+    /// The cached features, names and skipped images, if this key is cached (a damaged or
+    /// colliding entry is an error naming it).
+    fn lookup(&self) -> Result<Option<CacheEntry>> {
+        if !(self.meta.is_file() && self.features.is_file()) {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.meta).with_context(|| self.meta.display().to_string())?;
+        let meta: CacheMeta = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a feature-cache entry ({e}); remove it", self.meta.display()))?;
+        meta.fingerprint.check_resume(&self.fingerprint, &self.meta)?;
+        let set = read_feature_set(&self.features)?;
+        let names = set.paths.clone().unwrap_or_default();
+        Ok(Some((set.features.into_vec(), names, meta.skipped)))
+    }
+
+    /// Stores an extraction (features first, then the entry's metadata, each atomically).
+    fn store(&self, dim: usize, features: &[f32], names: &[String], skipped: &[(String, String)]) -> Result<()> {
+        let set = FeatureSet {
+            features: Matrix::new(names.len(), dim, features.to_vec()).context("feature shape")?,
+            labels: None,
+            categories: None,
+            paths: Some(names.to_vec()),
+        };
+        write_feature_set(&self.features, &set, cft_core::Precision::F32)?;
+        let meta = CacheMeta { fingerprint: self.fingerprint.clone(), skipped: skipped.to_vec() };
+        cft_data::write_atomic(&self.meta, (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
+        Ok(())
+    }
+}
