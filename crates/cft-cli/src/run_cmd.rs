@@ -98,6 +98,7 @@ fn engine_for(args: &RunArgs, spec: &ExperimentSpec) -> Result<Box<dyn CftEngine
 pub fn run(args: &RunArgs) -> Result<()> {
     let spec = ExperimentSpec::load(&args.spec)?;
     let engine = engine_for(args, &spec)?;
+    let shard = args.shard.as_deref().map(cft_experiment::grid::parse_shard).transpose()?;
     let images = ImageSource {
         data_root: args.data_root.clone(),
         weights: args.weights.clone(),
@@ -107,6 +108,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         cache: args.cache.clone(),
         resume: args.resume,
         on_bad_image: args.on_bad_image.into(),
+        shard,
     };
     let stages = args.stages.then(StageLog::new);
     let bars = crate::common::Bars::default();
@@ -117,7 +119,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         datasets_dir: args.datasets_dir.clone().unwrap_or_else(default_datasets_dir),
         head_key: args.head_key.clone(),
         resume: args.resume,
-        shard: args.shard.as_deref().map(cft_experiment::grid::parse_shard).transpose()?,
+        shard,
         stages: stages.as_ref(),
         engine: engine.as_ref(),
         progress: &bars,

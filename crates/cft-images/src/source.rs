@@ -41,6 +41,22 @@ pub struct ImageInputs {
     pub cache: PathBuf,
     /// Unreadable images: stop, or leave them out.
     pub on_bad_image: BadImage,
+    /// The shard `(i, n)` of the run, when sharded: each shard writes its own copy of the
+    /// features (from the shared cache), so that array tasks starting together never write
+    /// one file at once.
+    pub shard: Option<(usize, usize)>,
+}
+
+impl ImageInputs {
+    /// Where the features and image lists go: `<out>/<name>/features/` (a shard's own
+    /// `shard-i-of-n/` below it).
+    pub fn features_dir(&self) -> PathBuf {
+        let dir = self.out.join(&self.name).join("features");
+        match self.shard {
+            Some((i, n)) => dir.join(format!("shard-{i}-of-{n}")),
+            None => dir,
+        }
+    }
 }
 
 /// One split as the adapters give it: image paths (relative to `image_root`), sparse labels.
@@ -237,7 +253,7 @@ fn extract_split(
     stem: &str,
     head_out: Option<PathBuf>,
 ) -> Result<(LabelledFeatures, PathBuf)> {
-    let dir = inputs.out.join(&inputs.name).join("features");
+    let dir = inputs.features_dir();
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let list = dir.join(format!("{stem}-images.txt"));
     let text: String = split.paths.iter().map(|p| format!("{p}\n")).collect();
@@ -321,7 +337,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress
     let mut extracted = Vec::new();
     for (p, w) in &checkpoints {
         let prefix = p.map_or(String::new(), |p| format!("p{:02}-", (100.0 * p).round() as u32));
-        let dir = inputs.out.join(&inputs.name).join("features");
+        let dir = inputs.features_dir();
         let head_file = given.then(|| dir.join(format!("{prefix}checkpoint-head.safetensors")));
         let (train, train_file) =
             extract_split(b, inputs, progress, w, &ds.train, &format!("{prefix}train"), head_file.clone())?;
@@ -468,6 +484,8 @@ pub struct ImageSource {
     pub resume: bool,
     /// Unreadable images: stop, or leave them out.
     pub on_bad_image: BadImage,
+    /// The run's shard, if any (see [`ImageInputs::shard`]).
+    pub shard: Option<(usize, usize)>,
 }
 
 /// The user's feature cache, shared by every run and `--out`: `$CFT_CACHE_DIR`, else
@@ -514,6 +532,7 @@ impl cft_experiment::run::FeatureSource for ImageSource {
             },
             on_bad_image: self.on_bad_image,
             cache: self.cache.clone().unwrap_or_else(|| user_cache_dir(out)),
+            shard: self.shard,
         };
         load(spec, &inputs, progress)
     }

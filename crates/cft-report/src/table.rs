@@ -93,6 +93,18 @@ pub fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_string(), |x| format!("{:.2}", 100.0 * x))
 }
 
+/// A known-label proportion as a column heading: whole percent (`10%`), or two significant
+/// digits below 1% (OpenImages' real labels: `0.046%` known, not `0%`).
+pub fn known_percent(p: f64) -> String {
+    let pct = 100.0 * p;
+    if pct >= 1.0 || pct <= 0.0 {
+        format!("{pct:.0}%")
+    } else {
+        let digits = (1 - pct.log10().floor() as i32).max(0) as usize;
+        format!("{pct:.digits$}%")
+    }
+}
+
 /// The partial-label table in the paper's partial-COCO layout: one row per (method,
 /// protocol), columns for each known-label proportion and their average, in %. In Markdown each
 /// of our cells links to the run that produced it (`link_prefix` + the cell's run path).
@@ -100,7 +112,7 @@ pub fn partial_label_table(res: &ExperimentResults, link_prefix: &str) -> Table 
     let mut header = vec!["Method".to_string(), "Protocol".to_string()];
     header.extend(res.proportions.iter().map(|p| match &res.real_labels {
         Some(label) => label.clone(),
-        None => format!("{:.0}%", 100.0 * p),
+        None => known_percent(*p),
     }));
     header.push("Avg".to_string());
     let rows = res
@@ -142,6 +154,14 @@ pub fn partial_label_table(res: &ExperimentResults, link_prefix: &str) -> Table 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_percent_keeps_two_digits_below_one_percent() {
+        assert_eq!(known_percent(0.1), "10%");
+        assert_eq!(known_percent(0.388), "39%");
+        assert_eq!(known_percent(0.000463), "0.046%");
+        assert_eq!(known_percent(0.0052), "0.52%");
+    }
 
     #[test]
     fn renders_escape_special_characters() {
