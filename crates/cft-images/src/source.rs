@@ -463,7 +463,7 @@ fn check_checkpoint(
     Ok(())
 }
 
-/// The image datasets as the experiment layer's [`FeatureSource`]: the spec's `data.root` and
+/// The image datasets as the experiment layer's [`FeatureSource`](cft_experiment::run::FeatureSource): the spec's `data.root` and
 /// `backbone.weights` unless the front end overrides them, with its device, key names, feature
 /// cache and bad-image policy.
 #[derive(Debug, Clone)]
