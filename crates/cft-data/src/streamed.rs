@@ -326,15 +326,7 @@ fn categories(path: &Path, header: &Header, count: Option<usize>) -> Result<Opti
             format!("metadata `categories` lists {} entries but the file has {c} label columns", list.len()),
         ));
     }
-    let mut seen = HashMap::with_capacity(list.len());
-    for (i, name) in list.iter().enumerate() {
-        if let Some(first) = seen.insert(name.as_str(), i) {
-            return Err(DataError::invalid(
-                path,
-                format!("metadata `categories` names `{name}` twice (entries {first} and {i})"),
-            ));
-        }
-    }
+    crate::tensors::check_unique_categories(path, &list)?;
     Ok(Some(list))
 }
 
@@ -602,6 +594,22 @@ mod tests {
         // Python's safetensors reads it: the header parses with the crate's own reader too.
         let bytes = std::fs::read(&q).unwrap();
         assert!(safetensors::SafeTensors::deserialize(&bytes).is_ok());
+    }
+
+    #[test]
+    fn a_non_finite_feature_is_refused_naming_its_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nan.safetensors");
+        let labels = SparseLabels { n_samples: 3000, per_category: vec![KnownSamples::default()] };
+        // 3000 × 1000 f32: more than one 8 MB block, the bad value in the second.
+        write_labelled_set(&p, (3000, 1000), &labels, &["a".to_string()], |first, block| {
+            for (k, v) in block.iter_mut().enumerate() {
+                *v = if first * 1000 + k == 2500 * 1000 + 7 { f32::NAN } else { 0.5 };
+            }
+        })
+        .unwrap();
+        let e = read_labelled_set(&p).unwrap_err().to_string();
+        assert!(e.contains("tensor `features` row 2500, column 7 is NaN: features must be finite"), "{e}");
     }
 
     #[test]

@@ -101,18 +101,23 @@ fn json_list(
         ));
     }
     if key == "categories" {
-        // Names label the columns of every table and head: two columns of one name would mix.
-        let mut seen = HashMap::with_capacity(list.len());
-        for (i, name) in list.iter().enumerate() {
-            if let Some(first) = seen.insert(name.as_str(), i) {
-                return Err(DataError::invalid(
-                    path,
-                    format!("metadata `categories` names `{name}` twice (entries {first} and {i})"),
-                ));
-            }
-        }
+        check_unique_categories(path, &list)?;
     }
     Ok(Some(list))
+}
+
+/// Names label the columns of every table and head: two columns of one name would mix.
+pub(crate) fn check_unique_categories(path: &Path, list: &[String]) -> Result<()> {
+    let mut seen = HashMap::with_capacity(list.len());
+    for (i, name) in list.iter().enumerate() {
+        if let Some(first) = seen.insert(name.as_str(), i) {
+            return Err(DataError::invalid(
+                path,
+                format!("metadata `categories` names `{name}` twice (entries {first} and {i})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a feature set; rejects non-finite features and label values outside {1, 0, −1, NaN}.
