@@ -198,14 +198,25 @@ struct ResumeKey<'a> {
     head_key: Option<&'a str>,
 }
 
-/// Refuses a learning rate that is not a positive, finite number of sensible size.
+/// Refuses a learning rate outside the core's range ([`cft_core::params::check_lr`]), naming
+/// the flag and the reference's values.
 pub fn check_lr(option: &str, lr: f32) -> Result<()> {
-    if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
-        anyhow::bail!(
-            "{option} {lr}: expected a learning rate in (0, 1] (the reference uses 1e-4 for CFT, 1e-2 for base heads)"
-        );
-    }
-    Ok(())
+    cft_core::params::check_lr(option, lr)
+        .map_err(|e| anyhow::anyhow!("{e} (the reference uses 1e-4 for CFT, 1e-2 for base heads)"))
+}
+
+/// The core's check of the whole configuration, its parameters under this command's flags.
+fn check_config(cfg: &FineTuneConfig) -> Result<()> {
+    cfg.check().map_err(|e| {
+        let flag = match e.param.as_str() {
+            "max_epochs" => "--epochs",
+            "patience" => "--patience",
+            "adam.lr" => "--lr",
+            "categories" => "--categories",
+            other => return anyhow::anyhow!("{}", e.clone().named(&format!("--{}", other.replace(['.', '_'], "-")))),
+        };
+        anyhow::anyhow!("{}", e.named(flag))
+    })
 }
 
 /// Runs `cft finetune`.
@@ -268,6 +279,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     if let Some(bad) = requested.iter().find(|&&k| k >= c) {
         anyhow::bail!("--categories: {bad} is not a category index (the data has {c} categories)");
     }
+    check_config(&FineTuneConfig { categories: Some(requested.clone()), ..cfg.clone() })?;
     let key_cfg = FineTuneConfig { categories: Some(requested.clone()), keep_history: false, ..cfg.clone() };
     let engine_family = match args.engine {
         EngineArg::Cuda => format!("cuda {}", args.gemm_precision),

@@ -469,13 +469,19 @@ impl<'a> CategoryRun<'a> {
                 grad: vec![0.0; n],
                 grad_params: vec![0.0; d + 1],
             },
-            Method::Ga(ga) => Optimizer::Ga {
-                state: Box::new(GaState::new(&params, ga, Pcg64::for_stream(cfg.seed, cat as u64))),
-                scores: vec![0.0; ga.population * n],
-                scorer: RankScorer::new(),
-                elite_valid: Some(original),
-                elite_is_head: false,
-            },
+            Method::Ga(ga) => {
+                // The one clamp left: `GaConfig::check` refuses a population under 2, but
+                // `finetune` is infallible, so a caller that skipped the check gets one
+                // individual (the head itself) instead of an index out of bounds (tested).
+                let ga = GaConfig { population: ga.population.max(1), ..ga };
+                Optimizer::Ga {
+                    state: Box::new(GaState::new(&params, ga, Pcg64::for_stream(cfg.seed, cat as u64))),
+                    scores: vec![0.0; ga.population * n],
+                    scorer: RankScorer::new(),
+                    elite_valid: Some(original),
+                    elite_is_head: false,
+                }
+            }
         };
         let sel =
             Selection { best_score: original, best_epoch: -1, best_params: params.clone(), patience: cfg.patience };
@@ -610,7 +616,7 @@ struct GaState {
 impl GaState {
     fn new(params: &[f32], cfg: GaConfig, rng: Pcg64) -> Self {
         let d = params.len() - 1;
-        let p = cfg.population.max(1);
+        let p = cfg.population;
         let mut weights = Matrix::zeros(p, d);
         for i in 0..p {
             weights.row_mut(i).copy_from_slice(&params[..d]);
@@ -771,6 +777,15 @@ mod tests {
         if c0.epochs_run < 300 {
             assert_eq!(c0.epochs_run as i64 - 1 - c0.best_epoch, 50);
         }
+    }
+
+    #[test]
+    fn an_unchecked_empty_population_runs_as_one_individual() {
+        // `GaConfig::check` refuses it; `finetune` itself never indexes out of bounds.
+        let zero = GaConfig { population: 0, elitism: 0, ..GaConfig::default() };
+        assert!(zero.check().is_err());
+        let one = GaConfig { population: 1, elitism: 0, ..GaConfig::default() };
+        assert_eq!(run(Method::Ga(zero), 1).head, run(Method::Ga(one), 1).head);
     }
 
     #[test]

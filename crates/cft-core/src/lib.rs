@@ -47,6 +47,7 @@ pub mod labels;
 pub mod linalg;
 pub mod loss;
 pub mod metrics;
+pub mod params;
 pub mod rng;
 pub mod synthetic;
 pub mod torch_sort;
@@ -67,4 +68,5 @@ pub use metrics::{
     group_counts, group_means, mean_defined, numpy_pairwise_sum, partial_scores, roc_auc_sklearn, sparse_scores,
     GroupBy, GroupMean, Metric, RankScorer,
 };
+pub use params::{ParamError, MAX_POPULATION};
 pub use rng::{Pcg64, SeedSequence};

@@ -89,8 +89,8 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Param<T> {
     }
 }
 
-/// The largest GA population a spec may ask for (memory: population × training samples scores).
-pub const MAX_POPULATION: usize = 10_000;
+/// The most GA individuals (the core's limit, [`cft_core::params::MAX_POPULATION`]).
+pub use cft_core::params::MAX_POPULATION;
 /// The largest input size (pixels per side) a spec may ask for.
 pub const MAX_IMAGE_SIZE: usize = 2048;
 /// The most pixels in one forward pass (batch × size²): the activations of a ResNet-101 grow
@@ -706,24 +706,25 @@ impl ExperimentSpec {
                 );
             }
         }
-        for (key, lr) in [("base.lr", *self.base.lr.get()), ("cft.bp_lr", *self.cft.bp_lr.get())] {
-            if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
-                bail!("{key} = {lr}: expected a learning rate in (0, 1]");
-            }
-        }
-        let wd = *self.base.weight_decay.get();
-        if !(wd.is_finite() && wd >= 0.0) {
-            bail!("base.weight_decay = {wd}: expected a finite number ≥ 0");
-        }
-        if *self.base.epochs.get() == 0 {
-            bail!("base.epochs = 0: a base head needs at least one epoch");
-        }
-        if *self.cft.max_epochs.get() == 0 {
-            bail!("cft.max_epochs = 0: expected at least 1");
-        }
-        if *self.cft.patience.get() == 0 {
-            bail!("cft.patience = 0: expected at least 1");
-        }
+        // The numeric ranges are the core's (`cft_core::params`), under this spec's keys.
+        let cfg = self.protocol_config("");
+        let base = cft_core::BaseHeadConfig {
+            mode: cft_core::BaseMode::An,
+            epochs: cfg.base_epochs,
+            lr: cfg.base_lr,
+            weight_decay: cfg.base_weight_decay,
+        };
+        base.check().map_err(|e| e.under("base."))?;
+        cft_core::params::check_lr("cft.bp_lr", cfg.bp_lr)?;
+        let (gamma_neg, gamma_pos, clip) = cfg.asl;
+        cft_core::Loss::Asl { gamma_neg, gamma_pos, clip, eps: 1e-8 }.check().map_err(|e| e.under("cft.asl."))?;
+        let fc = cft_core::FineTuneConfig {
+            max_epochs: cfg.max_epochs,
+            patience: cfg.patience,
+            ..cft_core::FineTuneConfig::reference(cft_core::Method::Ga(cfg.ga))
+        };
+        fc.check().map_err(|e| e.under("cft."))?;
+        cft_core::params::check_holdout_fraction("selection.holdout_fraction", cfg.holdout_fraction)?;
         if self.cft.methods.is_empty() {
             bail!("cft.methods: at least one method is needed ({})", crate::partial_label::METHODS.join(", "));
         }
@@ -735,44 +736,11 @@ impl ExperimentSpec {
                 bail!("cft.methods[{i}] = {m:?}: appears twice; each method runs once");
             }
         }
-        let asl = &self.cft.asl;
-        for (key, v) in [("cft.asl.gamma_neg", *asl.gamma_neg.get()), ("cft.asl.gamma_pos", *asl.gamma_pos.get())] {
-            if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
-                bail!("{key} = {v}: expected a focusing exponent in [0, 10]");
-            }
-        }
-        let c = *asl.clip.get();
-        if !(0.0..1.0).contains(&c) {
-            bail!("cft.asl.clip = {c}: expected a margin in [0, 1)");
-        }
-        let ga = &self.cft.ga;
-        let (population, elitism) = (*ga.population.get(), *ga.elitism.get());
-        if !(2..=MAX_POPULATION).contains(&population) {
-            bail!(
-                "cft.ga.population = {population}: expected 2 to {MAX_POPULATION} individuals (the reference uses 50; each holds a score per training sample)"
-            );
-        }
-        if elitism >= population {
-            bail!("cft.ga.elitism = {elitism}: must be below the population ({population})");
-        }
-        for (key, v) in [("cft.ga.crossover", *ga.crossover.get()), ("cft.ga.mutation_prob", *ga.mutation_prob.get())] {
-            if !(0.0..=1.0).contains(&v) {
-                bail!("{key} = {v}: expected a probability in [0, 1]");
-            }
-        }
-        let r = *ga.mutation_range.get();
-        if !(r.is_finite() && r >= 0.0) {
-            bail!("cft.ga.mutation_range = {r}: expected a finite number ≥ 0");
-        }
         if !ENGINES.contains(&self.cft.engine.as_str()) {
             bail!("cft.engine = {:?}: expected one of {}", self.cft.engine, ENGINES.join(", "));
         }
         if !["f32", "tf32", "bf16"].contains(&self.cft.gemm_precision.as_str()) {
             bail!("cft.gemm_precision = {:?}: expected \"f32\", \"tf32\" or \"bf16\"", self.cft.gemm_precision);
-        }
-        let f = *self.selection.holdout_fraction.get();
-        if !(f > 0.0 && f < 1.0) {
-            bail!("selection.holdout_fraction = {f}: expected a fraction in (0, 1)");
         }
         Ok(())
     }
