@@ -1187,3 +1187,112 @@ pub fn merge_units(dir: &Path) -> Result<Option<ExperimentResults>> {
     write_manifest(&manifest_path, &m)?;
     Ok(Some(results))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cft_core::{KnownSamples, SkipReason};
+
+    /// Two categories over `n` images: category 0 known on every image (positive on odd
+    /// ones), category 1 known on every third image (all negative).
+    fn data(n: usize) -> ProtocolData {
+        let labels = |n: usize| SparseLabels {
+            n_samples: n,
+            per_category: vec![
+                KnownSamples {
+                    positives: (0..n as u32).filter(|i| i % 2 == 1).collect(),
+                    negatives: (0..n as u32).filter(|i| i % 2 == 0).collect(),
+                    uncertain: Vec::new(),
+                },
+                KnownSamples {
+                    positives: Vec::new(),
+                    negatives: (0..n as u32).step_by(3).collect(),
+                    uncertain: Vec::new(),
+                },
+            ],
+        };
+        let features = |n: usize| Matrix::new(n, 2, (0..2 * n).map(|i| (i % 7) as f32 - 3.0).collect()).unwrap();
+        ProtocolData {
+            name: "toy".into(),
+            categories: vec!["a".into(), "b".into()],
+            train: LabelledFeatures { features: features(n), labels: labels(n) },
+            test: LabelledFeatures { features: features(n / 2), labels: labels(n / 2) },
+            inputs: Vec::new(),
+            given_head: None,
+            per_proportion: Vec::new(),
+            paper_table: None,
+            evaluation_split: None,
+            real_labels: None,
+            notes: vec!["a note".into()],
+            description: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_held_out_split_is_a_fixed_seeded_partition_of_the_requested_size() {
+        let (fit, sel) = holdout_split(1000, 0.2, 0);
+        assert_eq!((fit.len(), sel.len()), (800, 200));
+        let mut all: Vec<usize> = fit.iter().chain(&sel).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>(), "every image once, in one part");
+        assert!(fit.windows(2).all(|w| w[0] < w[1]) && sel.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(holdout_split(1000, 0.2, 0), (fit.clone(), sel.clone()), "same seed, same split");
+        assert_ne!(holdout_split(1000, 0.2, 1).1, sel, "another seed, another split");
+    }
+
+    #[test]
+    fn selection_on_kept_rows_equals_selection_on_the_gathered_rows() {
+        // The held-out unit keeps the labels of each part's rows on the whole matrix; the
+        // engines then see exactly the gathered rows' samples, in the same order.
+        let d = data(60);
+        let (fit, sel) = holdout_split(60, 0.2, 3);
+        let kept = d.train.labels.keep_rows(&sel);
+        let gathered = d.train.labels.select_rows(&sel);
+        for c in 0..2 {
+            let (rows, y) = kept.per_category[c].known_sorted();
+            let (grows, gy) = gathered.per_category[c].known_sorted();
+            assert_eq!(y, gy);
+            assert_eq!(rows.iter().map(|r| sel.binary_search(r).unwrap()).collect::<Vec<_>>(), grows);
+        }
+        assert_eq!(d.train.labels.keep_rows(&fit).known_count() + kept.known_count(), d.train.labels.known_count());
+    }
+
+    #[test]
+    fn a_unit_fits_both_protocols_and_aggregation_builds_the_table_rows() {
+        let d = data(60);
+        let mut cfg = ReproduceConfig::new("toy", true, 0);
+        cfg.proportions = vec![0.5];
+        cfg.max_epochs = 5;
+        cfg.patience = 5;
+        cfg.base_epochs = 5;
+        let ctx = UnitContext { on_step: &|| {}, engine: &CpuEngine::default(), stages: None };
+        let units: Vec<UnitResult> = [Protocol::Paper, Protocol::HeldOut]
+            .into_iter()
+            .map(|protocol| run_unit(&cfg, &d, 0.5, protocol, false, &ctx).unwrap().0)
+            .collect();
+        assert_eq!((units[0].fit_images, units[0].selection_images), (60, 30));
+        assert_eq!((units[1].fit_images, units[1].selection_images), (48, 12));
+        let names: Vec<&str> = units[0].methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(names, ["AN", "Ignore", "AN + CFT-BP-ASL", "AN + CFT-BP-BCE", "AN + CFT-GA"]);
+        // Category 1 has no positive: skipped by CFT, undefined in the test scores.
+        let ga = &units[0].methods[4];
+        assert_eq!(ga.outcomes[1].skipped, Some(SkipReason::NoTrainPositive));
+        assert_eq!(ga.test_per_category[1], None);
+        let results = aggregate(&cfg, &d, &units, None);
+        assert_eq!(results.rows.len(), 10);
+        assert_eq!(results.proportions, vec![0.5]);
+        let row = &results.rows[4];
+        assert_eq!((row.method.as_str(), row.protocol, row.is_base), ("AN + CFT-GA", Protocol::Paper, false));
+        assert_eq!(row.cells[0].mean, ga.test_mean);
+        assert_eq!(row.cells[0].skipped, vec![(1, SkipReason::NoTrainPositive.to_string())]);
+        assert_eq!(row.cells[0].run.as_deref(), Some("runs/p50-paper.json"));
+        assert_eq!(results.notes, vec!["a note".to_string()]);
+        // The plan a shard writes aggregates to the same table.
+        let plan = RunPlan::new(&cfg, &d, Vec::new());
+        assert_eq!(plan.units, ["p50-paper", "p50-held-out"]);
+        assert_eq!(aggregate_plan(&plan, &units), results);
+        let other = RunPlan::new(&ReproduceConfig { max_epochs: 6, ..cfg.clone() }, &d, Vec::new());
+        assert_eq!(plan.differs_from(&other), Some("the configuration"));
+        assert_eq!(plan.differs_from(&plan.clone()), None);
+    }
+}
