@@ -303,7 +303,7 @@ fn run_all_categories_cuda(args: &BenchArgs, ordinal: usize) -> Result<()> {
 }
 
 fn run_all_categories(args: &BenchArgs) -> Result<()> {
-    if let Some(ordinal) = crate::gpu_cmd::parse_device(&args.device)? {
+    if let Some(ordinal) = crate::args::parse_device(&args.device)? {
         #[cfg(feature = "cuda")]
         return run_all_categories_cuda(args, ordinal);
         #[cfg(not(feature = "cuda"))]

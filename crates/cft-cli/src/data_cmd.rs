@@ -121,14 +121,6 @@ pub struct DataBenchArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Refuses a known-label proportion outside [0, 1] (or NaN).
-pub fn check_known(option: &str, p: f64) -> Result<()> {
-    if !(0.0..=1.0).contains(&p) {
-        bail!("{option} {p}: expected a proportion of known labels in [0, 1]");
-    }
-    Ok(())
-}
-
 /// Runs `cft data …`.
 pub fn run(cmd: &DataCommand) -> Result<()> {
     match cmd {
@@ -337,7 +329,7 @@ pub struct Inspection {
 
 fn inspect(args: &InspectArgs) -> Result<()> {
     if let Some(p) = args.known {
-        check_known("--known", p)?;
+        crate::args::check_known("--known", p)?;
     }
     if let Some(stem) = &args.plot {
         let (png, svg, json) = (stem.with_extension("png"), stem.with_extension("svg"), stem.with_extension("json"));
@@ -443,7 +435,7 @@ fn report_labels(args: &InspectArgs, img: LabelledImages) -> Result<()> {
 }
 
 fn coco_labels(args: &CocoLabelsArgs) -> Result<()> {
-    check_known("--known", args.known)?;
+    crate::args::check_known("--known", args.known)?;
     cft_data::check_outputs(
         &[cft_data::Named::new("--instances", &args.instances)],
         &[cft_data::Named::new("--out", &args.out)],

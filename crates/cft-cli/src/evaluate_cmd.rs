@@ -203,7 +203,7 @@ pub struct TrainHeadArgs {
 /// Runs `cft train-head`.
 pub fn train_head(args: &TrainHeadArgs) -> Result<()> {
     let clock = RunClock::start();
-    crate::finetune_cmd::check_lr("--lr", args.lr)?;
+    crate::args::check_lr("--lr", args.lr)?;
     if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
         anyhow::bail!("--weight-decay {}: expected a finite number ≥ 0", args.weight_decay);
     }

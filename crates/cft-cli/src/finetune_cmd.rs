@@ -198,13 +198,6 @@ struct ResumeKey<'a> {
     head_key: Option<&'a str>,
 }
 
-/// Refuses a learning rate outside the core's range ([`cft_core::params::check_lr`]), naming
-/// the flag and the reference's values.
-pub fn check_lr(option: &str, lr: f32) -> Result<()> {
-    cft_core::params::check_lr(option, lr)
-        .map_err(|e| anyhow::anyhow!("{e} (the reference uses 1e-4 for CFT, 1e-2 for base heads)"))
-}
-
 /// The core's check of the whole configuration, its parameters under this command's flags.
 fn check_config(cfg: &FineTuneConfig) -> Result<()> {
     cfg.check().map_err(|e| {
@@ -226,7 +219,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     if args.engine == EngineArg::Cuda && !cfg!(feature = "cuda") {
         return Err(crate::gpu_cmd::not_built(Some("--engine batched (the CPU engine)")));
     }
-    check_lr("--lr", args.lr)?;
+    crate::args::check_lr("--lr", args.lr)?;
     if args.batch == 0 {
         anyhow::bail!("--batch 0: the batched engine needs at least one category per batch");
     }
@@ -445,7 +438,7 @@ fn cuda_finetune(
     cfg: &FineTuneConfig,
     cb: &(dyn Fn(&CategoryOutcome) + Sync),
 ) -> Result<cft_core::FineTuneRun> {
-    let ordinal = crate::gpu_cmd::parse_device(&args.device)?.unwrap_or(0);
+    let ordinal = crate::args::parse_device(&args.device)?.unwrap_or(0);
     let precision: cft_cuda::GemmPrecision = args.gemm_precision.parse().map_err(anyhow::Error::msg)?;
     let gpu = crate::gpu_cmd::open_gpu(ordinal)?;
     let opts = cft_cuda::CudaOptions { precision, max_batch: Some(args.batch) };

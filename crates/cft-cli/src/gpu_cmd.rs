@@ -30,18 +30,6 @@ pub struct GpuCheckArgs {
     pub epochs: usize,
 }
 
-/// Parses `cpu`, `cuda` or `cuda:N`; `Some(N)` for CUDA.
-pub fn parse_device(s: &str) -> Result<Option<usize>> {
-    match s {
-        "cpu" => Ok(None),
-        "cuda" => Ok(Some(0)),
-        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => Ok(Some(n)),
-            None => anyhow::bail!("--device {s}: expected cpu, cuda or cuda:N"),
-        },
-    }
-}
-
 /// Opens a GPU, or explains why this build cannot.
 #[cfg(feature = "cuda")]
 pub fn open_gpu(ordinal: usize) -> Result<cft_cuda::Gpu> {
@@ -233,7 +221,7 @@ fn backbone_parity(datasets: &std::path::Path, ordinal: usize) -> Result<serde_j
 /// The CUDA CFT engine for `cft run` (`[cft] engine = "cuda"`, or `auto` on a CUDA device).
 #[cfg(feature = "cuda")]
 pub fn cuda_cft_engine(device: &str, precision: &str) -> Result<Box<dyn cft_experiment::partial_label::CftEngine>> {
-    let ordinal = match parse_device(device)? {
+    let ordinal = match crate::args::parse_device(device)? {
         Some(n) => n,
         None => 0,
     };

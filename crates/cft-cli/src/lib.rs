@@ -3,6 +3,7 @@
 //! Glue between the crates: each command reads its inputs through `cft-data`, runs
 //! `cft-core`, and writes results (atomically) with a run manifest beside them.
 
+pub mod args;
 pub mod bench_cmd;
 pub mod chexpert_cmd;
 pub mod common;
