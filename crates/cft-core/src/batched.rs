@@ -300,10 +300,11 @@ mod tests {
         assert_eq!(batches(&cats, 3, None, |k| sizes[k]), vec![&[0, 1, 2][..], &[3, 4, 5], &[6]]);
     }
     use crate::adam::AdamConfig;
-    use crate::finetune::{finetune, GaConfig, Method};
+    use crate::finetune::{GaConfig, Method};
     use crate::labels::{Label, PartialLabels};
     use crate::loss::Loss;
     use crate::metrics::Metric;
+    use crate::per_category::finetune;
     use crate::rng::Pcg64;
 
     /// Integer-valued features (many tied scores), 5 categories: 0–2 learnable, 3 without

@@ -75,11 +75,7 @@ pub fn finetune_with<E: Engine>(
     Ok(FineTuneRun { head: new_head, categories })
 }
 
-/// The stopping rule of every engine: stop once `patience` epochs have passed without a better
-/// validation score than the one of `best_epoch` (−1 before any), or at the epoch limit.
-pub fn should_stop(epoch: usize, best_epoch: i64, patience: usize, max_epochs: usize) -> bool {
-    epoch as i64 - best_epoch >= patience as i64 || epoch + 1 >= max_epochs
-}
+pub use crate::finetune::should_stop;
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,6 @@ use crate::linalg::{gemm_nt_rows, gemv_rows, gemv_t_rows, Matrix, RowSubset};
 use crate::loss::Loss;
 use crate::metrics::{Metric, RankScorer};
 use crate::rng::Pcg64;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -274,48 +273,10 @@ impl<'a> CategorySamples<'a> {
     }
 }
 
-/// Fine-tunes every category of `head` (in parallel) and returns the new head.
-///
-/// `on_done` is called once per category as it finishes (progress bars, checkpoints); it may be
-/// called from several threads.
-pub fn finetune(
-    head: &LinearHead,
-    train: SplitRef<'_>,
-    valid: SplitRef<'_>,
-    cfg: &FineTuneConfig,
-    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-) -> FineTuneRun {
-    let Ok(run) = crate::engine::finetune_with(&PerCategory, head, train, valid, cfg, on_done);
-    run
-}
-
-/// The per-category engine: each category runs its own loop, categories in parallel.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PerCategory;
-
-impl crate::engine::Engine for PerCategory {
-    type Error = std::convert::Infallible;
-
-    fn run_categories(
-        &self,
-        head: &LinearHead,
-        train: SplitRef<'_>,
-        valid: SplitRef<'_>,
-        cfg: &FineTuneConfig,
-        runnable: &[usize],
-        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-    ) -> Result<Vec<CategoryOutcome>, Self::Error> {
-        Ok(runnable
-            .par_iter()
-            .map(|&cat| {
-                let tr = CategorySamples::gather(train, cat);
-                let va = CategorySamples::gather(valid, cat);
-                let out = finetune_category(cat, head.weight.row(cat), head.bias[cat], &tr, &va, cfg);
-                on_done(&out);
-                out
-            })
-            .collect())
-    }
+/// The stopping rule of every engine: stop once `patience` epochs have passed without a better
+/// validation score than the one of `best_epoch` (−1 before any), or at the epoch limit.
+pub fn should_stop(epoch: usize, best_epoch: i64, patience: usize, max_epochs: usize) -> bool {
+    epoch as i64 - best_epoch >= patience as i64 || epoch + 1 >= max_epochs
 }
 
 /// The outcome of a category that is not fine-tuned: it keeps `(w, b)`; `nt`/`nv` known samples.
@@ -367,14 +328,14 @@ struct Selection {
 
 impl Selection {
     /// Records an epoch's score; returns `true` when training should stop (patience or the
-    /// epoch limit, [`crate::engine::should_stop`]).
+    /// epoch limit, [`should_stop`]).
     fn observe(&mut self, epoch: usize, score: f64, params: &[f32], max_epochs: usize) -> bool {
         if score > self.best_score {
             self.best_score = score;
             self.best_epoch = epoch as i64;
             self.best_params.copy_from_slice(params);
         }
-        crate::engine::should_stop(epoch, self.best_epoch, self.patience, max_epochs)
+        should_stop(epoch, self.best_epoch, self.patience, max_epochs)
     }
 }
 
@@ -719,6 +680,7 @@ pub fn elite_order(fitness: &[f64], ties: GaEliteTies) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::labels::{Label, PartialLabels};
+    use crate::per_category::finetune;
 
     /// A separable-ish toy problem: feature 0 carries the label, feature 1 is noise.
     fn toy(n: usize, seed: u64) -> (Matrix, PartialLabels) {

@@ -48,6 +48,7 @@ pub mod linalg;
 pub mod loss;
 pub mod metrics;
 pub mod params;
+pub mod per_category;
 pub mod rng;
 pub mod synthetic;
 pub mod torch_sort;
@@ -57,8 +58,8 @@ pub use base_head::{train_base_head, train_base_head_sparse, BaseHeadConfig, Bas
 pub use batched::{finetune_batched, finetune_batched_observed, finetune_batched_within, Batched};
 pub use engine::{finetune_with, should_stop, Engine};
 pub use finetune::{
-    elite_order, finetune, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig,
-    FineTuneRun, GaConfig, GaEliteTies, Method, SkipReason, SplitRef,
+    elite_order, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun,
+    GaConfig, GaEliteTies, Method, SkipReason, SplitRef,
 };
 pub use head::LinearHead;
 pub use labels::{drop_labels, KnownSamples, Label, PartialLabels, SparseLabels, UncertainPolicy};
@@ -69,4 +70,5 @@ pub use metrics::{
     GroupBy, GroupMean, Metric, RankScorer,
 };
 pub use params::{ParamError, MAX_POPULATION};
+pub use per_category::{finetune, PerCategory};
 pub use rng::{Pcg64, SeedSequence};

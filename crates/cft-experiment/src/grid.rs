@@ -11,6 +11,7 @@
 use crate::spec::ExperimentSpec;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use std::path::Path;
 
 /// Lists that are values of their own, not grids: the proportions (one unit each), notes,
 /// the methods run, and the seeds.
@@ -212,6 +213,38 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
 /// and together hold every cell exactly once.
 pub fn shard(cells: Vec<Cell>, (i, n): (usize, usize)) -> Vec<Cell> {
     cells.into_iter().filter(|c| c.index % n == i).collect()
+}
+
+/// Loading a spec checks every cell of its grid, so it lives here, beside the expansion (the
+/// spec module knows nothing of grids).
+impl ExperimentSpec {
+    /// Reads and checks a spec file; every error names the file (and the line and key).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks a spec's text; errors name `path` (where the text came from).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let spec: ExperimentSpec = toml::from_str(text.trim_start_matches('\u{feff}'))
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        // A grid is checked cell by cell: every value of every list must be valid.
+        let cells = expand(&spec).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for cell in &cells {
+            cell.spec.check().map_err(|e| match cell.params.is_empty() {
+                true => anyhow::anyhow!("{}: {e}", path.display()),
+                false => {
+                    anyhow::anyhow!("{}: {e} (in cell {} of the grid: {})", path.display(), cell.id, cell.describe())
+                }
+            })?;
+        }
+        Ok(spec)
+    }
+
+    /// Whether any parameter is a list or `seeds` is given: the spec is a grid of cells.
+    pub fn is_grid(&self) -> bool {
+        self.seeds.is_some() || !axes(self).unwrap_or_default().is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// A parameter an ablation may vary: one value, or a list of values that expands the spec to
-/// a grid of cells ([`crate::grid`]). In a cell every parameter is [`Param::One`].
+/// a grid of cells (see the `grid` module). In a cell every parameter is [`Param::One`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param<T> {
     /// One value.
@@ -571,29 +571,6 @@ impl Default for OutputSpec {
 }
 
 impl ExperimentSpec {
-    /// Reads and checks a spec file; every error names the file (and the line and key).
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Self::parse(&text, path)
-    }
-
-    /// Parses and checks a spec's text; errors name `path` (where the text came from).
-    pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let spec: ExperimentSpec = toml::from_str(text.trim_start_matches('\u{feff}'))
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
-        // A grid is checked cell by cell: every value of every list must be valid.
-        let cells = crate::grid::expand(&spec).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        for cell in &cells {
-            cell.spec.check().map_err(|e| match cell.params.is_empty() {
-                true => anyhow::anyhow!("{}: {e}", path.display()),
-                false => {
-                    anyhow::anyhow!("{}: {e} (in cell {} of the grid: {})", path.display(), cell.id, cell.describe())
-                }
-            })?;
-        }
-        Ok(spec)
-    }
-
     /// Range checks, each naming its key.
     pub fn check(&self) -> Result<()> {
         let features = self.data.source == DataSource::Features;
@@ -796,11 +773,6 @@ impl ExperimentSpec {
             methods: self.cft.methods.clone(),
             asl: (*asl.gamma_neg.get(), *asl.gamma_pos.get(), *asl.clip.get()),
         }
-    }
-
-    /// Whether any parameter is a list or `seeds` is given: the spec is a grid of cells.
-    pub fn is_grid(&self) -> bool {
-        self.seeds.is_some() || !crate::grid::axes(self).unwrap_or_default().is_empty()
     }
 
     /// The dataset argument resolved against the spec's folder when it is a path.

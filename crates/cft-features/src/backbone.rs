@@ -36,11 +36,6 @@ pub struct Backbone {
     pub parameters: usize,
 }
 
-/// The first dimension of tensor `name` in a file source (the classifier's class count).
-pub(crate) fn file_rows(src: &WeightSource, name: &str) -> Option<usize> {
-    src.dims(name).and_then(|d| d.first().copied())
-}
-
 impl Backbone {
     /// Builds backbone `name` from `src` on `placement`.
     pub fn load(name: &str, src: &WeightSource, placement: Placement) -> Result<Self> {

@@ -52,7 +52,7 @@ impl CifarResNet {
             }
         }
         // CIFAR-10's 10 classes, or as many as the file's classifier has (a fine-tuned copy).
-        let classes = crate::backbone::file_rows(b.src, "linear.bias").unwrap_or(10);
+        let classes = b.src.rows("linear.bias").unwrap_or(10);
         let linear = b.linear("linear", classes, 64)?;
         Ok(Self { stem, units, dim: 64, linear })
     }

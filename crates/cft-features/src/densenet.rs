@@ -75,7 +75,7 @@ impl DenseNet {
             }
         }
         let norm5 = b.bn("features.norm5", c)?;
-        let classes = classes.or_else(|| crate::backbone::file_rows(b.src, "classifier.bias"));
+        let classes = classes.or_else(|| b.src.rows("classifier.bias"));
         let classifier = match classes {
             Some(k) => b.linear("classifier", k, c)?,
             None => None,

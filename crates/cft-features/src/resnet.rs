@@ -109,7 +109,7 @@ impl ResNet {
             }
         }
         let dim = inplanes;
-        let classes = classes.or_else(|| crate::backbone::file_rows(b.src, "fc.bias"));
+        let classes = classes.or_else(|| b.src.rows("fc.bias"));
         let fc = match classes {
             Some(k) => b.linear("fc", k, dim)?,
             None => None,

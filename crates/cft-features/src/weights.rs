@@ -135,6 +135,11 @@ impl WeightSource {
         }
     }
 
+    /// The first dimension of tensor `name` when stored (a classifier's class count).
+    pub fn rows(&self, name: &str) -> Option<usize> {
+        self.dims(name).and_then(|d| d.first().copied())
+    }
+
     /// The tensor `name` with shape `shape`, as f32 on the CPU; errors name the file, the
     /// tensor and both shapes.
     pub fn get(&self, name: &str, shape: &[usize], backbone: &str) -> Result<Tensor> {
