@@ -374,105 +374,136 @@ pub fn read_labelled_set(path: &Path) -> Result<LabelledSet> {
         })?;
     }
     let features = Matrix::new(n, d, data).expect("shape checked");
-    let label = |v: f64, at: String| -> Result<Label> {
-        Label::from_reference(v as f32)
-            .ok_or_else(|| DataError::invalid(path, format!("{at} is {v}; expected 1, 0, -1 or NaN")))
-    };
-    let (labels, categories) = if header.tensors.contains_key("labels") {
-        let le = tensor(path, &header, "labels", 2)?;
-        let c = le.shape[1];
-        if le.shape[0] != n {
-            return Err(DataError::invalid(
-                path,
-                format!(
-                    "tensor `labels` has {} rows but `features` has {n}: one label row per feature row is required",
-                    le.shape[0]
-                ),
-            ));
-        }
-        if c == 0 {
-            return Err(DataError::invalid(path, format!("tensor `labels` has shape [{n}, 0]: no category")));
-        }
-        let mut per_category = vec![KnownSamples::default(); c];
-        stream_values(path, &mut file, &header, "labels", |at, values| {
-            for (k, &v) in values.iter().enumerate() {
-                let (row, col) = ((at + k) / c, (at + k) % c);
-                match label(v, format!("tensor `labels` row {row}, column {col}"))? {
-                    Label::Positive => per_category[col].positives.push(row as u32),
-                    Label::Negative => per_category[col].negatives.push(row as u32),
-                    Label::Uncertain | Label::Unknown => {}
-                }
-            }
-            Ok(())
-        })?;
-        (SparseLabels { n_samples: n, per_category }, categories(path, &header, Some(c))?)
+    let (labels, categories) = read_labels(path, &mut file, &header, n)?;
+    Ok(LabelledSet { features, labels, categories })
+}
+
+/// A label value of the reference's encoding, or an error naming where it was read.
+fn label_at(path: &Path, v: f64, at: String) -> Result<Label> {
+    Label::from_reference(v as f32)
+        .ok_or_else(|| DataError::invalid(path, format!("{at} is {v}; expected 1, 0, -1 or NaN")))
+}
+
+/// The labels of a feature set (dense `labels`, or sparse `labels_index` + `labels_value`) as
+/// per-category lists of known rows, and the category names.
+fn read_labels(
+    path: &Path,
+    file: &mut std::fs::File,
+    header: &Header,
+    n: usize,
+) -> Result<(SparseLabels, Option<Vec<String>>)> {
+    if header.tensors.contains_key("labels") {
+        read_dense_labels(path, file, header, n)
     } else if header.tensors.contains_key("labels_index") {
-        let ie = tensor(path, &header, "labels_index", 2)?;
-        let ve = tensor(path, &header, "labels_value", 1)?;
-        let k = ie.shape[0];
-        if ie.shape[1] != 2 || ve.shape[0] != k || !matches!(ie.dtype.as_str(), "I64" | "I32") {
-            return Err(DataError::invalid(
-                path,
-                format!(
-                    "tensors `labels_index` {} {:?} and `labels_value` {:?}: expected [k, 2] integers and [k] values",
-                    ie.dtype, ie.shape, ve.shape
-                ),
-            ));
-        }
-        let names = categories(path, &header, None)?.ok_or_else(|| {
-            DataError::invalid(path, "sparse labels need metadata `categories` (the number of label columns)")
-        })?;
-        let c = names.len();
-        let mut index = Vec::with_capacity(2 * k);
-        stream_values(path, &mut file, &header, "labels_index", |_, v| {
-            index.extend_from_slice(v);
-            Ok(())
-        })?;
-        let mut per_category = vec![KnownSamples::default(); c];
-        stream_values(path, &mut file, &header, "labels_value", |at, values| {
-            for (j, &v) in values.iter().enumerate() {
-                let e = at + j;
-                let (row, col) = (index[2 * e], index[2 * e + 1]);
-                if !(0.0..n as f64).contains(&row) || !(0.0..c as f64).contains(&col) {
-                    return Err(DataError::invalid(
-                        path,
-                        format!(
-                            "tensor `labels_index` entry {e} is ({row}, {col}); rows are 0..{n}, categories 0..{c}"
-                        ),
-                    ));
-                }
-                match label(v, format!("tensor `labels_value` entry {e}"))? {
-                    Label::Positive => per_category[col as usize].positives.push(row as u32),
-                    Label::Negative => per_category[col as usize].negatives.push(row as u32),
-                    Label::Uncertain | Label::Unknown => {}
-                }
-            }
-            Ok(())
-        })?;
-        for (cat, known) in per_category.iter_mut().enumerate() {
-            known.positives.sort_unstable();
-            known.negatives.sort_unstable();
-            let twice = known.positives.windows(2).chain(known.negatives.windows(2)).find(|w| w[0] == w[1]);
-            let both = || known.positives.iter().copied().find(|s| known.negatives.binary_search(s).is_ok());
-            if let Some(row) = twice.map(|w| w[0]).or_else(both) {
-                return Err(DataError::invalid(
-                    path,
-                    format!("tensor `labels_index` gives row {row}, category {cat} (`{}`) more than once", names[cat]),
-                ));
-            }
-        }
-        (SparseLabels { n_samples: n, per_category }, Some(names))
+        read_sparse_labels(path, file, header, n)
     } else {
         let mut names: Vec<&String> = header.tensors.keys().collect();
         names.sort();
-        return Err(DataError::invalid(
+        Err(DataError::invalid(
             path,
             format!(
                 "no `labels` tensor (nor sparse `labels_index` + `labels_value`; tensors present: {names:?}); a feature set for CFT needs labels (1, 0, -1, NaN unknown)"
             ),
+        ))
+    }
+}
+
+/// Dense labels: tensor `labels` `[n, C]`.
+fn read_dense_labels(
+    path: &Path,
+    file: &mut std::fs::File,
+    header: &Header,
+    n: usize,
+) -> Result<(SparseLabels, Option<Vec<String>>)> {
+    let le = tensor(path, header, "labels", 2)?;
+    let c = le.shape[1];
+    if le.shape[0] != n {
+        return Err(DataError::invalid(
+            path,
+            format!(
+                "tensor `labels` has {} rows but `features` has {n}: one label row per feature row is required",
+                le.shape[0]
+            ),
         ));
-    };
-    Ok(LabelledSet { features, labels, categories })
+    }
+    if c == 0 {
+        return Err(DataError::invalid(path, format!("tensor `labels` has shape [{n}, 0]: no category")));
+    }
+    let mut per_category = vec![KnownSamples::default(); c];
+    stream_values(path, file, header, "labels", |at, values| {
+        for (k, &v) in values.iter().enumerate() {
+            let (row, col) = ((at + k) / c, (at + k) % c);
+            match label_at(path, v, format!("tensor `labels` row {row}, column {col}"))? {
+                Label::Positive => per_category[col].positives.push(row as u32),
+                Label::Negative => per_category[col].negatives.push(row as u32),
+                Label::Uncertain | Label::Unknown => {}
+            }
+        }
+        Ok(())
+    })?;
+    Ok((SparseLabels { n_samples: n, per_category }, categories(path, header, Some(c))?))
+}
+
+/// Sparse labels: `labels_index` `[k, 2]` and `labels_value` `[k]`, `categories` metadata.
+fn read_sparse_labels(
+    path: &Path,
+    file: &mut std::fs::File,
+    header: &Header,
+    n: usize,
+) -> Result<(SparseLabels, Option<Vec<String>>)> {
+    let ie = tensor(path, header, "labels_index", 2)?;
+    let ve = tensor(path, header, "labels_value", 1)?;
+    let k = ie.shape[0];
+    if ie.shape[1] != 2 || ve.shape[0] != k || !matches!(ie.dtype.as_str(), "I64" | "I32") {
+        return Err(DataError::invalid(
+            path,
+            format!(
+                "tensors `labels_index` {} {:?} and `labels_value` {:?}: expected [k, 2] integers and [k] values",
+                ie.dtype, ie.shape, ve.shape
+            ),
+        ));
+    }
+    let names = categories(path, header, None)?.ok_or_else(|| {
+        DataError::invalid(path, "sparse labels need metadata `categories` (the number of label columns)")
+    })?;
+    let c = names.len();
+    let mut index = Vec::with_capacity(2 * k);
+    stream_values(path, file, header, "labels_index", |_, v| {
+        index.extend_from_slice(v);
+        Ok(())
+    })?;
+    let mut per_category = vec![KnownSamples::default(); c];
+    stream_values(path, file, header, "labels_value", |at, values| {
+        for (j, &v) in values.iter().enumerate() {
+            let e = at + j;
+            let (row, col) = (index[2 * e], index[2 * e + 1]);
+            if !(0.0..n as f64).contains(&row) || !(0.0..c as f64).contains(&col) {
+                return Err(DataError::invalid(
+                    path,
+                    format!("tensor `labels_index` entry {e} is ({row}, {col}); rows are 0..{n}, categories 0..{c}"),
+                ));
+            }
+            match label_at(path, v, format!("tensor `labels_value` entry {e}"))? {
+                Label::Positive => per_category[col as usize].positives.push(row as u32),
+                Label::Negative => per_category[col as usize].negatives.push(row as u32),
+                Label::Uncertain | Label::Unknown => {}
+            }
+        }
+        Ok(())
+    })?;
+    for (cat, known) in per_category.iter_mut().enumerate() {
+        known.positives.sort_unstable();
+        known.negatives.sort_unstable();
+        let twice = known.positives.windows(2).chain(known.negatives.windows(2)).find(|w| w[0] == w[1]);
+        let both = || known.positives.iter().copied().find(|s| known.negatives.binary_search(s).is_ok());
+        if let Some(row) = twice.map(|w| w[0]).or_else(both) {
+            return Err(DataError::invalid(
+                path,
+                format!("tensor `labels_index` gives row {row}, category {cat} (`{}`) more than once", names[cat]),
+            ));
+        }
+    }
+    Ok((SparseLabels { n_samples: n, per_category }, Some(names)))
 }
 
 /// Writes a feature set with sparse labels (the layout [`read_labelled_set`] reads), the `n × d`
