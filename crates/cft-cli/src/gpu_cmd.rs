@@ -28,6 +28,20 @@ pub struct GpuCheckArgs {
     /// Epochs of the scene runs.
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
+    /// Check a `gpu_check.json` written earlier against the bounds instead of running (no GPU
+    /// needed); exits non-zero naming every check outside its bound.
+    #[arg(long)]
+    pub verify: Option<PathBuf>,
+}
+
+/// `cft gpu-check --verify FILE`: the bounds of [`crate::gpu_tolerances`] on a report on disk.
+fn verify(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a gpu_check.json ({e})", path.display()))?;
+    crate::gpu_tolerances::check(&report, &crate::gpu_tolerances::Tolerances::default(), &path.display().to_string())?;
+    eprintln!("{}: every GPU check within its bound", path.display());
+    Ok(())
 }
 
 /// Opens a GPU, or explains why this build cannot.
@@ -49,14 +63,20 @@ pub fn not_built(cpu_choice: Option<&str>) -> anyhow::Error {
 
 /// Runs `cft gpu-check`.
 #[cfg(not(feature = "cuda"))]
-pub fn run(_args: &GpuCheckArgs) -> Result<()> {
-    Err(not_built(None))
+pub fn run(args: &GpuCheckArgs) -> Result<()> {
+    match &args.verify {
+        Some(path) => verify(path),
+        None => Err(not_built(None)),
+    }
 }
 
 /// Runs `cft gpu-check`.
 #[cfg(feature = "cuda")]
 pub fn run(args: &GpuCheckArgs) -> Result<()> {
     use crate::reproduce_cmd::default_datasets_dir;
+    if let Some(path) = &args.verify {
+        return verify(path);
+    }
     use cft_core::{
         drop_labels, finetune_batched, mean_defined, partial_scores, train_base_head, AdamConfig, BaseHeadConfig,
         BaseMode, FineTuneConfig, GaConfig, Loss, Method, Metric, Pcg64, SplitRef,
@@ -163,11 +183,10 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
         "device": name, "rng_table_bit_identical": rng_equal, "rng_table_len": table.len(),
         "rank_kernel": rank_checks, "scene_runs": runs, "backbone_parity": backbones, "build": crate::manifest::Versions::collect().build,
     });
-    cft_data::write_atomic(
-        &args.out.join("gpu_check.json"),
-        (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
-    )?;
-    Ok(())
+    let path = args.out.join("gpu_check.json");
+    cft_data::write_atomic(&path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
+    // The report is written either way; a comparison outside its bound fails the command.
+    crate::gpu_tolerances::check(&report, &crate::gpu_tolerances::Tolerances::default(), &path.display().to_string())
 }
 
 /// The backbone parity fixtures on the GPU: relative error of the CUDA features against

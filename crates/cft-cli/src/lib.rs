@@ -12,6 +12,7 @@ pub mod evaluate_cmd;
 pub mod extract_cmd;
 pub mod finetune_cmd;
 pub mod gpu_cmd;
+pub mod gpu_tolerances;
 pub mod report_cmd;
 pub mod reproduce_cmd;
 pub mod run_cmd;

@@ -726,3 +726,23 @@ fn a_single_spec_runs_in_unit_shards_that_report_merges() {
         "the shards merged differ from one process"
     );
 }
+
+/// `cft gpu-check --verify`: the H200's committed report holds every bound; a report with one
+/// figure past its bound exits non-zero naming the check, the figure and the bound.
+#[test]
+fn gpu_check_bounds_pass_on_the_h200_report_and_fail_past_a_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/gpu/gpu_check.json");
+    ok(&cft(&["gpu-check", "--verify", committed.to_str().unwrap()], d));
+    let mut report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&committed).unwrap()).unwrap();
+    report["scene_runs"][0]["max_abs_weight_diff"] = serde_json::json!(0.5);
+    std::fs::write(d.join("bad.json"), report.to_string()).unwrap();
+    let e = failed(&cft(&["gpu-check", "--verify", "bad.json"], d));
+    assert!(
+        e.contains(
+            "bad.json: 1 GPU check(s) outside their bounds: scene bp-asl F32: max |Δ weight|: 5.000e-1 > bound 1.0e-5"
+        ),
+        "{e}"
+    );
+}

@@ -12,8 +12,6 @@
 //! Memory: the training features are uploaded once and each batch gathers its categories'
 //! known rows on the device; `CudaOptions::max_batch` (or the free memory) bounds the batch.
 
-#![allow(unsafe_code)] // kernel launches and raw cuBLAS calls
-
 use crate::rank::{IGNORED, NEGATIVE, POSITIVE};
 use cft_core::{CategoryOutcome, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric, SplitRef};
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
@@ -200,9 +198,12 @@ impl Gpu {
     }
 
     /// The kernel's counter-based random table (see [`crate::rng::counter_uniform_table`]).
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     pub fn counter_uniform_table(&self, seed: u64, count: usize) -> Result<Vec<f64>> {
         let mut out = self.stream.alloc_zeros::<f64>(count)?;
         let n = count as i32;
+        // SAFETY: `counter_uniform_table(u64 seed, int count, double* out)`: the arguments are in that order and
+        // of those types; `out` holds `count` f64 and the kernel writes `out[i]` only for `i < count`.
         unsafe {
             self.stream.launch_builder(&self.k.uniform_table).arg(&seed).arg(&n).arg(&mut out).launch(grid(count, 256))
         }?;
@@ -223,6 +224,7 @@ impl Gpu {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     fn launch_rank(
         &self,
         metric: Metric,
@@ -261,12 +263,18 @@ impl Gpu {
             None => b.arg(&null).arg(&no_stride),
         };
         b.arg(labels).arg(&labels_ld).arg(&group).arg(&n).arg(&metric_code).arg(&cap).arg(sc).arg(out);
+        // SAFETY: the arguments follow `rank_metric_rows`' C signature in order and type (f32* scores, i64 ld,
+        // f32* bias or null with i64 stride, i8* labels, i64 labels_ld, i32 group/n/metric/cap, f32* scratch,
+        // f64* out); the callers pass `scores` with `rows` rows of stride `ld` ≥ `n`, labels for every row group
+        // and `out` with `rows` values; `scratch` was sized just above for `rows · (2·cap + 1)` values when
+        // `cap` exceeds the shared buffer; one block per row.
         unsafe { b.launch(cfg) }?;
         Ok(())
     }
 
     /// `C[b] (m × n, column-major, ldc) = op(A[b]) · op(B[b])` for `batch` matrices, f32 output.
     #[allow(clippy::too_many_arguments)]
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     fn gemm(
         &self,
         precision: GemmPrecision,
@@ -286,6 +294,10 @@ impl Gpu {
         };
         let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
         let (alpha, beta) = (1.0f32, 0.0f32);
+        // SAFETY: the handle is this engine's, bound to its stream; `a`, `b` and `c` are device pointers into
+        // live allocations that the caller holds across the call, and every caller derives the shapes, leading
+        // dimensions and strides from those buffers' sizes, so `batch` strided matrices stay inside them; alpha
+        // and beta are host f32 values as CUBLAS_COMPUTE_32F reads them; the status is checked below.
         let status = unsafe {
             blas_sys::cublasGemmStridedBatchedEx(
                 *self.blas.handle(),
@@ -339,8 +351,12 @@ impl Gpu {
         })
     }
 
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     fn bf16_copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<half::bf16>) -> Result<()> {
         let n = src.len() as i64;
+        // SAFETY: `to_bf16(const float*, bf16*, long long n)` with `n = src.len()`; the staging buffer `dst` is
+        // allocated with the length of the f32 buffer it mirrors, and the kernel writes `dst[i]` only for `i <
+        // n`.
         unsafe { self.stream.launch_builder(&self.k.to_bf16).arg(src).arg(dst).arg(&n).launch(grid(src.len(), 256)) }?;
         Ok(())
     }
@@ -388,6 +404,7 @@ impl Gpu {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     fn run_batch(
         &self,
         head: &LinearHead,
@@ -518,6 +535,9 @@ impl Gpu {
             validate(&head_d, &mut head_bf, &mut vlogits, &mut vscores, &mut scratch_v)?;
             let e = epoch as i32;
             let ki = k as i32;
+            // SAFETY: `track_best(const double* valid, double* best_score, int* best_epoch, u8* improved, const
+            // u8* active, int k, int epoch)`, arguments in that order and type; every buffer has one entry per
+            // category of the batch (`k`), and the kernel touches index `c` only for `c < k`.
             unsafe {
                 st.launch_builder(&self.k.track_best)
                     .arg(&vscores)
@@ -530,6 +550,8 @@ impl Gpu {
                     .launch(grid(k, 128))
             }?;
             let d1i = d1 as i32;
+            // SAFETY: `copy_improved(const float* head, float* best, const u8* improved, int k, int d1)`: `head`
+            // and `best` are `k × d1`, `improved` has `k` entries; the kernel indexes `idx < k·d1` only.
             unsafe {
                 st.launch_builder(&self.k.copy_improved)
                     .arg(&head_d)
@@ -611,6 +633,7 @@ impl Gpu {
         })
     }
 
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     fn gather_rows<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
         &self,
         kernel: &CudaFunction,
@@ -621,6 +644,10 @@ impl Gpu {
         let rows = idx.len();
         let (r, di) = (rows as i64, d as i64);
         let mut out = self.stream.alloc_zeros::<T>(rows * d)?;
+        // SAFETY: `gather_rows(const T* src, const int* idx, long long rows, long long d, T* dst)`: `out` is
+        // allocated just above with `rows × d` values; every `idx` entry is −1 (a zero row) or a row of `src`,
+        // which holds the split's features uploaded whole (`n × d`), since the indices come from that split's
+        // known samples; the kernel writes `t < rows·d` only.
         unsafe {
             self.stream
                 .launch_builder(kernel)
@@ -764,6 +791,7 @@ impl Optimizer {
     /// One generation / epoch of every category; the new heads go to `head`. Returns the GA's
     /// fitness buffer or BP's loss buffer for the history.
     #[allow(clippy::too_many_arguments)]
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     fn step(
         &mut self,
         gpu: &Gpu,
@@ -818,6 +846,10 @@ impl Optimizer {
                 let (popi, eli, gen) = (pop as i32, ga.elitism as i32, epoch as i32);
                 let seed = cfg.seed;
                 let sel = LaunchConfig { grid_dim: (k as u32, 1, 1), block_dim: (64, 1, 1), shared_mem_bytes: 0 };
+                // SAFETY: `ga_select(const double* fitness, int pop, int elitism, double mutation_prob, u64
+                // seed, int gen, const int* cat_ids, int* pa, int* pb, u8* flag, int* best)`, in that order and
+                // type; `fitness`, `pa`, `pb` and `flag` are `k × pop`, `cat_ids` and `best` have `k` entries;
+                // one block per category (`grid_dim = k`).
                 unsafe {
                     st.launch_builder(&gpu.k.select)
                         .arg(&*fitness)
@@ -834,6 +866,9 @@ impl Optimizer {
                         .launch(sel)
                 }?;
                 let (ki, d1i) = (k as i32, d1 as i32);
+                // SAFETY: `gather_best(const float* genes, const int* best, float* head, int k, int pop, int
+                // d1)`: `genes` is `k × pop × d1`, `head` is `k × d1`, `best[c] < pop` (written by `ga_select`);
+                // the kernel indexes `idx < k·d1` only.
                 unsafe {
                     st.launch_builder(&gpu.k.gather_best)
                         .arg(&*genes)
@@ -844,6 +879,10 @@ impl Optimizer {
                         .arg(&d1i)
                         .launch(grid(k * d1, 256))
                 }?;
+                // SAFETY: `ga_breed(const float* cur, float* next, const int* pa, const int* pb, const u8* flag,
+                // const int* cat_ids, int k, int pop, int d1, double crossover, double range, u64 seed, int
+                // gen)`, in that order and type; `genes`/`next` are `k × pop × d1`, the parent arrays `k × pop`
+                // with entries below `pop` (from `ga_select`); the kernel indexes `idx < k·pop·d1` only.
                 unsafe {
                     st.launch_builder(&gpu.k.breed)
                         .arg(&*genes)
@@ -901,6 +940,11 @@ impl Optimizer {
                         None => b.arg(&null),
                     };
                     b.arg(&mut *bias_grad).arg(&mut *loss_sum);
+                    // SAFETY: `loss_grad`'s C signature in order and type (f32* logits, i8* labels, f32* params,
+                    // i32 d1/bias_col/k/n/loss, f32 gamma_neg/gamma_pos/clip/eps, f32* grad, bf16* grad_bf16 or
+                    // null, f64* bias_grad, f64* loss_sum); `logits`, `grad` (and `grad_bf`) and the labels are
+                    // `k × nmax`, `head` is `k × d1`, the sums have `k` entries; blocks cover `k` categories
+                    // (`grid_dim.y`) and stride over `j < n`.
                     unsafe { b.launch(lg) }?;
                 }
                 let gptr = match grad_bf {
@@ -919,6 +963,11 @@ impl Optimizer {
                     k,
                 )?;
                 let (step_size, bc2_sqrt) = adam.corrections((epoch + 1) as i32);
+                // SAFETY: `adam_step(float* params, float* m, float* v, const float* grad_w, const double*
+                // bias_grad, const u8* active, int k, int d1, int bias_col, float beta1, float beta2, float eps,
+                // float weight_decay, float step_size, float bc2_sqrt)`, in that order and type; `head`, `m`,
+                // `v` and `grad_w` are `k × d1`, `bias_grad` and `active` have `k` entries; the kernel indexes
+                // `idx < k·d1` only.
                 unsafe {
                     st.launch_builder(&gpu.k.adam)
                         .arg(&mut *head)
