@@ -16,5 +16,5 @@ cp target/release/cft gpu-run/cft
 strip gpu-run/cft
 # The device tool carries at most 64 MiB: ship it gzipped (check.sh unpacks it).
 gzip -f gpu-run/cft
-cp gpu/check.sh gpu/check-extract.sh gpu/compare_features.py benches/torchvision_bench.py benches/ratios.py gpu-run/
+cp gpu/check.sh gpu/check-extract.sh gpu/check-paper-scale.sh gpu/compare_results.py gpu/compare_features.py benches/torchvision_bench.py benches/ratios.py gpu-run/
 ls -la gpu-run
