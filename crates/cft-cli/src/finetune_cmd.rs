@@ -212,6 +212,63 @@ fn check_config(cfg: &FineTuneConfig) -> Result<()> {
     })
 }
 
+/// The fine-tuning configuration of the flags and the categories to run, checked by the core.
+fn finetune_config(args: &FinetuneArgs, c: usize) -> Result<(FineTuneConfig, Vec<usize>)> {
+    let mut cfg = FineTuneConfig::reference(args.method.method(args.lr));
+    if let Method::Ga(ga) = &mut cfg.method {
+        ga.elite_ties = args.ga_elite_ties.into();
+    }
+    cfg.metric = args.metric.into();
+    cfg.max_epochs = args.epochs;
+    cfg.patience = args.patience;
+    cfg.seed = args.seed;
+    cfg.keep_history = args.history.is_some();
+    let requested: Vec<usize> = args.categories.clone().unwrap_or_else(|| (0..c).collect());
+    if let Some(bad) = requested.iter().find(|&&k| k >= c) {
+        anyhow::bail!("--categories: {bad} is not a category index (the data has {c} categories)");
+    }
+    check_config(&FineTuneConfig { categories: Some(requested.clone()), ..cfg.clone() })?;
+    Ok((cfg, requested))
+}
+
+/// The categories a resumed run keeps from its checkpoint (each checked against this run), or
+/// a fresh checkpoint holding only the run's fingerprint.
+fn resume_state(
+    args: &FinetuneArgs,
+    progress_path: &std::path::Path,
+    fingerprint: &Fingerprint,
+    requested: &[usize],
+    d: usize,
+) -> Result<Vec<Checkpoint>> {
+    let mut done: Vec<Checkpoint> = Vec::new();
+    if args.resume && progress_path.is_file() {
+        for (line, cp) in checkpoint::read_progress::<Checkpoint>(progress_path, CHECKPOINT_KIND, fingerprint)? {
+            let k = cp.outcome.category;
+            let bad = if !requested.contains(&k) {
+                Some(format!("category {k} is not one of this run's categories"))
+            } else if done.iter().any(|o| o.outcome.category == k) {
+                Some(format!("category {k} is listed twice"))
+            } else if cp.weight.len() != d || cp.weight.iter().any(|v| !v.is_finite()) || !cp.bias.is_finite() {
+                Some(format!("category {k}: {} finite weights expected, found {}", d, cp.weight.len()))
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                anyhow::bail!("{}:{line}: {why}: refusing to resume", progress_path.display());
+            }
+            done.push(cp);
+        }
+        eprintln!("resuming: {} of {} categories already done", done.len(), requested.len());
+    } else {
+        if args.resume {
+            eprintln!("{}: no checkpoint, starting from the beginning", progress_path.display());
+        }
+        let header = checkpoint::header_line(CHECKPOINT_KIND, fingerprint)? + "\n";
+        std::fs::write(progress_path, header).with_context(|| progress_path.display().to_string())?;
+    }
+    Ok(done)
+}
+
 /// Runs `cft finetune`.
 pub fn run(args: &FinetuneArgs) -> Result<()> {
     let clock = RunClock::start();
@@ -259,20 +316,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     ])?;
     let head = head_file.head;
     let names = category_names(&train.set, c);
-    let mut cfg = FineTuneConfig::reference(args.method.method(args.lr));
-    if let Method::Ga(ga) = &mut cfg.method {
-        ga.elite_ties = args.ga_elite_ties.into();
-    }
-    cfg.metric = args.metric.into();
-    cfg.max_epochs = args.epochs;
-    cfg.patience = args.patience;
-    cfg.seed = args.seed;
-    cfg.keep_history = args.history.is_some();
-    let requested: Vec<usize> = args.categories.clone().unwrap_or_else(|| (0..c).collect());
-    if let Some(bad) = requested.iter().find(|&&k| k >= c) {
-        anyhow::bail!("--categories: {bad} is not a category index (the data has {c} categories)");
-    }
-    check_config(&FineTuneConfig { categories: Some(requested.clone()), ..cfg.clone() })?;
+    let (mut cfg, requested) = finetune_config(args, c)?;
     let key_cfg = FineTuneConfig { categories: Some(requested.clone()), keep_history: false, ..cfg.clone() };
     let engine_family = match args.engine {
         EngineArg::Cuda => format!("cuda {}", args.gemm_precision),
@@ -286,32 +330,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     };
     let fingerprint = Fingerprint::new(&key, &inputs.map(|n| (n.role, n.path)))?;
     // Resume: categories already in the checkpoint keep their stored result.
-    let mut done: Vec<Checkpoint> = Vec::new();
-    if args.resume && progress_path.is_file() {
-        for (line, cp) in checkpoint::read_progress::<Checkpoint>(&progress_path, CHECKPOINT_KIND, &fingerprint)? {
-            let k = cp.outcome.category;
-            let bad = if !requested.contains(&k) {
-                Some(format!("category {k} is not one of this run's categories"))
-            } else if done.iter().any(|o| o.outcome.category == k) {
-                Some(format!("category {k} is listed twice"))
-            } else if cp.weight.len() != d || cp.weight.iter().any(|v| !v.is_finite()) || !cp.bias.is_finite() {
-                Some(format!("category {k}: {} finite weights expected, found {}", d, cp.weight.len()))
-            } else {
-                None
-            };
-            if let Some(why) = bad {
-                anyhow::bail!("{}:{line}: {why}: refusing to resume", progress_path.display());
-            }
-            done.push(cp);
-        }
-        eprintln!("resuming: {} of {} categories already done", done.len(), requested.len());
-    } else {
-        if args.resume {
-            eprintln!("{}: no checkpoint, starting from the beginning", progress_path.display());
-        }
-        let header = checkpoint::header_line(CHECKPOINT_KIND, &fingerprint)? + "\n";
-        std::fs::write(&progress_path, header).with_context(|| progress_path.display().to_string())?;
-    }
+    let done = resume_state(args, &progress_path, &fingerprint, &requested, d)?;
     cfg.categories =
         Some(requested.iter().copied().filter(|k| !done.iter().any(|cp| cp.outcome.category == *k)).collect());
     let sparse_t = train.labels.to_sparse();
