@@ -96,29 +96,11 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
     let mut rank_checks = Vec::new();
     let mut rng = Pcg64::new(7);
     for &(n, levels, rate, rows) in &[(1000usize, 5u32, 0.3, 64usize), (8200, 200, 0.05, 200), (40137, 10000, 0.3, 8)] {
-        let mut scores = Vec::with_capacity(n * rows);
-        let mut labels = Vec::with_capacity(n * rows);
-        for _ in 0..n * rows {
-            scores.push(((rng.random() * f64::from(levels)).floor() as f32) * 0.01 - 0.5);
-            labels.push(if rng.random() < 0.1 {
-                rank::IGNORED
-            } else if rng.random() < rate {
-                rank::POSITIVE
-            } else {
-                rank::NEGATIVE
-            });
-        }
+        let (scores, labels) = rank::tie_heavy_rows(&mut rng, n, levels, rate, rows);
         for metric in [Metric::Ap, Metric::Auc] {
             let got = gpu.rank_metric_rows(metric, &scores, &labels, n)?;
-            let mut max_diff = 0.0f64;
-            for r in 0..rows {
-                let (s, l) = (&scores[r * n..(r + 1) * n], &labels[r * n..(r + 1) * n]);
-                let known: Vec<usize> = (0..n).filter(|&j| l[j] != rank::IGNORED).collect();
-                let ks: Vec<f32> = known.iter().map(|&j| s[j]).collect();
-                let ky: Vec<bool> = known.iter().map(|&j| l[j] == rank::POSITIVE).collect();
-                let want = metric.score(&ks, &ky).unwrap_or(f64::NAN);
-                max_diff = max_diff.max((got[r] - want).abs());
-            }
+            let want = rank::exact_rows(metric, &scores, &labels, n);
+            let max_diff = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f64, f64::max);
             eprintln!("rank kernel {metric:?}: n = {n}, {rows} rows, max |gpu − sklearn-exact cpu| = {max_diff:.3e}");
             rank_checks.push(
                 json!({"metric": metric.name(), "n": n, "rows": rows, "levels": levels, "max_abs_diff": max_diff}),

@@ -18,6 +18,40 @@ pub const NEGATIVE: i8 = 0;
 /// Unknown label or padding.
 pub const IGNORED: i8 = -1;
 
+/// `rows` rows of `n` scores on `levels` distinct values (many ties) with labels: 10% ignored,
+/// the rest positive with probability `rate`: the rows `cft gpu-check` and the `cuda` tests
+/// give the rank kernel.
+pub fn tie_heavy_rows(rng: &mut cft_core::Pcg64, n: usize, levels: u32, rate: f64, rows: usize) -> (Vec<f32>, Vec<i8>) {
+    let mut scores = Vec::with_capacity(n * rows);
+    let mut labels = Vec::with_capacity(n * rows);
+    for _ in 0..n * rows {
+        scores.push(((rng.random() * f64::from(levels)).floor() as f32) * 0.01 - 0.5);
+        labels.push(if rng.random() < 0.1 {
+            IGNORED
+        } else if rng.random() < rate {
+            POSITIVE
+        } else {
+            NEGATIVE
+        });
+    }
+    (scores, labels)
+}
+
+/// The core's scikit-learn-exact metric of every row (`n` values each; ignored labels left
+/// out; NaN where undefined): what the rank kernel must return.
+pub fn exact_rows(metric: cft_core::Metric, scores: &[f32], labels: &[i8], n: usize) -> Vec<f64> {
+    scores
+        .chunks(n.max(1))
+        .zip(labels.chunks(n.max(1)))
+        .map(|(s, l)| {
+            let known: Vec<usize> = (0..s.len()).filter(|&j| l[j] != IGNORED).collect();
+            let ks: Vec<f32> = known.iter().map(|&j| s[j]).collect();
+            let ky: Vec<bool> = known.iter().map(|&j| l[j] == POSITIVE).collect();
+            metric.score(&ks, &ky).unwrap_or(f64::NAN)
+        })
+        .collect()
+}
+
 fn sorted_positives(scores: &[f32], labels: &[i8]) -> Vec<f32> {
     let mut pos: Vec<f32> = scores.iter().zip(labels).filter(|(_, &l)| l == POSITIVE).map(|(&s, _)| s).collect();
     pos.sort_by(f32::total_cmp);
@@ -67,6 +101,22 @@ pub fn roc_auc(scores: &[f32], labels: &[i8]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_check_rows_have_ties_ignored_labels_and_the_cores_metric_per_row() {
+        let mut rng = cft_core::Pcg64::new(7);
+        let (scores, labels) = tie_heavy_rows(&mut rng, 1000, 5, 0.3, 4);
+        assert_eq!((scores.len(), labels.len()), (4000, 4000));
+        let ignored = labels.iter().filter(|&&l| l == IGNORED).count();
+        assert!((300..500).contains(&ignored), "{ignored} ignored of 4000");
+        let want = exact_rows(cft_core::Metric::Auc, &scores, &labels, 1000);
+        let (s, l) = (&scores[1000..2000], &labels[1000..2000]);
+        let known: Vec<usize> = (0..1000).filter(|&j| l[j] != IGNORED).collect();
+        let ks: Vec<f32> = known.iter().map(|&j| s[j]).collect();
+        let ky: Vec<bool> = known.iter().map(|&j| l[j] == POSITIVE).collect();
+        assert_eq!(want.len(), 4);
+        assert_eq!(want[1], cft_core::Metric::Auc.score(&ks, &ky).unwrap());
+    }
     use cft_core::{Metric, Pcg64};
 
     fn case(n: usize, levels: u32, pos_rate: f64, unknown: f64, seed: u64) -> (Vec<f32>, Vec<i8>) {

@@ -22,27 +22,11 @@ fn the_rank_kernel_equals_the_exact_cpu_metrics_on_tie_heavy_rows() {
     let mut rng = Pcg64::new(7);
     // Shared-memory and global-memory paths (up to about 12,000 positives per row).
     for &(n, levels, rate, rows) in &[(1000usize, 5u32, 0.3, 64usize), (40137, 10000, 0.3, 8)] {
-        let mut scores = Vec::with_capacity(n * rows);
-        let mut labels = Vec::with_capacity(n * rows);
-        for _ in 0..n * rows {
-            scores.push(((rng.random() * f64::from(levels)).floor() as f32) * 0.01 - 0.5);
-            labels.push(if rng.random() < 0.1 {
-                rank::IGNORED
-            } else if rng.random() < rate {
-                rank::POSITIVE
-            } else {
-                rank::NEGATIVE
-            });
-        }
+        let (scores, labels) = rank::tie_heavy_rows(&mut rng, n, levels, rate, rows);
         for metric in [Metric::Ap, Metric::Auc] {
             let got = gpu.rank_metric_rows(metric, &scores, &labels, n).unwrap();
-            for r in 0..rows {
-                let (s, l) = (&scores[r * n..(r + 1) * n], &labels[r * n..(r + 1) * n]);
-                let known: Vec<usize> = (0..n).filter(|&j| l[j] != rank::IGNORED).collect();
-                let ks: Vec<f32> = known.iter().map(|&j| s[j]).collect();
-                let ky: Vec<bool> = known.iter().map(|&j| l[j] == rank::POSITIVE).collect();
-                let want = metric.score(&ks, &ky).unwrap_or(f64::NAN);
-                let diff = (got[r] - want).abs();
+            for (r, (g, w)) in got.iter().zip(rank::exact_rows(metric, &scores, &labels, n)).enumerate() {
+                let diff = (g - w).abs();
                 assert!(diff <= bounds::RANK_ABS, "{metric:?}, n = {n}, row {r}: |gpu − cpu| = {diff:e}");
             }
         }
