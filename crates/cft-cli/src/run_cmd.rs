@@ -97,6 +97,12 @@ fn engine_for(args: &RunArgs, spec: &ExperimentSpec) -> Result<Box<dyn CftEngine
 /// image source and progress bars; prints the table (or the grid's summary) and where it went.
 pub fn run(args: &RunArgs) -> Result<()> {
     let spec = ExperimentSpec::load(&args.spec)?;
+    if args.stages && spec.is_grid() {
+        bail!(
+            "--stages: stage timings are for a single run; {} is a grid (run one of its cells as a spec)",
+            args.spec.display()
+        );
+    }
     let engine = engine_for(args, &spec)?;
     let shard = args.shard.as_deref().map(cft_experiment::grid::parse_shard).transpose()?;
     let images = ImageSource {

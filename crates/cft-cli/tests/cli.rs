@@ -714,6 +714,9 @@ fn a_single_spec_runs_in_unit_shards_that_report_merges() {
     let own = datasets().join("own-features");
     std::fs::write(d.join("other.toml"), text.replace("../datasets/own-features/", &format!("{}/", own.display())))
         .unwrap();
+    let grid = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments/ablations/methods.toml");
+    let e = failed(&cft(&["run", grid.to_str().unwrap(), "--stages", "--out", "g"], d));
+    assert!(e.contains("--stages: stage timings are for a single run") && !d.join("g").exists(), "{e}");
     let e = failed(&cft(&["run", "other.toml", "--out", "sharded", "--shard", "1/2"], d));
     assert!(e.contains("plan.json: written by a shard of another run (the configuration differs)"), "{e}");
     assert!(!d.join("sharded/own-features/runs/real-held-out.json").exists());
