@@ -1044,12 +1044,15 @@ pub fn run_protocol<C: Serialize>(
         Some(log) => log.time("fingerprint inputs", fingerprint)?,
         None => fingerprint()?,
     };
-    let points = label_points(cfg, data);
+    // What the tables need besides the units (label points and group counts included),
+    // computed once: a shard writes it for `cft report`, a whole run aggregates with it.
+    let plan = RunPlan::new(cfg, data, inputs.clone());
+    let points = &plan.label_points;
     let mut units: Vec<(f64, Protocol)> =
         points.iter().flat_map(|&p| [(p, Protocol::Paper), (p, Protocol::HeldOut)]).collect();
     let total = units.len();
     if let Some((i, n)) = opts.shard {
-        write_plan(&dir, &RunPlan::new(cfg, data, inputs.clone()))?;
+        write_plan(&dir, &plan)?;
         units = units.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, u)| u).collect();
     }
     let steps_per_unit = cfg.steps_per_unit();
@@ -1089,8 +1092,7 @@ pub fn run_protocol<C: Serialize>(
         return Ok(Reproduction { dir, results: None, ran: units.len(), total });
     }
     let write_results = || -> Result<(ExperimentResults, Vec<PathBuf>)> {
-        let group_counts = cfg.groups.map(|g| cft_core::group_counts(&data.train.labels, g.by));
-        let results = aggregate(cfg, data, &units, group_counts.as_deref());
+        let results = aggregate_plan(&plan, &units);
         cft_data::write_atomic(&results_path, (serde_json::to_string_pretty(&results)? + "\n").as_bytes())?;
         let mut outputs = if opts.report { cft_report::write_dataset_report(&dir, &results)? } else { Vec::new() };
         outputs.push(results_path.clone());
