@@ -5,7 +5,7 @@ set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 BIN=/tmp/cft-gpu/cft
-mkdir -p /tmp/cft-gpu && gunzip -c gpu-run/cft.gz > $BIN && chmod +x $BIN
+. gpu-run/unpack.sh
 for lib in libcublas.so.13 libcudnn.so.9 libcurand.so.10 libcudart.so.13; do
   d=$(dirname "$(timeout 60 find / -name "$lib" -print -quit 2>/dev/null)")
   echo "$lib from $d"

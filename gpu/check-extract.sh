@@ -27,9 +27,9 @@ mkdir -p "$OUT"
 if [ -n "${CFT_BIN:-}" ]; then
   BIN=$CFT_BIN
 else
-  # The binary travels gzipped (the carry limit is 64 MiB).
+  # The binary travels xz-compressed (the carry limit is 64 MiB).
   BIN=/tmp/cft-gpu/cft
-  mkdir -p /tmp/cft-gpu && gunzip -c "$HERE/cft.gz" > $BIN && chmod +x $BIN
+  . "$HERE/unpack.sh" "$HERE"
 fi
 if [ "$DEVICE" != cpu ]; then
   lib=$(dirname "$(timeout 60 find / -name 'libcublas.so.13' -print -quit 2>/dev/null)")

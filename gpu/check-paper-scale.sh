@@ -13,7 +13,7 @@ OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 BIN=${CFT_BIN:-/tmp/cft-gpu/cft}
 if [ ! -x "$BIN" ]; then
-  mkdir -p /tmp/cft-gpu && gunzip -c gpu-run/cft.gz > "$BIN" && chmod +x "$BIN"
+  . gpu-run/unpack.sh
 fi
 lib=$(dirname "$(timeout 60 find / -name 'libcublas.so.13' -print -quit 2>/dev/null)")
 export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"

@@ -8,9 +8,9 @@
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
-# The binary travels gzipped (the carry limit is 64 MiB).
+# The binary travels xz-compressed (the carry limit is 64 MiB).
 BIN=/tmp/cft-gpu/cft
-mkdir -p /tmp/cft-gpu && gunzip -c gpu-run/cft.gz > $BIN && chmod +x $BIN
+. gpu-run/unpack.sh
 lib=$(dirname "$(timeout 60 find / -name 'libcublas.so.13' -print -quit 2>/dev/null)")
 export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/nvidia-smi.csv" 2>&1

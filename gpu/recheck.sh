@@ -2,7 +2,7 @@
 # Quick re-check after an engine change: gpu-check and the 5000-generation TF32 bench.
 set -u
 BIN=/tmp/cft-gpu/cft
-mkdir -p /tmp/cft-gpu && gunzip -c gpu-run/cft.gz > $BIN && chmod +x $BIN
+. gpu-run/unpack.sh
 for lib in libcublas.so.13 libcudnn.so.9 libcurand.so.10 libcudart.so.13; do
   d=$(dirname "$(timeout 60 find / -name "$lib" -print -quit 2>/dev/null)")
   export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"

@@ -32,14 +32,25 @@ pub struct GpuCheckArgs {
     /// needed); exits non-zero naming every check outside its bound.
     #[arg(long)]
     pub verify: Option<PathBuf>,
+    /// Replaces one bound, `NAME=VALUE` (repeatable); NAME is one of rank, bp-f32-weight,
+    /// bp-bf16-map, ga-map, backbone-f32, backbone-bf16. Defaults: `cft_cuda::bounds`.
+    #[arg(long = "bound", value_name = "NAME=VALUE")]
+    pub bounds: Vec<String>,
+}
+
+impl GpuCheckArgs {
+    /// The bounds this run holds the report to.
+    fn tolerances(&self) -> Result<crate::gpu_tolerances::Tolerances> {
+        crate::gpu_tolerances::Tolerances::default().with_overrides(&self.bounds)
+    }
 }
 
 /// `cft gpu-check --verify FILE`: the bounds of [`crate::gpu_tolerances`] on a report on disk.
-fn verify(path: &std::path::Path) -> Result<()> {
+fn verify(path: &std::path::Path, tol: &crate::gpu_tolerances::Tolerances) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let report: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a gpu_check.json ({e})", path.display()))?;
-    crate::gpu_tolerances::check(&report, &crate::gpu_tolerances::Tolerances::default(), &path.display().to_string())?;
+    crate::gpu_tolerances::check(&report, tol, &path.display().to_string())?;
     eprintln!("{}: every GPU check within its bound", path.display());
     Ok(())
 }
@@ -65,7 +76,7 @@ pub fn not_built(cpu_choice: Option<&str>) -> anyhow::Error {
 #[cfg(not(feature = "cuda"))]
 pub fn run(args: &GpuCheckArgs) -> Result<()> {
     match &args.verify {
-        Some(path) => verify(path),
+        Some(path) => verify(path, &args.tolerances()?),
         None => Err(not_built(None)),
     }
 }
@@ -74,8 +85,9 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
 #[cfg(feature = "cuda")]
 pub fn run(args: &GpuCheckArgs) -> Result<()> {
     use crate::reproduce_cmd::default_datasets_dir;
+    let tolerances = args.tolerances()?;
     if let Some(path) = &args.verify {
-        return verify(path);
+        return verify(path, &tolerances);
     }
     use cft_core::{
         drop_labels, finetune_batched, mean_defined, partial_scores, train_base_head, AdamConfig, BaseHeadConfig,
@@ -168,7 +180,7 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
     let path = args.out.join("gpu_check.json");
     cft_data::write_atomic(&path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     // The report is written either way; a comparison outside its bound fails the command.
-    crate::gpu_tolerances::check(&report, &crate::gpu_tolerances::Tolerances::default(), &path.display().to_string())
+    crate::gpu_tolerances::check(&report, &tolerances, &path.display().to_string())
 }
 
 /// The backbone parity fixtures on the GPU: relative error of the CUDA features against

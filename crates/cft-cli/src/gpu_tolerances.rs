@@ -38,6 +38,39 @@ impl Default for Tolerances {
     }
 }
 
+impl Tolerances {
+    /// The names `--bound NAME=VALUE` takes, each with its field.
+    pub const NAMES: [&'static str; 6] =
+        ["rank", "bp-f32-weight", "bp-bf16-map", "ga-map", "backbone-f32", "backbone-bf16"];
+
+    /// These bounds with `NAME=VALUE` overrides applied (`cft gpu-check --bound`): a laboratory
+    /// holding its own GPU to its own figures, or a bound tightened to see the check fail.
+    pub fn with_overrides(mut self, overrides: &[String]) -> anyhow::Result<Self> {
+        for o in overrides {
+            let (name, value) = o
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--bound {o:?}: expected NAME=VALUE, NAME one of {:?}", Self::NAMES))?;
+            let v: f64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| anyhow::anyhow!("--bound {name}: {value:?} is not a finite bound ≥ 0"))?;
+            let field = match name.trim() {
+                "rank" => &mut self.rank_abs,
+                "bp-f32-weight" => &mut self.bp_f32_weight_abs,
+                "bp-bf16-map" => &mut self.bp_bf16_map_abs,
+                "ga-map" => &mut self.ga_map_abs,
+                "backbone-f32" => &mut self.backbone_f32_rel,
+                "backbone-bf16" => &mut self.backbone_bf16_rel,
+                other => anyhow::bail!("--bound {other:?}: unknown bound; expected one of {:?}", Self::NAMES),
+            };
+            *field = v;
+        }
+        Ok(self)
+    }
+}
+
 fn num(v: &Value, key: &str) -> f64 {
     v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
 }
@@ -115,5 +148,16 @@ mod tests {
         let mut broken = report.clone();
         broken["scene_runs"][0].as_object_mut().unwrap().remove("max_abs_weight_diff");
         assert!(failures(&broken, &Tolerances::default())[0].contains("scene bp-asl F32: max |Δ weight|: NaN"));
+    }
+
+    #[test]
+    fn bound_overrides_set_their_field_and_refuse_unknown_names_and_bad_values() {
+        let t = Tolerances::default().with_overrides(&["rank=1e-15".into(), "ga-map = 0.01".into()]).unwrap();
+        assert_eq!(t, Tolerances { rank_abs: 1e-15, ga_map_abs: 0.01, ..Tolerances::default() });
+        let e = Tolerances::default().with_overrides(&["rnk=1".into()]).unwrap_err().to_string();
+        assert!(e.starts_with("--bound \"rnk\": unknown bound; expected one of [\"rank\""), "{e}");
+        let e = Tolerances::default().with_overrides(&["rank=-1".into()]).unwrap_err().to_string();
+        assert_eq!(e, "--bound rank: \"-1\" is not a finite bound ≥ 0");
+        assert!(Tolerances::default().with_overrides(&["rank".into()]).is_err());
     }
 }
