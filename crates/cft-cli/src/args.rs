@@ -2,7 +2,7 @@
 //! known-label proportions): one definition each, so every flag is refused the same way.
 //! Range checks delegate to the core's ([`cft_core::params`]).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 /// Parses `cpu`, `cuda` or `cuda:N`; `Some(N)` for CUDA.
 pub fn parse_device(s: &str) -> Result<Option<usize>> {
@@ -25,8 +25,5 @@ pub fn check_lr(option: &str, lr: f32) -> Result<()> {
 
 /// Refuses a known-label proportion outside [0, 1] (or NaN).
 pub fn check_known(option: &str, p: f64) -> Result<()> {
-    if !(0.0..=1.0).contains(&p) {
-        bail!("{option} {p}: expected a proportion of known labels in [0, 1]");
-    }
-    Ok(())
+    Ok(cft_core::params::check_known_proportion(option, p)?)
 }

@@ -19,6 +19,7 @@ use crate::head::LinearHead;
 use crate::linalg::{dot, Matrix};
 use crate::metrics::RankScorer;
 use rayon::prelude::*;
+use std::ops::ControlFlow;
 
 const ROWS_PER_BLOCK: usize = 64;
 
@@ -77,9 +78,36 @@ pub fn finetune_batched_observed(
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
     on_epochs: &(dyn Fn(usize) + Sync),
 ) -> FineTuneRun {
+    let keep_going = |n: usize| {
+        on_epochs(n);
+        ControlFlow::Continue(())
+    };
+    match finetune_batched_controlled(head, train, valid, cfg, batch, on_done, &keep_going) {
+        Ok(run) => run,
+        Err(Interrupted) => unreachable!("an observer that always continues never interrupts the run"),
+    }
+}
+
+/// The run was stopped by its controller ([`finetune_batched_controlled`]) between two epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("fine-tuning interrupted between two epochs")]
+pub struct Interrupted;
+
+/// [`finetune_batched_observed`] whose observer may stop the run: `on_epochs(n)` is called
+/// after each step (n categories advanced one epoch) and returning `ControlFlow::Break(())`
+/// ends the run there, with [`Interrupted`] (a front end's Ctrl-C: Python's
+/// `KeyboardInterrupt`). Categories finished before that were already passed to `on_done`.
+pub fn finetune_batched_controlled(
+    head: &LinearHead,
+    train: SplitRef<'_>,
+    valid: SplitRef<'_>,
+    cfg: &FineTuneConfig,
+    batch: usize,
+    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+    on_epochs: &(dyn Fn(usize) -> ControlFlow<()> + Sync),
+) -> Result<FineTuneRun, Interrupted> {
     let engine = Batched { batch, working_set: None, on_epochs };
-    let Ok(run) = crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done);
-    run
+    crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done)
 }
 
 /// [`finetune_batched`] with a memory bound: a batch also stops growing once its categories'
@@ -96,9 +124,11 @@ pub fn finetune_batched_within(
     working_set: usize,
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
 ) -> FineTuneRun {
-    let engine = Batched { batch, working_set: Some(working_set), on_epochs: &|_| {} };
-    let Ok(run) = crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done);
-    run
+    let engine = Batched { batch, working_set: Some(working_set), on_epochs: &|_| ControlFlow::Continue(()) };
+    match crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done) {
+        Ok(run) => run,
+        Err(Interrupted) => unreachable!("an observer that always continues never interrupts the run"),
+    }
 }
 
 /// Bytes of category `k`'s per-step buffers (f32 per known training row and individual).
@@ -138,18 +168,18 @@ fn batches(
 }
 
 /// The batched engine: `batch` categories at a time, advancing together one epoch per step;
-/// `on_epochs(n)` after each step in which `n` categories advanced.
+/// `on_epochs(n)` after each step in which `n` categories advanced, which may stop the run.
 pub struct Batched<'a> {
     /// Categories held at once.
     pub batch: usize,
     /// Bytes of per-step buffers a batch may hold (see [`finetune_batched_within`]).
     pub working_set: Option<usize>,
-    /// Progress in category-epochs.
-    pub on_epochs: &'a (dyn Fn(usize) + Sync),
+    /// Progress in category-epochs; `Break` stops the run ([`Interrupted`]).
+    pub on_epochs: &'a (dyn Fn(usize) -> ControlFlow<()> + Sync),
 }
 
 impl crate::engine::Engine for Batched<'_> {
-    type Error = std::convert::Infallible;
+    type Error = Interrupted;
 
     fn run_categories(
         &self,
@@ -162,7 +192,7 @@ impl crate::engine::Engine for Batched<'_> {
     ) -> Result<Vec<CategoryOutcome>, Self::Error> {
         let mut out = Vec::with_capacity(runnable.len());
         for chunk in batches(runnable, self.batch, self.working_set, |k| step_bytes(cfg, train, k)) {
-            out.extend(run_chunk(head, train, valid, cfg, chunk, on_done, self.on_epochs));
+            out.extend(run_chunk(head, train, valid, cfg, chunk, on_done, self.on_epochs)?);
         }
         Ok(out)
     }
@@ -175,8 +205,8 @@ fn run_chunk(
     cfg: &FineTuneConfig,
     cats: &[usize],
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-    on_epochs: &(dyn Fn(usize) + Sync),
-) -> Vec<CategoryOutcome> {
+    on_epochs: &(dyn Fn(usize) -> ControlFlow<()> + Sync),
+) -> Result<Vec<CategoryOutcome>, Interrupted> {
     let samples: Vec<(usize, CategorySamples<'_>, CategorySamples<'_>)> =
         cats.par_iter().map(|&k| (k, CategorySamples::gather(train, k), CategorySamples::gather(valid, k))).collect();
     let mut done = Vec::new();
@@ -209,7 +239,9 @@ fn run_chunk(
     let mut valids: Vec<&CategorySamples<'_>> = live.iter().map(|(_, va)| *va).collect();
     while !runs.is_empty() {
         let outs: Vec<StepOutput> = runs.par_iter_mut().map(CategoryRun::step).collect();
-        on_epochs(runs.len());
+        if on_epochs(runs.len()).is_break() {
+            return Err(Interrupted);
+        }
         let need: Vec<usize> = (0..runs.len()).filter(|&i| outs[i].cached_valid.is_none()).collect();
         let to_score: Vec<(Vec<f32>, &CategorySamples<'_>)> =
             need.iter().map(|&i| (runs[i].params().to_vec(), valids[i])).collect();
@@ -239,7 +271,7 @@ fn run_chunk(
         runs = keep_runs;
         valids = keep_valids;
     }
-    done
+    Ok(done)
 }
 
 /// Whether a category's validation samples are the whole shared matrix (all labels known), in
@@ -376,6 +408,44 @@ mod tests {
             }
         }
         assert!(early_stops > 0, "early stops are exercised");
+    }
+
+    #[test]
+    fn a_controller_that_breaks_interrupts_between_epochs_and_one_that_continues_changes_nothing() {
+        let (xt, lt) = data(300, 1, 0.5, 1.0);
+        let (xv, lv) = data(200, 2, 1.0, 1.0);
+        let (st, sv) = (lt.to_sparse(), lv.to_sparse());
+        let (train, valid) = (SplitRef { features: &xt, labels: &st }, SplitRef { features: &xv, labels: &sv });
+        let mut cfg = FineTuneConfig::reference(Method::Ga(GaConfig::default()));
+        cfg.max_epochs = 40;
+        let plain = finetune_batched(&head(), train, valid, &cfg, 2, &|_| {});
+        let steps = std::sync::atomic::AtomicUsize::new(0);
+        let count = |_| {
+            steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ControlFlow::Continue(())
+        };
+        same(&plain, &finetune_batched_controlled(&head(), train, valid, &cfg, 2, &|_| {}, &count).unwrap());
+        assert!(steps.load(std::sync::atomic::Ordering::SeqCst) >= 40);
+        // Stopped at the fifth step: nothing is returned, and no category finished by epochs ran.
+        let finished = std::sync::Mutex::new(Vec::new());
+        let stop_at_5 = |_| {
+            let n = steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n % 1000 == 4 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        steps.store(0, std::sync::atomic::Ordering::SeqCst);
+        let on_done = |o: &CategoryOutcome| finished.lock().unwrap().push((o.category, o.skipped));
+        let r = finetune_batched_controlled(&head(), train, valid, &cfg, 2, &on_done, &stop_at_5);
+        assert_eq!(r.unwrap_err(), Interrupted);
+        assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 5);
+        assert!(
+            finished.lock().unwrap().iter().all(|(_, skipped)| skipped.is_some()),
+            "{:?}",
+            finished.lock().unwrap()
+        );
     }
 
     #[test]

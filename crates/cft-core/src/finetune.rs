@@ -121,6 +121,18 @@ impl Method {
             Method::Ga(_) => "ga",
         }
     }
+
+    /// The paper's method of that [`Method::name`] (ASL γ−=4, γ+=0, clip 0.05; Adam with `lr`;
+    /// the GA's defaults, which ignore `lr`), for front ends that take the name as text.
+    pub fn reference(name: &str, lr: f32) -> Result<Self, crate::params::ParamError> {
+        let adam = crate::adam::AdamConfig { lr, ..crate::adam::AdamConfig::default() };
+        match name {
+            "bp-asl" => Ok(Method::Bp { loss: crate::loss::Loss::ASL_REFERENCE, adam }),
+            "bp-bce" => Ok(Method::Bp { loss: crate::loss::Loss::Bce, adam }),
+            "ga" => Ok(Method::Ga(GaConfig::default())),
+            other => Err(crate::params::ParamError::unknown("method", other, &["bp-asl", "bp-bce", "ga"])),
+        }
+    }
 }
 
 /// Everything that controls a CFT run.

@@ -55,7 +55,10 @@ pub mod torch_sort;
 
 pub use adam::{Adam, AdamConfig};
 pub use base_head::{train_base_head, train_base_head_sparse, BaseHeadConfig, BaseMode};
-pub use batched::{finetune_batched, finetune_batched_observed, finetune_batched_within, Batched};
+pub use batched::{
+    finetune_batched, finetune_batched_controlled, finetune_batched_observed, finetune_batched_within, Batched,
+    Interrupted,
+};
 pub use engine::{finetune_with, should_stop, Engine};
 pub use finetune::{
     elite_order, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun,

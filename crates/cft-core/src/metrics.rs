@@ -36,6 +36,15 @@ impl Metric {
         }
     }
 
+    /// Parses [`Metric::name`].
+    pub fn parse(name: &str) -> Result<Self, crate::params::ParamError> {
+        match name {
+            "ap" => Ok(Metric::Ap),
+            "auc" => Ok(Metric::Auc),
+            other => Err(crate::params::ParamError::unknown("metric", other, &["ap", "auc"])),
+        }
+    }
+
     /// Scores one binary problem; `None` when a class is missing or the lengths differ.
     pub fn score<S: ScoreValue>(self, scores: &[S], labels: &[bool]) -> Option<f64> {
         let mut keys = Vec::with_capacity(scores.len());

@@ -39,6 +39,12 @@ impl ParamError {
         Self { param: param.to_string(), value: value.to_string(), expected: expected.into() }
     }
 
+    /// A name that is not one of `choices` (`method = "sgd": expected one of "bp-asl", …`).
+    pub fn unknown(param: &str, value: &str, choices: &[&str]) -> Self {
+        let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
+        Self::new(param, format!("{value:?}"), format!("expected one of {}", quoted.join(", ")))
+    }
+
     /// The same error under the front end's name for the parameter: a spec key (`cft.bp_lr`;
     /// shown as `cft.bp_lr = 0: …`) or a flag (`--lr`; shown as `--lr 0: …`).
     pub fn named(self, name: &str) -> Self {
@@ -57,6 +63,15 @@ pub fn check_lr(param: &str, lr: f32) -> Result<(), ParamError> {
         Ok(())
     } else {
         Err(ParamError::new(param, lr, "expected a learning rate in (0, 1]"))
+    }
+}
+
+/// The proportion of labels kept known ([`crate::drop_labels`]): in [0, 1].
+pub fn check_known_proportion(param: &str, p: f64) -> Result<(), ParamError> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(ParamError::new(param, p, "expected a proportion of known labels in [0, 1]"))
     }
 }
 

@@ -30,6 +30,14 @@ pub enum DataError {
         /// What is wrong, repeating the offending value.
         message: String,
     },
+    /// An in-memory input (an array a front end was given) is not what was expected.
+    #[error("{name}: {message}")]
+    Array {
+        /// The argument's name (`train_features`).
+        name: String,
+        /// What is wrong, with the shapes or the value and where it is.
+        message: String,
+    },
     /// A file is well-formed but its content is not what was expected (shapes, names, values).
     #[error("{path}: {message}")]
     Invalid {
@@ -44,6 +52,11 @@ impl DataError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         DataError::Io { path: path.to_path_buf(), error: source }
+    }
+
+    /// A content error in the array argument `name`.
+    pub fn array(name: &str, message: impl Into<String>) -> Self {
+        DataError::Array { name: name.to_string(), message: message.into() }
     }
 
     /// A content error on `path`.

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod arff;
+pub mod arrays;
 pub mod chexpert;
 pub mod coco;
 pub mod csvio;
