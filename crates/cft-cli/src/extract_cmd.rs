@@ -20,6 +20,9 @@ use std::path::PathBuf;
 /// Arguments of `cft extract`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExtractArgs {
+    /// Test hook (hidden): stop as if killed once this many parts were written (exit status 3); the resume tests use it.
+    #[arg(long, hide = true)]
+    pub abort_after_parts: Option<usize>,
     /// Backbone: resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
     #[arg(long)]
     pub backbone: String,
@@ -183,14 +186,14 @@ impl ExtractArgs {
 /// Runs `cft extract`.
 pub fn run(args: &ExtractArgs) -> Result<()> {
     // Fault injection for the resume tests: stop as if killed after N parts (the lock stays).
-    let abort_after: Option<usize> = std::env::var("CFT_ABORT_AFTER_PARTS").ok().and_then(|v| v.parse().ok());
+    let abort_after = args.abort_after_parts;
     let hook = |parts: usize| {
         if abort_after == Some(parts) {
-            eprintln!("CFT_ABORT_AFTER_PARTS={parts}: stopping as if interrupted");
+            eprintln!("--abort-after-parts {parts}: stopping as if interrupted");
             std::process::exit(3);
         }
     };
-    args.job().run(&crate::common::Bars::default(), Some(&hook))
+    Ok(args.job().run(&crate::common::Bars::default(), Some(&hook))?)
 }
 
 /// Bad-image policy on the command line.

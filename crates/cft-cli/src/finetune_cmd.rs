@@ -40,6 +40,9 @@ impl MethodArg {
 /// Arguments of `cft finetune`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FinetuneArgs {
+    /// Test hook (hidden): stop as if killed once this many categories were checkpointed (exit status 3); the resume tests use it.
+    #[arg(long, hide = true)]
+    pub abort_after_categories: Option<usize>,
     /// Training feature set (safetensors with `features` and `labels`): CFT fits on its known labels.
     #[arg(long)]
     pub train: PathBuf,
@@ -269,6 +272,53 @@ fn resume_state(
     Ok(done)
 }
 
+/// The checkpoint's fingerprint: everything that decides a category's result, and the inputs.
+fn run_fingerprint(
+    args: &FinetuneArgs,
+    cfg: &FineTuneConfig,
+    requested: &[usize],
+    inputs: &[Named<'_>; 3],
+) -> Result<Fingerprint> {
+    let key_cfg = FineTuneConfig { categories: Some(requested.to_vec()), keep_history: false, ..cfg.clone() };
+    let engine_family = match args.engine {
+        EngineArg::Cuda => format!("cuda {}", args.gemm_precision),
+        _ => "cpu".to_string(),
+    };
+    let key = ResumeKey {
+        finetune: &key_cfg,
+        uncertain: args.uncertain,
+        engine: engine_family,
+        head_key: args.head_key.as_deref(),
+    };
+    Ok(Fingerprint::new(&key, &(*inputs).map(|n| (n.role, n.path)))?)
+}
+
+/// The training and validation sets and the head, checked against each other (shapes and
+/// category names).
+fn load_inputs(args: &FinetuneArgs) -> Result<(crate::common::Labelled, crate::common::Labelled, cft_data::HeadFile)> {
+    let train = load_labelled(&args.train, args.uncertain.into())?;
+    let valid = load_labelled(&args.valid, args.uncertain.into())?;
+    let (d, c) = (train.set.features.cols(), train.labels.n_categories());
+    if valid.set.features.cols() != d || valid.labels.n_categories() != c {
+        anyhow::bail!(
+            "{}: features [{}, {}] with {} label columns do not match the training set {} ([{}, {d}], {c} label columns)",
+            args.valid.display(),
+            valid.set.features.rows(),
+            valid.set.features.cols(),
+            valid.labels.n_categories(),
+            args.train.display(),
+            train.set.features.rows()
+        );
+    }
+    let head_file = load_head_for(&args.head, args.head_key.as_deref(), d, Some(c), &args.train)?;
+    crate::common::check_same_categories(&[
+        (&args.train, train.set.categories.as_deref()),
+        (&args.valid, valid.set.categories.as_deref()),
+        (&args.head, head_file.categories.as_deref()),
+    ])?;
+    Ok((train, valid, head_file))
+}
+
 /// Runs `cft finetune`.
 pub fn run(args: &FinetuneArgs) -> Result<()> {
     let clock = RunClock::start();
@@ -294,41 +344,12 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     }
     check_outputs(&inputs, &outputs)?;
     let _lock = OutputLock::acquire(&args.out)?;
-    let train = load_labelled(&args.train, args.uncertain.into())?;
-    let valid = load_labelled(&args.valid, args.uncertain.into())?;
+    let (train, valid, head_file) = load_inputs(args)?;
     let (d, c) = (train.set.features.cols(), train.labels.n_categories());
-    if valid.set.features.cols() != d || valid.labels.n_categories() != c {
-        anyhow::bail!(
-            "{}: features [{}, {}] with {} label columns do not match the training set {} ([{}, {d}], {c} label columns)",
-            args.valid.display(),
-            valid.set.features.rows(),
-            valid.set.features.cols(),
-            valid.labels.n_categories(),
-            args.train.display(),
-            train.set.features.rows()
-        );
-    }
-    let head_file = load_head_for(&args.head, args.head_key.as_deref(), d, Some(c), &args.train)?;
-    crate::common::check_same_categories(&[
-        (&args.train, train.set.categories.as_deref()),
-        (&args.valid, valid.set.categories.as_deref()),
-        (&args.head, head_file.categories.as_deref()),
-    ])?;
     let head = head_file.head;
     let names = category_names(&train.set, c);
     let (mut cfg, requested) = finetune_config(args, c)?;
-    let key_cfg = FineTuneConfig { categories: Some(requested.clone()), keep_history: false, ..cfg.clone() };
-    let engine_family = match args.engine {
-        EngineArg::Cuda => format!("cuda {}", args.gemm_precision),
-        _ => "cpu".to_string(),
-    };
-    let key = ResumeKey {
-        finetune: &key_cfg,
-        uncertain: args.uncertain,
-        engine: engine_family,
-        head_key: args.head_key.as_deref(),
-    };
-    let fingerprint = Fingerprint::new(&key, &inputs.map(|n| (n.role, n.path)))?;
+    let fingerprint = run_fingerprint(args, &cfg, &requested, &inputs)?;
     // Resume: categories already in the checkpoint keep their stored result.
     let done = resume_state(args, &progress_path, &fingerprint, &requested, d)?;
     cfg.categories =
@@ -349,8 +370,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             .open(&progress_path)
             .with_context(|| progress_path.display().to_string())?,
     );
-    // Fault injection for the resume test: exit as if killed after N checkpointed categories.
-    let abort_after: Option<usize> = std::env::var("CFT_ABORT_AFTER_CATEGORIES").ok().and_then(|v| v.parse().ok());
+    let abort_after = args.abort_after_categories;
     let finished = std::sync::atomic::AtomicUsize::new(0);
     let on_done = |o: &CategoryOutcome| {
         if o.skipped != Some(cft_core::SkipReason::NotRequested) {
@@ -365,7 +385,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
                 let _ = f.flush();
                 let n = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 if abort_after == Some(n) {
-                    eprintln!("CFT_ABORT_AFTER_CATEGORIES={n}: stopping as if interrupted");
+                    eprintln!("--abort-after-categories {n}: stopping as if interrupted");
                     std::process::exit(3);
                 }
             }
@@ -402,20 +422,55 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         run.head.bias[k] = cp.bias;
         run.categories[k] = cp.outcome;
     }
+    write_outputs(
+        args,
+        &clock,
+        Finished { cfg, requested, run: &run, head_has_bias: head_file.has_bias, head_prefix: &head_file.prefix },
+        &names,
+        &fingerprint,
+        &manifest_path,
+        &progress_path,
+    )?;
+    let improved = run.categories.iter().filter(|o| o.best_epoch >= 0).count();
+    eprintln!("wrote {} ({improved} of {c} categories improved) in {:.1} s", args.out.display(), clock.seconds());
+    Ok(())
+}
+
+/// What a finished run hands to [`write_outputs`].
+struct Finished<'a> {
+    cfg: FineTuneConfig,
+    requested: Vec<usize>,
+    run: &'a cft_core::FineTuneRun,
+    head_has_bias: bool,
+    head_prefix: &'a str,
+}
+
+/// Prints the per-category table and writes the head, the history CSV and the manifest, then
+/// removes the checkpoint.
+fn write_outputs(
+    args: &FinetuneArgs,
+    clock: &RunClock,
+    done: Finished<'_>,
+    names: &[String],
+    fingerprint: &Fingerprint,
+    manifest_path: &std::path::Path,
+    progress_path: &std::path::Path,
+) -> Result<()> {
+    let Finished { cfg, requested, run, head_has_bias, head_prefix } = done;
     let shown: Vec<CategoryOutcome> =
         run.categories.iter().filter(|o| requested.contains(&o.category)).cloned().collect();
-    print!("{}", outcome_table(&shown, &names, args.epochs));
+    print!("{}", outcome_table(&shown, names, args.epochs));
     let mut written = vec![args.out.clone()];
-    if !head_file.has_bias {
+    if !head_has_bias {
         eprintln!(
             "note: {} has no bias (nn.Linear(bias=False)); the fine-tuned head is written without one (AP and AUC do not depend on it)",
             args.head.display()
         );
     }
-    cft_data::write_head_as(&args.out, &run.head, Some(&names), head_file.has_bias)?;
+    cft_data::write_head_as(&args.out, &run.head, Some(names), head_has_bias)?;
     if let Some(h) = &args.history {
         let mut csv = String::from(crate::common::HISTORY_HEADER);
-        crate::common::append_history(&mut csv, cfg.method.name(), &names, &run.categories);
+        crate::common::append_history(&mut csv, cfg.method.name(), names, &run.categories);
         cft_data::write_atomic(h, csv.as_bytes())?;
         written.push(h.clone());
     }
@@ -427,7 +482,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
         head_prefix: &'a str,
         categories: Vec<CategoryOutcome>,
     }
-    written.push(manifest_path.clone());
+    written.push(manifest_path.to_path_buf());
     let cfg_for_manifest = FineTuneConfig { categories: Some(requested), ..cfg };
     let m = clock.manifest(
         "finetune",
@@ -435,16 +490,14 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
             finetune: &cfg_for_manifest,
             uncertain: args.uncertain,
             engine: args.engine,
-            head_prefix: &head_file.prefix,
+            head_prefix,
             categories: run.categories.iter().map(|o| CategoryOutcome { history: Vec::new(), ..o.clone() }).collect(),
         },
         fingerprint.inputs.iter().map(|(_, f)| f.clone()).collect(),
         written,
     );
-    write_manifest(&manifest_path, &m)?;
-    let _ = std::fs::remove_file(&progress_path);
-    let improved = run.categories.iter().filter(|o| o.best_epoch >= 0).count();
-    eprintln!("wrote {} ({improved} of {c} categories improved) in {:.1} s", args.out.display(), clock.seconds());
+    write_manifest(manifest_path, &m)?;
+    let _ = std::fs::remove_file(progress_path);
     Ok(())
 }
 

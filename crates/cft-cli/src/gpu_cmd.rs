@@ -271,10 +271,11 @@ impl cft_experiment::partial_label::CftEngine for CudaCft {
         train: cft_core::SplitRef<'_>,
         valid: cft_core::SplitRef<'_>,
         cfg: &cft_core::FineTuneConfig,
-    ) -> Result<cft_core::FineTuneRun> {
-        let gpu = open_gpu(self.ordinal)?;
+    ) -> cft_experiment::error::Result<cft_core::FineTuneRun> {
+        use cft_experiment::error::ExperimentError;
+        let gpu = open_gpu(self.ordinal).map_err(ExperimentError::source)?;
         let opts = cft_cuda::CudaOptions { precision: self.gemm, max_batch: None };
-        Ok(gpu.finetune(head, train, valid, cfg, &opts, &|_| {})?)
+        gpu.finetune(head, train, valid, cfg, &opts, &|_| {}).map_err(ExperimentError::source)
     }
 
     fn parallel_units(&self) -> bool {

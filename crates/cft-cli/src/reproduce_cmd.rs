@@ -16,6 +16,9 @@ use std::path::PathBuf;
 /// Arguments of `cft reproduce`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReproduceArgs {
+    /// Test hook (hidden): stop as if killed once this many units were written; the resume tests use it.
+    #[arg(long, hide = true)]
+    pub abort_after_units: Option<usize>,
     /// A bundled dataset name (scene, flags, emotions) or a path to a dataset manifest.
     #[arg(long, default_value = "scene")]
     pub dataset: String,
@@ -101,7 +104,7 @@ pub fn run(args: &ReproduceArgs) -> Result<PathBuf> {
         engine: &CpuEngine::default(),
         progress: &bars,
         images: None,
-        interrupt_after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()),
+        interrupt_after_units: args.abort_after_units,
     };
     let clock = std::time::Instant::now();
     match run_spec(&req)? {

@@ -17,6 +17,9 @@ use std::path::PathBuf;
 /// Arguments of `cft run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
+    /// Test hook (hidden): stop as if killed once this many units were written; the resume tests use it.
+    #[arg(long, hide = true)]
+    pub abort_after_units: Option<usize>,
     /// The experiment spec (TOML; see experiments/*.toml).
     pub spec: PathBuf,
     /// Image specs: the dataset's root folder (overrides the spec's `data.root`).
@@ -131,7 +134,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         progress: &bars,
         images: Some(&images),
         // Fault injection for the resume tests: stop as if killed after N fresh units.
-        interrupt_after_units: std::env::var("CFT_ABORT_AFTER_UNITS").ok().and_then(|v| v.parse().ok()),
+        interrupt_after_units: args.abort_after_units,
     };
     let clock = std::time::Instant::now();
     if spec.is_grid() {

@@ -200,8 +200,8 @@ fn an_interrupted_finetune_resumes_to_the_same_head() {
     ok(&cft(&args("full.safetensors"), d));
     let interrupted = Command::new(env!("CARGO_BIN_EXE_cft"))
         .args(args("part.safetensors"))
+        .args(["--abort-after-categories", "2"])
         .current_dir(d)
-        .env("CFT_ABORT_AFTER_CATEGORIES", "2")
         .output()
         .unwrap();
     assert_eq!(interrupted.status.code(), Some(3));
@@ -426,8 +426,8 @@ fn extract_writes_features_head_and_resumes_and_merges_shards() {
     a.extend(["--out", "r.safetensors"]);
     let out = Command::new(env!("CARGO_BIN_EXE_cft"))
         .args(&a)
+        .args(["--abort-after-parts", "1"])
         .current_dir(d)
-        .env("CFT_ABORT_AFTER_PARTS", "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));

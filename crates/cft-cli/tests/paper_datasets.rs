@@ -214,7 +214,8 @@ fn run_and_resume(dir: &Path, spec: &Path, root: &Path, name: &str) -> PathBuf {
     let b = args(&out_b);
     let mut b: Vec<&str> = b.iter().map(String::as_str).collect();
     // One thread: units run one after another, and the run stops after the first.
-    let err = failed(&cft(&b, &[("CFT_ABORT_AFTER_UNITS", "1"), ("RAYON_NUM_THREADS", "1")]));
+    let interrupted: Vec<&str> = b.iter().copied().chain(["--abort-after-units", "1"]).collect();
+    let err = failed(&cft(&interrupted, &[("RAYON_NUM_THREADS", "1")]));
     assert!(err.contains("interrupted"), "{err}");
     assert!(!out_b.join(name).join("results.json").exists(), "an interrupted run wrote results");
     let units = std::fs::read_dir(out_b.join(name).join("runs"))

@@ -296,7 +296,9 @@ fn parameters_are_validated() {
 }
 
 fn interrupted_checkpoint(d: &Path, out: &str, extra: &[&str]) {
-    let o = cft_env(&finetune_args(out, extra), d, &[("CFT_ABORT_AFTER_CATEGORIES", "1")]);
+    let mut a = finetune_args(out, extra);
+    a.extend(["--abort-after-categories", "1"]);
+    let o = cft_env(&a, d, &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(d.join(format!("{out}.progress.jsonl")).is_file());
 }
@@ -638,7 +640,9 @@ fn reproduce_and_extract_refuse_to_resume_foreign_units_and_parts() {
     // Extraction parts made at another image size.
     let r20 = common::Resnet20::bundled();
     let args = |size: &'static str| r20.extract(size, &["--chunk", "4", "--out", "f.safetensors"]);
-    let o = cft_env(&args("32"), d, &[("CFT_ABORT_AFTER_PARTS", "1")]);
+    let mut a32 = args("32");
+    a32.extend(["--abort-after-parts", "1"]);
+    let o = cft_env(&a32, d, &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     std::fs::remove_file(d.join("f.safetensors.lock")).unwrap();
     let mut a = args("40");

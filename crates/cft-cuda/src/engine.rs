@@ -12,8 +12,9 @@
 //! Memory: the training features are uploaded once and each batch gathers its categories'
 //! known rows on the device; `CudaOptions::max_batch` (or the free memory) bounds the batch.
 
-use crate::rank::{IGNORED, NEGATIVE, POSITIVE};
-use cft_core::{CategoryOutcome, EpochRecord, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric, SplitRef};
+use crate::batch::{BatchLabels, EpochTracker};
+use crate::rank::POSITIVE;
+use cft_core::{CategoryOutcome, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric, SplitRef};
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DriverError, LaunchConfig, PushKernelArg,
@@ -21,6 +22,9 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// What a step returns for the history: the GA's fitness (`k × population`) or BP's loss.
+type StepOutputs = (Option<CudaSlice<f64>>, Option<CudaSlice<f64>>);
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/cft.ptx"));
 /// Positives per row that fit the kernel's shared memory (`SHARED_CAP` in the kernels).
@@ -424,41 +428,14 @@ impl Gpu {
         let nvp = nv.next_multiple_of(8);
         let st = &self.stream;
         // Training rows of each category (gathered on the device) and their labels; padding −1.
-        let known: Vec<(Vec<usize>, Vec<bool>)> =
-            cats.iter().map(|&cat| train.labels.per_category[cat].known_sorted()).collect();
-        let nmax = known.iter().map(|(i, _)| i.len()).max().unwrap_or(0).next_multiple_of(8);
-        let mut idx = vec![-1i32; k * nmax];
-        let mut ytr = vec![IGNORED; k * nmax];
-        let mut train_pos = 0;
-        for (b, (rows, y)) in known.iter().enumerate() {
-            for (j, (&r, &t)) in rows.iter().zip(y).enumerate() {
-                idx[b * nmax + j] = r as i32;
-                ytr[b * nmax + j] = if t { POSITIVE } else { NEGATIVE };
-            }
-            train_pos = train_pos.max(y.iter().filter(|&&t| t).count());
-        }
-        let mut yva = vec![IGNORED; k * nv];
-        let mut valid_known = vec![0usize; k];
-        let mut valid_pos = 0;
-        for (b, &cat) in cats.iter().enumerate() {
-            let (rows, y) = valid.labels.per_category[cat].known_sorted();
-            valid_known[b] = rows.len();
-            valid_pos = valid_pos.max(y.iter().filter(|&&t| t).count());
-            for (&r, &t) in rows.iter().zip(&y) {
-                yva[b * nv + r] = if t { POSITIVE } else { NEGATIVE };
-            }
-        }
-        let idx_d = st.clone_htod(&idx)?;
-        let ytr_d = st.clone_htod(&ytr)?;
-        let yva_d = st.clone_htod(&yva)?;
+        let labels = BatchLabels::new(train, valid, cats);
+        let (nmax, train_pos, valid_pos) = (labels.nmax, labels.train_pos, labels.valid_pos);
+        let idx_d = st.clone_htod(&labels.idx)?;
+        let ytr_d = st.clone_htod(&labels.ytr)?;
+        let yva_d = st.clone_htod(&labels.yva)?;
         let xtr = self.gather(&shared.train, &idx_d, d)?;
         drop(idx_d);
-        let mut params0 = Vec::with_capacity(k * d1);
-        for &cat in cats {
-            params0.extend_from_slice(head.weight.row(cat));
-            params0.push(head.bias[cat]);
-            params0.resize(params0.len() + d1 - d - 1, 0.0);
-        }
+        let params0 = initial_params(head, cats, d1);
         let mut scratch_t = Scratch::default();
         let mut scratch_v = Scratch::default();
         let mut head_d = st.clone_htod(&params0)?;
@@ -508,12 +485,8 @@ impl Gpu {
         let mut best_score_d = st.clone_htod(&original)?;
         let mut best_epoch_d = st.clone_htod(&vec![-1i32; k])?;
         let mut improved = st.alloc_zeros::<u8>(k)?;
-        let mut active_h = vec![1u8; k];
-        let mut active_d = st.clone_htod(&active_h)?;
-        let mut host_best = original.clone();
-        let mut host_best_epoch = vec![-1i64; k];
-        let mut epochs_run = vec![0usize; k];
-        let mut history: Vec<Vec<EpochRecord>> = vec![Vec::new(); k];
+        let mut tracker = EpochTracker::new(&original);
+        let mut active_d = st.clone_htod(&tracker.active)?;
         let mut state = Optimizer::new(self, cfg, opts, &params0, k, nmax, d1)?;
         let dims = Dims { k, d, d1, nmax };
         for epoch in 0..cfg.max_epochs {
@@ -533,96 +506,72 @@ impl Gpu {
                 cats,
             )?;
             validate(&head_d, &mut head_bf, &mut vlogits, &mut vscores, &mut scratch_v)?;
-            let e = epoch as i32;
-            let ki = k as i32;
-            // SAFETY: `track_best(const double* valid, double* best_score, int* best_epoch, u8* improved, const
-            // u8* active, int k, int epoch)`, arguments in that order and type; every buffer has one entry per
-            // category of the batch (`k`), and the kernel touches index `c` only for `c < k`.
-            unsafe {
-                st.launch_builder(&self.k.track_best)
-                    .arg(&vscores)
-                    .arg(&mut best_score_d)
-                    .arg(&mut best_epoch_d)
-                    .arg(&mut improved)
-                    .arg(&active_d)
-                    .arg(&ki)
-                    .arg(&e)
-                    .launch(grid(k, 128))
-            }?;
-            let d1i = d1 as i32;
-            // SAFETY: `copy_improved(const float* head, float* best, const u8* improved, int k, int d1)`: `head`
-            // and `best` are `k × d1`, `improved` has `k` entries; the kernel indexes `idx < k·d1` only.
-            unsafe {
-                st.launch_builder(&self.k.copy_improved)
-                    .arg(&head_d)
-                    .arg(&mut best_d)
-                    .arg(&improved)
-                    .arg(&ki)
-                    .arg(&d1i)
-                    .launch(grid(k * d1, 256))
-            }?;
+            self.keep_improved(
+                &vscores,
+                (&mut best_score_d, &mut best_epoch_d, &mut improved),
+                &active_d,
+                (&head_d, &mut best_d),
+                (k, d1),
+                epoch,
+            )?;
             let v = st.clone_dtoh(&vscores)?;
-            let fit_h = match (&fit, cfg.keep_history) {
-                (Some(f), true) => Some(st.clone_dtoh(f)?),
-                _ => None,
-            };
-            let loss_h = match (&loss, cfg.keep_history) {
-                (Some(l), true) => Some(st.clone_dtoh(l)?),
-                _ => None,
-            };
-            let mut changed = false;
-            for b in 0..k {
-                if active_h[b] == 0 {
-                    continue;
-                }
-                epochs_run[b] += 1;
-                if cfg.keep_history {
-                    let pop = fit_h.as_ref().map(|f| f.len() / k).unwrap_or(0);
-                    let fb = fit_h.as_ref().map(|f| &f[b * pop..(b + 1) * pop]);
-                    history[b].push(EpochRecord {
-                        epoch,
-                        loss: loss_h.as_ref().map(|l| l[b]),
-                        best_fitness: fb.map(|f| f.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
-                        mean_fitness: fb.map(|f| f.iter().sum::<f64>() / f.len() as f64),
-                        valid_score: v[b],
-                    });
-                }
-                if v[b] > host_best[b] {
-                    host_best[b] = v[b];
-                    host_best_epoch[b] = epoch as i64;
-                }
-                if cft_core::should_stop(epoch, host_best_epoch[b], cfg.patience, cfg.max_epochs) {
-                    active_h[b] = 0;
-                    changed = true;
-                }
-            }
+            let (fit_h, loss_h) =
+                if cfg.keep_history { (to_host(st, &fit)?, to_host(st, &loss)?) } else { (None, None) };
+            let changed = tracker.record(epoch, &v, fit_h.as_deref(), loss_h.as_deref(), cfg);
             if changed {
-                st.memcpy_htod(&active_h, &mut active_d)?;
+                st.memcpy_htod(&tracker.active, &mut active_d)?;
             }
-            if active_h.iter().all(|&a| a == 0) {
+            if tracker.all_stopped() {
                 break;
             }
         }
         let best = st.clone_dtoh(&best_d)?;
         let seconds = start.elapsed().as_secs_f64() / k as f64;
-        Ok(cats
-            .iter()
-            .enumerate()
-            .map(|(b, &cat)| CategoryOutcome {
-                category: cat,
-                skipped: None,
-                train_known: known[b].0.len(),
-                valid_known: valid_known[b],
-                original_score: Some(original[b]),
-                best_score: Some(host_best[b]),
-                best_epoch: host_best_epoch[b],
-                epochs_run: epochs_run[b],
-                seconds,
-                history: std::mem::take(&mut history[b]),
-                weight: best[b * d1..b * d1 + d].to_vec(),
-                bias: best[b * d1 + d],
-            })
-            .collect())
+        Ok(tracker.into_outcomes(cats, &labels, &original, &best, (d, d1), seconds))
+    }
+
+    /// After an epoch's validation: the kernels mark each active category whose score beat its
+    /// best (`improved`), update its best score and epoch, and copy its head into `best`.
+    #[allow(unsafe_code)] // kernel launches: SAFETY notes on each block
+    fn keep_improved(
+        &self,
+        vscores: &CudaSlice<f64>,
+        (best_score_d, best_epoch_d, improved): (&mut CudaSlice<f64>, &mut CudaSlice<i32>, &mut CudaSlice<u8>),
+        active_d: &CudaSlice<u8>,
+        (head_d, best_d): (&CudaSlice<f32>, &mut CudaSlice<f32>),
+        (k, d1): (usize, usize),
+        epoch: usize,
+    ) -> Result<()> {
+        let st = &self.stream;
+        let e = epoch as i32;
+        let ki = k as i32;
+        // SAFETY: `track_best(const double* valid, double* best_score, int* best_epoch, u8* improved, const
+        // u8* active, int k, int epoch)`, arguments in that order and type; every buffer has one entry per
+        // category of the batch (`k`), and the kernel touches index `c` only for `c < k`.
+        unsafe {
+            st.launch_builder(&self.k.track_best)
+                .arg(vscores)
+                .arg(best_score_d)
+                .arg(best_epoch_d)
+                .arg(&mut *improved)
+                .arg(active_d)
+                .arg(&ki)
+                .arg(&e)
+                .launch(grid(k, 128))
+        }?;
+        let d1i = d1 as i32;
+        // SAFETY: `copy_improved(const float* head, float* best, const u8* improved, int k, int d1)`: `head`
+        // and `best` are `k × d1`, `improved` has `k` entries; the kernel indexes `idx < k·d1` only.
+        unsafe {
+            st.launch_builder(&self.k.copy_improved)
+                .arg(head_d)
+                .arg(best_d)
+                .arg(&*improved)
+                .arg(&ki)
+                .arg(&d1i)
+                .launch(grid(k * d1, 256))
+        }?;
+        Ok(())
     }
 
     /// Gathers rows `idx` (−1: a zero row) of the device training features.
@@ -791,7 +740,6 @@ impl Optimizer {
     /// One generation / epoch of every category; the new heads go to `head`. Returns the GA's
     /// fitness buffer or BP's loss buffer for the history.
     #[allow(clippy::too_many_arguments)]
-    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
     fn step(
         &mut self,
         gpu: &Gpu,
@@ -806,190 +754,252 @@ impl Optimizer {
         scratch: &mut Scratch,
         epoch: usize,
         cats: &[usize],
-    ) -> Result<(Option<CudaSlice<f64>>, Option<CudaSlice<f64>>)> {
-        let st = &gpu.stream;
-        let Dims { k, d, d1, nmax } = dims;
+    ) -> Result<StepOutputs> {
         match self {
-            Optimizer::Ga { pop, genes, next, genes_bf, scores, fitness, pa, pb, flag, best, cat_ids } => {
-                let pop = *pop;
-                let Method::Ga(ga) = cfg.method else { unreachable!("GA state for a GA method") };
-                if epoch == 0 {
-                    let ids: Vec<i32> = cats.iter().map(|&c| c as i32).collect();
-                    st.memcpy_htod(&ids, cat_ids)?;
-                }
-                let gp = gpu.operand(genes, genes_bf.as_mut())?;
-                // Scores of category b: (nmax × pop, column-major) = X_bᵀ-rows · genes_bᵀ.
-                gpu.gemm(
-                    opts.precision,
-                    true,
-                    false,
-                    (nmax, pop, d),
-                    (x.ptr(st), d, nmax * d),
-                    (gp, d1, pop * d1),
-                    (scores.device_ptr_mut(st).0, nmax, pop * nmax),
-                    k,
-                )?;
-                gpu.launch_rank(
-                    cfg.metric,
-                    scores,
-                    nmax,
-                    Some((genes, d, d1)),
-                    y,
-                    nmax,
-                    pop,
-                    nmax,
-                    k * pop,
-                    max_pos,
-                    scratch,
-                    fitness,
-                )?;
-                let (popi, eli, gen) = (pop as i32, ga.elitism as i32, epoch as i32);
-                let seed = cfg.seed;
-                let sel = LaunchConfig { grid_dim: (k as u32, 1, 1), block_dim: (64, 1, 1), shared_mem_bytes: 0 };
-                // SAFETY: `ga_select(const double* fitness, int pop, int elitism, double mutation_prob, u64
-                // seed, int gen, const int* cat_ids, int* pa, int* pb, u8* flag, int* best)`, in that order and
-                // type; `fitness`, `pa`, `pb` and `flag` are `k × pop`, `cat_ids` and `best` have `k` entries;
-                // one block per category (`grid_dim = k`).
-                unsafe {
-                    st.launch_builder(&gpu.k.select)
-                        .arg(&*fitness)
-                        .arg(&popi)
-                        .arg(&eli)
-                        .arg(&ga.mutation_prob)
-                        .arg(&seed)
-                        .arg(&gen)
-                        .arg(&*cat_ids)
-                        .arg(&mut *pa)
-                        .arg(&mut *pb)
-                        .arg(&mut *flag)
-                        .arg(&mut *best)
-                        .launch(sel)
-                }?;
-                let (ki, d1i) = (k as i32, d1 as i32);
-                // SAFETY: `gather_best(const float* genes, const int* best, float* head, int k, int pop, int
-                // d1)`: `genes` is `k × pop × d1`, `head` is `k × d1`, `best[c] < pop` (written by `ga_select`);
-                // the kernel indexes `idx < k·d1` only.
-                unsafe {
-                    st.launch_builder(&gpu.k.gather_best)
-                        .arg(&*genes)
-                        .arg(&*best)
-                        .arg(&mut *head)
-                        .arg(&ki)
-                        .arg(&popi)
-                        .arg(&d1i)
-                        .launch(grid(k * d1, 256))
-                }?;
-                // SAFETY: `ga_breed(const float* cur, float* next, const int* pa, const int* pb, const u8* flag,
-                // const int* cat_ids, int k, int pop, int d1, double crossover, double range, u64 seed, int
-                // gen)`, in that order and type; `genes`/`next` are `k × pop × d1`, the parent arrays `k × pop`
-                // with entries below `pop` (from `ga_select`); the kernel indexes `idx < k·pop·d1` only.
-                unsafe {
-                    st.launch_builder(&gpu.k.breed)
-                        .arg(&*genes)
-                        .arg(&mut *next)
-                        .arg(&*pa)
-                        .arg(&*pb)
-                        .arg(&*flag)
-                        .arg(&*cat_ids)
-                        .arg(&ki)
-                        .arg(&popi)
-                        .arg(&d1i)
-                        .arg(&ga.crossover)
-                        .arg(&ga.mutation_range)
-                        .arg(&seed)
-                        .arg(&gen)
-                        .launch(grid(k * pop * d1, 256))
-                }?;
-                std::mem::swap(genes, next);
-                let fit = if cfg.keep_history { Some(st.clone_dtod(&*fitness)?) } else { None };
-                Ok((fit, None))
-            }
-            Optimizer::Bp { m, v, logits, grad, grad_bf, head_bf, grad_w, bias_grad, loss_sum } => {
-                let Method::Bp { loss, adam } = cfg.method else { unreachable!("BP state for a BP method") };
-                let hp = gpu.operand(head, head_bf.as_mut())?;
-                // Logits (nmax × 1 per category) = X_b-rows · w_b.
-                gpu.gemm(
-                    opts.precision,
-                    true,
-                    false,
-                    (nmax, 1, d),
-                    (x.ptr(st), d, nmax * d),
-                    (hp, d1, d1),
-                    (logits.device_ptr_mut(st).0, nmax, nmax),
-                    k,
-                )?;
-                st.memset_zeros(bias_grad)?;
-                st.memset_zeros(loss_sum)?;
-                let (code, gn, gp, clip, eps) = match loss {
-                    Loss::Bce => (0i32, 0f32, 0f32, 0f32, 0f32),
-                    Loss::Asl { gamma_neg, gamma_pos, clip, eps } => (1, gamma_neg, gamma_pos, clip, eps),
-                };
-                let (d1i, di, ki, ni) = (d1 as i32, d as i32, k as i32, nmax as i32);
-                let null = 0u64;
-                let lg = LaunchConfig {
-                    grid_dim: ((nmax as u32).div_ceil(256).clamp(1, 64), k as u32, 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                };
-                {
-                    let mut b = st.launch_builder(&gpu.k.loss_grad);
-                    b.arg(&*logits).arg(y).arg(&*head).arg(&d1i).arg(&di).arg(&ki).arg(&ni).arg(&code);
-                    b.arg(&gn).arg(&gp).arg(&clip).arg(&eps).arg(&mut *grad);
-                    match grad_bf {
-                        Some(g) => b.arg(&mut *g),
-                        None => b.arg(&null),
-                    };
-                    b.arg(&mut *bias_grad).arg(&mut *loss_sum);
-                    // SAFETY: `loss_grad`'s C signature in order and type (f32* logits, i8* labels, f32* params,
-                    // i32 d1/bias_col/k/n/loss, f32 gamma_neg/gamma_pos/clip/eps, f32* grad, bf16* grad_bf16 or
-                    // null, f64* bias_grad, f64* loss_sum); `logits`, `grad` (and `grad_bf`) and the labels are
-                    // `k × nmax`, `head` is `k × d1`, the sums have `k` entries; blocks cover `k` categories
-                    // (`grid_dim.y`) and stride over `j < n`.
-                    unsafe { b.launch(lg) }?;
-                }
-                let gptr = match grad_bf {
-                    Some(g) => g.device_ptr(st).0,
-                    None => grad.device_ptr(st).0,
-                };
-                // Weight gradient (d × 1 per category) = X_bᵀ · g_b.
-                gpu.gemm(
-                    opts.precision,
-                    false,
-                    false,
-                    (d, 1, nmax),
-                    (x.ptr(st), d, nmax * d),
-                    (gptr, nmax, nmax),
-                    (grad_w.device_ptr_mut(st).0, d1, d1),
-                    k,
-                )?;
-                let (step_size, bc2_sqrt) = adam.corrections((epoch + 1) as i32);
-                // SAFETY: `adam_step(float* params, float* m, float* v, const float* grad_w, const double*
-                // bias_grad, const u8* active, int k, int d1, int bias_col, float beta1, float beta2, float eps,
-                // float weight_decay, float step_size, float bc2_sqrt)`, in that order and type; `head`, `m`,
-                // `v` and `grad_w` are `k × d1`, `bias_grad` and `active` have `k` entries; the kernel indexes
-                // `idx < k·d1` only.
-                unsafe {
-                    st.launch_builder(&gpu.k.adam)
-                        .arg(&mut *head)
-                        .arg(&mut *m)
-                        .arg(&mut *v)
-                        .arg(&*grad_w)
-                        .arg(&*bias_grad)
-                        .arg(active)
-                        .arg(&ki)
-                        .arg(&d1i)
-                        .arg(&di)
-                        .arg(&adam.beta1)
-                        .arg(&adam.beta2)
-                        .arg(&adam.eps)
-                        .arg(&adam.weight_decay)
-                        .arg(&step_size)
-                        .arg(&bc2_sqrt)
-                        .launch(grid(k * d1, 256))
-                }?;
-                let l = if cfg.keep_history { Some(st.clone_dtod(&*loss_sum)?) } else { None };
-                Ok((None, l))
-            }
+            Optimizer::Ga { .. } => self.step_ga(gpu, cfg, opts, dims, (x, y, max_pos), head, scratch, epoch, cats),
+            Optimizer::Bp { .. } => self.step_bp(gpu, cfg, opts, dims, (x, y), head, active, epoch),
         }
     }
+
+    /// One GA generation of every category: the population's fitness (one batched product and
+    /// the rank kernel), selection, the best individual into `head`, breeding.
+    #[allow(clippy::too_many_arguments)]
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
+    fn step_ga(
+        &mut self,
+        gpu: &Gpu,
+        cfg: &FineTuneConfig,
+        opts: &CudaOptions,
+        dims: Dims,
+        (x, y, max_pos): (&DevMatrix, &CudaSlice<i8>, usize),
+        head: &mut CudaSlice<f32>,
+        scratch: &mut Scratch,
+        epoch: usize,
+        cats: &[usize],
+    ) -> Result<StepOutputs> {
+        let st = &gpu.stream;
+        let Dims { k, d, d1, nmax } = dims;
+        let Optimizer::Ga { pop, genes, next, genes_bf, scores, fitness, pa, pb, flag, best, cat_ids } = self else {
+            unreachable!("step_ga on the GA state")
+        };
+        let pop = *pop;
+        let Method::Ga(ga) = cfg.method else { unreachable!("GA state for a GA method") };
+        if epoch == 0 {
+            let ids: Vec<i32> = cats.iter().map(|&c| c as i32).collect();
+            st.memcpy_htod(&ids, cat_ids)?;
+        }
+        let gp = gpu.operand(genes, genes_bf.as_mut())?;
+        // Scores of category b: (nmax × pop, column-major) = X_bᵀ-rows · genes_bᵀ.
+        gpu.gemm(
+            opts.precision,
+            true,
+            false,
+            (nmax, pop, d),
+            (x.ptr(st), d, nmax * d),
+            (gp, d1, pop * d1),
+            (scores.device_ptr_mut(st).0, nmax, pop * nmax),
+            k,
+        )?;
+        gpu.launch_rank(
+            cfg.metric,
+            scores,
+            nmax,
+            Some((genes, d, d1)),
+            y,
+            nmax,
+            pop,
+            nmax,
+            k * pop,
+            max_pos,
+            scratch,
+            fitness,
+        )?;
+        let (popi, eli, gen) = (pop as i32, ga.elitism as i32, epoch as i32);
+        let seed = cfg.seed;
+        let sel = LaunchConfig { grid_dim: (k as u32, 1, 1), block_dim: (64, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: `ga_select(const double* fitness, int pop, int elitism, double mutation_prob, u64
+        // seed, int gen, const int* cat_ids, int* pa, int* pb, u8* flag, int* best)`, in that order and
+        // type; `fitness`, `pa`, `pb` and `flag` are `k × pop`, `cat_ids` and `best` have `k` entries;
+        // one block per category (`grid_dim = k`).
+        unsafe {
+            st.launch_builder(&gpu.k.select)
+                .arg(&*fitness)
+                .arg(&popi)
+                .arg(&eli)
+                .arg(&ga.mutation_prob)
+                .arg(&seed)
+                .arg(&gen)
+                .arg(&*cat_ids)
+                .arg(&mut *pa)
+                .arg(&mut *pb)
+                .arg(&mut *flag)
+                .arg(&mut *best)
+                .launch(sel)
+        }?;
+        let (ki, d1i) = (k as i32, d1 as i32);
+        // SAFETY: `gather_best(const float* genes, const int* best, float* head, int k, int pop, int
+        // d1)`: `genes` is `k × pop × d1`, `head` is `k × d1`, `best[c] < pop` (written by `ga_select`);
+        // the kernel indexes `idx < k·d1` only.
+        unsafe {
+            st.launch_builder(&gpu.k.gather_best)
+                .arg(&*genes)
+                .arg(&*best)
+                .arg(&mut *head)
+                .arg(&ki)
+                .arg(&popi)
+                .arg(&d1i)
+                .launch(grid(k * d1, 256))
+        }?;
+        // SAFETY: `ga_breed(const float* cur, float* next, const int* pa, const int* pb, const u8* flag,
+        // const int* cat_ids, int k, int pop, int d1, double crossover, double range, u64 seed, int
+        // gen)`, in that order and type; `genes`/`next` are `k × pop × d1`, the parent arrays `k × pop`
+        // with entries below `pop` (from `ga_select`); the kernel indexes `idx < k·pop·d1` only.
+        unsafe {
+            st.launch_builder(&gpu.k.breed)
+                .arg(&*genes)
+                .arg(&mut *next)
+                .arg(&*pa)
+                .arg(&*pb)
+                .arg(&*flag)
+                .arg(&*cat_ids)
+                .arg(&ki)
+                .arg(&popi)
+                .arg(&d1i)
+                .arg(&ga.crossover)
+                .arg(&ga.mutation_range)
+                .arg(&seed)
+                .arg(&gen)
+                .launch(grid(k * pop * d1, 256))
+        }?;
+        std::mem::swap(genes, next);
+        let fit = if cfg.keep_history { Some(st.clone_dtod(&*fitness)?) } else { None };
+        Ok((fit, None))
+    }
+
+    /// One BP epoch of every category: logits, the loss gradient, the weight gradient (two
+    /// batched products and the loss kernel) and the Adam step of the active categories.
+    #[allow(clippy::too_many_arguments)]
+    #[allow(unsafe_code)] // kernel launches or raw cuBLAS: SAFETY notes on each block
+    fn step_bp(
+        &mut self,
+        gpu: &Gpu,
+        cfg: &FineTuneConfig,
+        opts: &CudaOptions,
+        dims: Dims,
+        (x, y): (&DevMatrix, &CudaSlice<i8>),
+        head: &mut CudaSlice<f32>,
+        active: &CudaSlice<u8>,
+        epoch: usize,
+    ) -> Result<StepOutputs> {
+        let st = &gpu.stream;
+        let Dims { k, d, d1, nmax } = dims;
+        let Optimizer::Bp { m, v, logits, grad, grad_bf, head_bf, grad_w, bias_grad, loss_sum } = self else {
+            unreachable!("step_bp on the BP state")
+        };
+        let Method::Bp { loss, adam } = cfg.method else { unreachable!("BP state for a BP method") };
+        let hp = gpu.operand(head, head_bf.as_mut())?;
+        // Logits (nmax × 1 per category) = X_b-rows · w_b.
+        gpu.gemm(
+            opts.precision,
+            true,
+            false,
+            (nmax, 1, d),
+            (x.ptr(st), d, nmax * d),
+            (hp, d1, d1),
+            (logits.device_ptr_mut(st).0, nmax, nmax),
+            k,
+        )?;
+        st.memset_zeros(bias_grad)?;
+        st.memset_zeros(loss_sum)?;
+        let (code, gn, gp, clip, eps) = match loss {
+            Loss::Bce => (0i32, 0f32, 0f32, 0f32, 0f32),
+            Loss::Asl { gamma_neg, gamma_pos, clip, eps } => (1, gamma_neg, gamma_pos, clip, eps),
+        };
+        let (d1i, di, ki, ni) = (d1 as i32, d as i32, k as i32, nmax as i32);
+        let null = 0u64;
+        let lg = LaunchConfig {
+            grid_dim: ((nmax as u32).div_ceil(256).clamp(1, 64), k as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        {
+            let mut b = st.launch_builder(&gpu.k.loss_grad);
+            b.arg(&*logits).arg(y).arg(&*head).arg(&d1i).arg(&di).arg(&ki).arg(&ni).arg(&code);
+            b.arg(&gn).arg(&gp).arg(&clip).arg(&eps).arg(&mut *grad);
+            match grad_bf {
+                Some(g) => b.arg(&mut *g),
+                None => b.arg(&null),
+            };
+            b.arg(&mut *bias_grad).arg(&mut *loss_sum);
+            // SAFETY: `loss_grad`'s C signature in order and type (f32* logits, i8* labels, f32* params,
+            // i32 d1/bias_col/k/n/loss, f32 gamma_neg/gamma_pos/clip/eps, f32* grad, bf16* grad_bf16 or
+            // null, f64* bias_grad, f64* loss_sum); `logits`, `grad` (and `grad_bf`) and the labels are
+            // `k × nmax`, `head` is `k × d1`, the sums have `k` entries; blocks cover `k` categories
+            // (`grid_dim.y`) and stride over `j < n`.
+            unsafe { b.launch(lg) }?;
+        }
+        let gptr = match grad_bf {
+            Some(g) => g.device_ptr(st).0,
+            None => grad.device_ptr(st).0,
+        };
+        // Weight gradient (d × 1 per category) = X_bᵀ · g_b.
+        gpu.gemm(
+            opts.precision,
+            false,
+            false,
+            (d, 1, nmax),
+            (x.ptr(st), d, nmax * d),
+            (gptr, nmax, nmax),
+            (grad_w.device_ptr_mut(st).0, d1, d1),
+            k,
+        )?;
+        let (step_size, bc2_sqrt) = adam.corrections((epoch + 1) as i32);
+        // SAFETY: `adam_step(float* params, float* m, float* v, const float* grad_w, const double*
+        // bias_grad, const u8* active, int k, int d1, int bias_col, float beta1, float beta2, float eps,
+        // float weight_decay, float step_size, float bc2_sqrt)`, in that order and type; `head`, `m`,
+        // `v` and `grad_w` are `k × d1`, `bias_grad` and `active` have `k` entries; the kernel indexes
+        // `idx < k·d1` only.
+        unsafe {
+            st.launch_builder(&gpu.k.adam)
+                .arg(&mut *head)
+                .arg(&mut *m)
+                .arg(&mut *v)
+                .arg(&*grad_w)
+                .arg(&*bias_grad)
+                .arg(active)
+                .arg(&ki)
+                .arg(&d1i)
+                .arg(&di)
+                .arg(&adam.beta1)
+                .arg(&adam.beta2)
+                .arg(&adam.eps)
+                .arg(&adam.weight_decay)
+                .arg(&step_size)
+                .arg(&bc2_sqrt)
+                .launch(grid(k * d1, 256))
+        }?;
+        let l = if cfg.keep_history { Some(st.clone_dtod(&*loss_sum)?) } else { None };
+        Ok((None, l))
+    }
+}
+
+/// A step's history output on the host, when it has one.
+fn to_host(st: &Arc<CudaStream>, v: &Option<CudaSlice<f64>>) -> Result<Option<Vec<f64>>> {
+    Ok(match v {
+        Some(v) => Some(st.clone_dtoh(v)?),
+        None => None,
+    })
+}
+
+/// The batch's starting heads, one row of `d1` values per category: the weights, the bias at
+/// column `d`, then zeros (rows padded for aligned cuBLAS operands).
+fn initial_params(head: &LinearHead, cats: &[usize], d1: usize) -> Vec<f32> {
+    let d = head.dim();
+    let mut params0 = Vec::with_capacity(cats.len() * d1);
+    for &cat in cats {
+        params0.extend_from_slice(head.weight.row(cat));
+        params0.push(head.bias[cat]);
+        params0.resize(params0.len() + d1 - d - 1, 0.0);
+    }
+    params0
 }

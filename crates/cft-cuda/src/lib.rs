@@ -11,6 +11,7 @@
 //! algorithms on the CPU, [`rank`] and [`rng`], with tests against the core's scikit-learn-exact
 //! metrics; [`CUDA_BUILT`] says which build this is.
 
+pub mod batch;
 pub mod bounds;
 pub mod rank;
 pub mod rng;

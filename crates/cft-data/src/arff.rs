@@ -125,9 +125,64 @@ pub fn read_arff(path: &Path, layout: &LabelLayout) -> Result<ArffDataset> {
 pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffDataset> {
     // A UTF-8 byte-order mark (Windows editors write one) is not part of the text.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.lines().enumerate();
+    let (relation, attributes) = parse_header(path, &mut lines)?;
+    let label_idx = label_attributes(path, &relation, &attributes, layout)?;
+    check_label_kinds(path, &attributes, &label_idx)?;
+    let (columns, feature_names) = feature_columns(path, &attributes, &label_idx)?;
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    let mut n = 0;
+    let mut cells: Vec<Option<f64>> = vec![None; attributes.len()];
+    for (i, raw) in lines {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('%') {
+            continue;
+        }
+        read_row(path, i + 1, line, &attributes, &mut cells)?;
+        for &(ai, onehot) in &columns {
+            let v = cells[ai].ok_or_else(|| {
+                DataError::parse(path, i + 1, &attributes[ai].name, "missing value `?` in a feature; impute it first")
+            })?;
+            let x = match onehot {
+                None => v as f32,
+                Some(k) => f32::from(u8::from(v as usize == k)),
+            };
+            if !x.is_finite() {
+                return Err(DataError::parse(
+                    path,
+                    i + 1,
+                    &attributes[ai].name,
+                    format!("`{v}` is not a finite 32-bit number: features must be finite"),
+                ));
+            }
+            features.push(x);
+        }
+        for &li in &label_idx {
+            labels.push(label_of(path, i + 1, &attributes[li], cells[li])?);
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return Err(DataError::invalid(path, "the @data section has no rows"));
+    }
+    let categories = label_idx.iter().map(|&i| attributes[i].name.clone()).collect::<Vec<_>>();
+    Ok(ArffDataset {
+        relation,
+        features: Matrix::new(n, columns.len(), features).expect("row lengths"),
+        feature_names,
+        labels: PartialLabels::new(n, categories.len(), labels).expect("row lengths"),
+        categories,
+    })
+}
+
+/// The header up to `@data`: the relation's name and the attributes, each checked.
+fn parse_header(
+    path: &Path,
+    lines: &mut std::iter::Enumerate<std::str::Lines<'_>>,
+) -> Result<(String, Vec<Attribute>)> {
     let mut relation = None;
     let mut attributes: Vec<Attribute> = Vec::new();
-    let mut lines = text.lines().enumerate();
     let mut data_line = None;
     for (i, raw) in lines.by_ref() {
         let line = raw.trim();
@@ -163,8 +218,12 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
     if attributes.is_empty() {
         return Err(DataError::invalid(path, "no @attribute declarations"));
     }
-    let label_idx = label_attributes(path, &relation, &attributes, layout)?;
-    for &li in &label_idx {
+    Ok((relation, attributes))
+}
+
+/// Label attributes must be {0,1} nominal or numeric.
+fn check_label_kinds(path: &Path, attributes: &[Attribute], label_idx: &[usize]) -> Result<()> {
+    for &li in label_idx {
         let a = &attributes[li];
         let ok = match &a.kind {
             AttributeKind::Numeric => true,
@@ -178,7 +237,15 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
             ));
         }
     }
-    // Feature columns: (attribute index, one-hot value index or None for a single column).
+    Ok(())
+}
+
+/// Feature columns: (attribute index, one-hot value index or None for a single column), and
+/// their names (`attr=value` for one-hot columns).
+type FeatureColumns = (Vec<(usize, Option<usize>)>, Vec<String>);
+
+/// The feature columns of the non-label attributes; refuses types other than numeric and nominal.
+fn feature_columns(path: &Path, attributes: &[Attribute], label_idx: &[usize]) -> Result<FeatureColumns> {
     let mut columns: Vec<(usize, Option<usize>)> = Vec::new();
     let mut feature_names = Vec::new();
     for (ai, a) in attributes.iter().enumerate() {
@@ -211,70 +278,31 @@ pub fn parse_arff(path: &Path, text: &str, layout: &LabelLayout) -> Result<ArffD
             }
         }
     }
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    let mut n = 0;
-    let mut cells: Vec<Option<f64>> = vec![None; attributes.len()];
-    for (i, raw) in lines {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('%') {
-            continue;
-        }
-        read_row(path, i + 1, line, &attributes, &mut cells)?;
-        for &(ai, onehot) in &columns {
-            let v = cells[ai].ok_or_else(|| {
-                DataError::parse(path, i + 1, &attributes[ai].name, "missing value `?` in a feature; impute it first")
-            })?;
-            let x = match onehot {
-                None => v as f32,
-                Some(k) => f32::from(u8::from(v as usize == k)),
+    Ok((columns, feature_names))
+}
+
+/// One label cell: `?` unknown, 1 positive, 0 negative (nominal cells hold the value's index).
+fn label_of(path: &Path, line: usize, attribute: &Attribute, cell: Option<f64>) -> Result<Label> {
+    Ok(match cell {
+        None => Label::Unknown,
+        Some(v) => {
+            let value = match &attribute.kind {
+                AttributeKind::Nominal(vals) => vals[v as usize].parse::<f64>().unwrap_or(f64::NAN),
+                _ => v,
             };
-            if !x.is_finite() {
-                return Err(DataError::parse(
-                    path,
-                    i + 1,
-                    &attributes[ai].name,
-                    format!("`{v}` is not a finite 32-bit number: features must be finite"),
-                ));
-            }
-            features.push(x);
-        }
-        for &li in &label_idx {
-            labels.push(match cells[li] {
-                None => Label::Unknown,
-                Some(v) => {
-                    // Nominal cells hold the value's index; map back through the declared values.
-                    let value = match &attributes[li].kind {
-                        AttributeKind::Nominal(vals) => vals[v as usize].parse::<f64>().unwrap_or(f64::NAN),
-                        _ => v,
-                    };
-                    match value {
-                        1.0 => Label::Positive,
-                        0.0 => Label::Negative,
-                        _ => {
-                            return Err(DataError::parse(
-                                path,
-                                i + 1,
-                                &attributes[li].name,
-                                format!("label value {value} is not 0 or 1"),
-                            ))
-                        }
-                    }
+            match value {
+                1.0 => Label::Positive,
+                0.0 => Label::Negative,
+                _ => {
+                    return Err(DataError::parse(
+                        path,
+                        line,
+                        &attribute.name,
+                        format!("label value {value} is not 0 or 1"),
+                    ))
                 }
-            });
+            }
         }
-        n += 1;
-    }
-    if n == 0 {
-        return Err(DataError::invalid(path, "the @data section has no rows"));
-    }
-    let categories = label_idx.iter().map(|&i| attributes[i].name.clone()).collect::<Vec<_>>();
-    Ok(ArffDataset {
-        relation,
-        features: Matrix::new(n, columns.len(), features).expect("row lengths"),
-        feature_names,
-        labels: PartialLabels::new(n, categories.len(), labels).expect("row lengths"),
-        categories,
     })
 }
 

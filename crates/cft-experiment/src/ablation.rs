@@ -6,10 +6,10 @@
 //! The tidy table is built from the unit files alone, in cell order, so a grid run in shards
 //! and merged is byte-identical to the same grid run in one process.
 
+use crate::error::{bail, Context, Result};
 use crate::grid::{expand, show, Cell};
 use crate::partial_label::{run_protocol, unit_id, ProtocolData, ReproduceConfig, RunOptions, UnitResult};
 use crate::spec::ExperimentSpec;
-use anyhow::{bail, Context, Result};
 use cft_report::ablation::{AblationMeta, Tidy, TidyRow};
 use cft_report::Protocol;
 use serde::{Deserialize, Serialize};
@@ -120,7 +120,7 @@ pub fn run_grid(
     if grid_path.is_file() {
         // A folder of another grid is not mixed into this one.
         let old: GridFile = serde_json::from_str(&std::fs::read_to_string(&grid_path)?)
-            .map_err(|e| anyhow::anyhow!("{}: not a grid file ({e}); remove the folder", grid_path.display()))?;
+            .map_err(|e| crate::error::refused!("{}: not a grid file ({e}); remove the folder", grid_path.display()))?;
         // Cells already run under another spec would be labelled with this one's values
         // (a spec edited between shards): refused, with or without --resume.
         if old.spec != grid.spec && (opts.resume || dir.join("cells").read_dir().is_ok_and(|mut d| d.next().is_some()))
@@ -179,7 +179,7 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
     let grid_path = dir.join("grid.json");
     let grid: GridFile =
         serde_json::from_str(&std::fs::read_to_string(&grid_path).with_context(|| grid_path.display().to_string())?)
-            .map_err(|e| anyhow::anyhow!("{}: not a grid file ({e})", grid_path.display()))?;
+            .map_err(|e| crate::error::refused!("{}: not a grid file ({e})", grid_path.display()))?;
     let mut rows = Vec::new();
     let mut metric = String::from("mAP");
     let cells = expand(&grid.spec)?;
@@ -200,7 +200,7 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
                 let path = cell_dir.join("runs").join(format!("{}.json", unit_id(&cfg, p, protocol)));
                 let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
                 let u: UnitResult = serde_json::from_str(&text)
-                    .map_err(|err| anyhow::anyhow!("{}: line {}: {err}", path.display(), err.line()))?;
+                    .map_err(|err| crate::error::refused!("{}: line {}: {err}", path.display(), err.line()))?;
                 rows.extend(tidy_rows(e, &res.categories, &u));
             }
         }
@@ -266,8 +266,8 @@ fn check_grid_file(path: &Path, grid: &GridFile, cells: &[Cell]) -> Result<()> {
 fn check_cell_config(cell_dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
     let path = cell_dir.join("manifest.json");
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), e.line()))?;
+    let manifest: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| crate::error::refused!("{}: line {}: {e}", path.display(), e.line()))?;
     let ran = &manifest["config"]["reproduce"];
     // Through text, as the manifest was written (f32 values keep their shortest spelling).
     let want: serde_json::Value = serde_json::from_str(&serde_json::to_string(cfg)?)?;

@@ -6,8 +6,8 @@
 //! refuses a mismatch, naming each difference, so that no run ever adopts another run's
 //! results. Progress entries carry a checksum, so a corrupted line is refused rather than read.
 
+use crate::error::{bail, Result};
 use crate::manifest::{fnv1a64, InputFile, FNV_OFFSET};
-use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
@@ -135,7 +135,7 @@ pub fn read_progress<T: Serialize + for<'de> Deserialize<'de>>(
     kind: &str,
     now: &Fingerprint,
 ) -> Result<Vec<(usize, T)>> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| crate::error::refused!("{}: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
@@ -143,7 +143,7 @@ pub fn read_progress<T: Serialize + for<'de> Deserialize<'de>>(
         return Ok(Vec::new());
     };
     let header: Header = serde_json::from_str(first).map_err(|_| {
-        anyhow::anyhow!(
+        crate::error::refused!(
             "{}:1: not a {kind} checkpoint (or one written by an older version): refusing to resume; remove it or run without --resume",
             path.display()
         )

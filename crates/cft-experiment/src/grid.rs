@@ -8,8 +8,8 @@
 //! resumed grid skips finished cells and `--shard i/n` runs a deterministic share of them
 //! (cells `k` with `k mod n = i`, in expansion order) on a cluster's job array.
 
+use crate::error::{bail, Context, Result};
 use crate::spec::ExperimentSpec;
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -200,7 +200,7 @@ pub fn expand(spec: &ExperimentSpec) -> Result<Vec<Cell>> {
 
 /// Parses `--shard i/n` (0-based).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let bad = || anyhow::anyhow!("--shard {s}: expected i/n with 0 ≤ i < n");
+    let bad = || crate::error::refused!("--shard {s}: expected i/n with 0 ≤ i < n");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if n == 0 || i >= n {
@@ -220,21 +220,26 @@ pub fn shard(cells: Vec<Cell>, (i, n): (usize, usize)) -> Vec<Cell> {
 impl ExperimentSpec {
     /// Reads and checks a spec file; every error names the file (and the line and key).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| crate::error::refused!("{}: {e}", path.display()))?;
         Self::parse(&text, path)
     }
 
     /// Parses and checks a spec's text; errors name `path` (where the text came from).
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let spec: ExperimentSpec = toml::from_str(text.trim_start_matches('\u{feff}'))
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+            .map_err(|e| crate::error::refused!("{}: {}", path.display(), e.to_string().trim_end()))?;
         // A grid is checked cell by cell: every value of every list must be valid.
-        let cells = expand(&spec).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let cells = expand(&spec).map_err(|e| crate::error::refused!("{}: {e}", path.display()))?;
         for cell in &cells {
             cell.spec.check().map_err(|e| match cell.params.is_empty() {
-                true => anyhow::anyhow!("{}: {e}", path.display()),
+                true => crate::error::refused!("{}: {e}", path.display()),
                 false => {
-                    anyhow::anyhow!("{}: {e} (in cell {} of the grid: {})", path.display(), cell.id, cell.describe())
+                    crate::error::refused!(
+                        "{}: {e} (in cell {} of the grid: {})",
+                        path.display(),
+                        cell.id,
+                        cell.describe()
+                    )
                 }
             })?;
         }

@@ -30,6 +30,7 @@
 
 pub mod ablation;
 pub mod checkpoint;
+pub mod error;
 pub mod grid;
 pub mod manifest;
 pub mod partial_label;

@@ -1,7 +1,7 @@
 //! Run manifests: what was run, with which configuration, seeds, inputs and versions, how long
 //! it took. One is written beside every result so that a number can be traced and rerun.
 
-use anyhow::Result;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +22,7 @@ impl InputFile {
     pub fn of(path: &Path) -> Result<Self> {
         let mut h = FNV_OFFSET;
         let bytes = cft_data::streamed::for_each_block(path, |block| h = fnv1a64(h, block))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| crate::error::refused!("{}: {e}", path.display()))?;
         Ok(Self { path: path.display().to_string(), bytes, fnv1a64: format!("{h:016x}") })
     }
 

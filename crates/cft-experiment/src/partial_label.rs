@@ -21,9 +21,9 @@
 //! timing, so two runs give byte-identical results; timings go to `manifest.json`.
 
 use crate::checkpoint::Fingerprint;
+use crate::error::{bail, Context, Result};
 use crate::manifest::{write_manifest, InputFile, RunClock};
 use crate::stages::StageLog;
-use anyhow::{bail, Context, Result};
 use cft_core::{
     drop_labels, finetune, mean_defined, sparse_scores, train_base_head_sparse, AdamConfig, BaseHeadConfig, BaseMode,
     CategoryOutcome, FineTuneConfig, GaConfig, GroupBy, LinearHead, Loss, Matrix, Method, Metric, Pcg64, SparseLabels,
@@ -688,7 +688,7 @@ fn run_unit(
 fn resumable_unit(path: &std::path::Path, cfg: &ReproduceConfig, inputs: &[InputFile]) -> Result<UnitResult> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     let u: UnitResult = serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
+        crate::error::refused!(
             "{}: line {}: not a readable unit ({e}): refusing to resume; remove it or run without --resume",
             path.display(),
             e.line()
@@ -1010,29 +1010,7 @@ pub fn run_protocol<C: Serialize>(
     let runs = dir.join("runs");
     let input_paths = &data.inputs;
     let (results_path, manifest_path) = (dir.join("results.json"), dir.join("manifest.json"));
-    let named_inputs: Vec<Named<'_>> = input_paths.iter().map(|p| Named::new("an input file", p)).collect();
-    for p in input_paths {
-        let inside = std::fs::canonicalize(p)
-            .ok()
-            .zip(std::fs::canonicalize(out).ok())
-            // `features/` holds what a front end extracted for this run; nothing here rewrites it.
-            .is_some_and(|(f, o)| f.starts_with(o.join(folder)) && !f.starts_with(o.join(folder).join("features")));
-        if inside {
-            bail!(
-                "--out {}: the input file {} lies inside the report folder this run rewrites",
-                out.display(),
-                p.display()
-            );
-        }
-    }
-    cft_data::check_output_folder(Named::new("--out", out))?;
-    if dir.exists() && !dir.is_dir() {
-        bail!("{}: exists and is not a folder", dir.display());
-    }
-    check_collisions(
-        &named_inputs,
-        &[Named::new("results.json", &results_path), Named::new("manifest.json", &manifest_path)],
-    )?;
+    check_report_folder(out, folder, input_paths, &results_path, &manifest_path)?;
     std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;
     // Shards of one run share the folder: each holds its own lock; the merge is `cft report`'s.
     let _lock = match opts.shard {
@@ -1127,6 +1105,42 @@ pub fn run_protocol<C: Serialize>(
     Ok(Reproduction { dir, ran: total, total, results: Some(results) })
 }
 
+/// Refuses a report folder that holds one of the inputs (outside its `features/`), that is a
+/// file, or whose `results.json` / `manifest.json` would overwrite an input.
+fn check_report_folder(
+    out: &Path,
+    folder: &str,
+    input_paths: &[PathBuf],
+    results_path: &Path,
+    manifest_path: &Path,
+) -> Result<()> {
+    let dir = out.join(folder);
+    let named_inputs: Vec<Named<'_>> = input_paths.iter().map(|p| Named::new("an input file", p)).collect();
+    for p in input_paths {
+        let inside = std::fs::canonicalize(p)
+            .ok()
+            .zip(std::fs::canonicalize(out).ok())
+            // `features/` holds what a front end extracted for this run; nothing here rewrites it.
+            .is_some_and(|(f, o)| f.starts_with(o.join(folder)) && !f.starts_with(o.join(folder).join("features")));
+        if inside {
+            bail!(
+                "--out {}: the input file {} lies inside the report folder this run rewrites",
+                out.display(),
+                p.display()
+            );
+        }
+    }
+    cft_data::check_output_folder(Named::new("--out", out))?;
+    if dir.exists() && !dir.is_dir() {
+        bail!("{}: exists and is not a folder", dir.display());
+    }
+    check_collisions(
+        &named_inputs,
+        &[Named::new("results.json", results_path), Named::new("manifest.json", manifest_path)],
+    )?;
+    Ok(())
+}
+
 /// Writes `plan.json` of a sharded run, or checks that the one there (another shard's) is this
 /// run's: shards of another spec version, configuration or data are refused.
 fn write_plan(dir: &Path, plan: &RunPlan) -> Result<()> {
@@ -1134,7 +1148,7 @@ fn write_plan(dir: &Path, plan: &RunPlan) -> Result<()> {
     if path.is_file() {
         let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
         let theirs: RunPlan = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
+            crate::error::refused!(
                 "{}: line {}: not a readable run plan ({e}); remove the folder or use another --out",
                 path.display(),
                 e.line()
@@ -1160,7 +1174,7 @@ pub fn merge_units(dir: &Path) -> Result<Option<ExperimentResults>> {
     let path = dir.join("plan.json");
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
     let plan: RunPlan = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: line {}: not a readable run plan ({e})", path.display(), e.line()))?;
+        .map_err(|e| crate::error::refused!("{}: line {}: not a readable run plan ({e})", path.display(), e.line()))?;
     let mut units = Vec::with_capacity(plan.units.len());
     for id in &plan.units {
         let unit = dir.join("runs").join(format!("{id}.json"));

@@ -15,7 +15,7 @@
 //! categories, a long tail). Every row is drawn from its own random stream, so a block of rows
 //! is generated on its own (in parallel, and written without holding the whole matrix).
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use cft_core::{KnownSamples, LinearHead, Matrix, Pcg64, SparseLabels};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -185,7 +185,7 @@ fn names(shape: Shape, coco_names: Option<&Path>) -> Result<Vec<String>> {
             let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
             let list: Vec<Category> = serde_json::from_str(&text)
                 .with_context(|| format!("{}: a JSON list of categories", path.display()))?;
-            anyhow::ensure!(list.len() == 80, "{}: {} categories, COCO has 80", path.display(), list.len());
+            crate::error::ensure!(list.len() == 80, "{}: {} categories, COCO has 80", path.display(), list.len());
             Ok(list.into_iter().map(|c| c.name).collect())
         }
         _ => Ok((0..shape.categories()).map(|k| format!("class {k:04}")).collect()),

@@ -5,11 +5,11 @@
 //! the output folder against every input, and runs the single protocol or the grid.
 
 use crate::ablation::{GridOptions, GridRun};
+use crate::error::{bail, Result};
 use crate::partial_label::{CftEngine, ProtocolData, Reproduction, RunOptions};
 use crate::progress::Progress;
 use crate::spec::{BaseFrom, DataSource, ExperimentSpec};
 use crate::stages::StageLog;
-use anyhow::{bail, Result};
 use cft_data::DatasetManifest;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -77,7 +77,9 @@ impl RunRequest<'_> {
     /// The data of a (cell) spec: the ARFF dataset it names, the feature sets it lists, or the
     /// image dataset through [`RunRequest::images`].
     pub fn load_data(&self, spec: &ExperimentSpec, out: &Path, grid: bool) -> Result<ProtocolData> {
-        let at = |key: &str, e: anyhow::Error| anyhow::anyhow!("{}: {key}: {e}", self.spec_path.display());
+        let at = |key: &str, e: crate::error::ExperimentError| {
+            crate::error::refused!("{}: {key}: {e}", self.spec_path.display())
+        };
         match spec.data.source {
             DataSource::Features => {
                 let resolve = |p: &Option<PathBuf>| p.as_ref().map(|p| ExperimentSpec::resolve(self.spec_path, p));

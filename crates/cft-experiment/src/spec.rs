@@ -8,8 +8,8 @@
 //! `chexpert.toml`); the image side (adapters, extraction) is the front end's, this module only
 //! reads and checks the file.
 
+use crate::error::{bail, Result};
 use crate::partial_label::{GroupSpec, LabelSource, ReproduceConfig};
-use anyhow::{bail, Result};
 use cft_core::{GaConfig, GaEliteTies, GroupBy, Metric, Precision};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

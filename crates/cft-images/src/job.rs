@@ -9,7 +9,7 @@
 //! changes a feature, skips the network on a hit. The output and its manifest are written
 //! atomically at the end.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use cft_core::{LinearHead, Matrix, PartialLabels, Precision};
 use cft_data::fsutil::{first_line, sibling};
 use cft_data::{check_outputs, read_feature_set, write_feature_set, FeatureSet, Named};
@@ -190,7 +190,7 @@ fn read_list(args: &ExtractionJob) -> Result<ImageList> {
 }
 
 fn parse_shard(s: &str, n: usize) -> Result<std::ops::Range<usize>> {
-    let bad = || anyhow::anyhow!("--shard {s}: expected i/n with 0 ≤ i < n");
+    let bad = || crate::error::refused!("--shard {s}: expected i/n with 0 ≤ i < n");
     let (i, k) = s.split_once('/').ok_or_else(bad)?;
     let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
     if k == 0 || i >= k {
@@ -236,27 +236,7 @@ impl ExtractionJob {
         let skipped_path = sibling(&args.out, ".skipped.tsv");
         let manifest_path = sibling(&args.out, ".manifest.json");
         let weights_path = PathBuf::from(&args.weights);
-        let mut inputs = vec![Named::new("--images", &args.images)];
-        if args.weights != "rule" {
-            inputs.push(Named::new("--weights", &weights_path));
-        }
-        let mut outputs = vec![
-            Named::new("--out", &args.out),
-            Named::new("the skipped-image list (<out>.skipped.tsv)", &skipped_path),
-            Named::new("the manifest (<out>.manifest.json)", &manifest_path),
-        ];
-        if let Some(h) = &args.head_out {
-            outputs.push(Named::new("--head-out", h));
-        }
-        check_outputs(&inputs, &outputs)?;
-        if args.images.starts_with(&parts_dir) {
-            bail!(
-                "--images {} lies inside the part folder {} that this run rewrites",
-                args.images.display(),
-                parts_dir.display()
-            );
-        }
-        check_input_size(args.image_size, args.batch)?;
+        self.check_paths(&parts_dir, &skipped_path, &manifest_path, &weights_path)?;
         let _lock = cft_data::OutputLock::acquire(&args.out)?;
         set_tf32(args.tf32, &args.device, args.precision)?;
         let list = read_list(args)?;
@@ -323,18 +303,7 @@ impl ExtractionJob {
         for (name, why) in &skipped {
             eprintln!("skipped {name}: {why}");
         }
-        let labels = list.labels.as_ref().map(|(l, cats)| {
-            let index: std::collections::HashMap<&str, usize> =
-                list.images.iter().enumerate().map(|(i, im)| (im.name.as_str(), i)).collect();
-            let rows: Vec<usize> = names.iter().map(|n| index[n.as_str()]).collect();
-            (l.select_rows(&rows), cats.clone())
-        });
-        let set = FeatureSet {
-            features: Matrix::new(names.len(), net.dim(), features).context("feature shape")?,
-            categories: labels.as_ref().map(|(_, c)| c.clone()),
-            labels: labels.map(|(l, _)| l),
-            paths: Some(names),
-        };
+        let set = feature_set(&list, names, features, net.dim())?;
         write_feature_set(&args.out, &set, args.precision)?;
         let mut outputs = vec![args.out.clone()];
         let tsv: String = std::iter::once("image\treason\n".to_string())
@@ -343,16 +312,7 @@ impl ExtractionJob {
         cft_data::write_atomic(&skipped_path, tsv.as_bytes())?;
         outputs.push(skipped_path);
         if let Some(h) = &args.head_out {
-            let Some((w, b)) = net.classifier() else {
-                bail!("--head-out: {} has no classifier layer for {}", args.weights, args.backbone);
-            };
-            let (c, d) = w.dims2()?;
-            let head = LinearHead::new(
-                Matrix::new(c, d, w.flatten_all()?.to_vec1::<f32>()?).context("head shape")?,
-                b.to_vec1::<f32>()?,
-            )
-            .context("head shape")?;
-            cft_data::write_head(h, &head, None)?;
+            self.write_classifier(&net, h)?;
             outputs.push(h.clone());
         }
         outputs.push(manifest_path.clone());
@@ -362,7 +322,37 @@ impl ExtractionJob {
             fnv1a64: String::new(),
         })];
         inputs.extend(weight_input.iter().map(|(_, f)| f.clone()));
-        let cfg = ExtractConfig {
+        let cfg = self.manifest_config(
+            &net,
+            &net_keys,
+            (range.start, range.end),
+            (set.features.rows(), skipped.len()),
+            (!cache_hit).then_some(ips),
+        );
+        write_manifest(&manifest_path, &clock.manifest("extract", cfg, inputs, outputs))?;
+        std::fs::remove_dir_all(&parts_dir).ok();
+        let speed = if cache_hit { "from the feature cache".to_string() } else { format!("{ips:.1} images/s") };
+        eprintln!(
+            "wrote {} ({} images × {} features, {} skipped; {speed})",
+            args.out.display(),
+            set.features.rows(),
+            net.dim(),
+            skipped.len()
+        );
+        Ok(())
+    }
+
+    /// The manifest's configuration: every setting of the job and what came of it.
+    fn manifest_config<'a>(
+        &'a self,
+        net: &Backbone,
+        net_keys: &KeyNames,
+        image_range: (usize, usize),
+        (extracted, skipped): (usize, usize),
+        images_per_second: Option<f64>,
+    ) -> ExtractConfig<'a> {
+        let args = self;
+        ExtractConfig {
             backbone: &args.backbone,
             weights: &args.weights,
             parameters: net.parameters,
@@ -378,24 +368,79 @@ impl ExtractionJob {
             precision: precision_name(args.precision),
             device: &args.device,
             shard: args.shard.as_deref(),
-            image_range: (range.start, range.end),
-            extracted: set.features.rows(),
-            skipped: skipped.len(),
-            cache_hit,
-            images_per_second: (!cache_hit).then_some(ips),
-        };
-        write_manifest(&manifest_path, &clock.manifest("extract", cfg, inputs, outputs))?;
-        std::fs::remove_dir_all(&parts_dir).ok();
-        let speed = if cache_hit { "from the feature cache".to_string() } else { format!("{ips:.1} images/s") };
-        eprintln!(
-            "wrote {} ({} images × {} features, {} skipped; {speed})",
-            args.out.display(),
-            set.features.rows(),
-            net.dim(),
-            skipped.len()
-        );
+            image_range,
+            extracted,
+            skipped,
+            cache_hit: images_per_second.is_none(),
+            images_per_second,
+        }
+    }
+
+    /// Refuses outputs that equal an input, image lists inside the part folder this run
+    /// rewrites, and an image size the batch cannot hold, before anything is read.
+    fn check_paths(
+        &self,
+        parts_dir: &Path,
+        skipped_path: &Path,
+        manifest_path: &Path,
+        weights_path: &Path,
+    ) -> Result<()> {
+        let args = self;
+        let mut inputs = vec![Named::new("--images", &args.images)];
+        if args.weights != "rule" {
+            inputs.push(Named::new("--weights", weights_path));
+        }
+        let mut outputs = vec![
+            Named::new("--out", &args.out),
+            Named::new("the skipped-image list (<out>.skipped.tsv)", skipped_path),
+            Named::new("the manifest (<out>.manifest.json)", manifest_path),
+        ];
+        if let Some(h) = &args.head_out {
+            outputs.push(Named::new("--head-out", h));
+        }
+        check_outputs(&inputs, &outputs)?;
+        if args.images.starts_with(parts_dir) {
+            bail!(
+                "--images {} lies inside the part folder {} that this run rewrites",
+                args.images.display(),
+                parts_dir.display()
+            );
+        }
+        check_input_size(args.image_size, args.batch)?;
         Ok(())
     }
+
+    /// Writes the network's classifier (`--head-out`) as an nn.Linear state dict.
+    fn write_classifier(&self, net: &Backbone, h: &Path) -> Result<()> {
+        let Some((w, b)) = net.classifier() else {
+            bail!("--head-out: {} has no classifier layer for {}", self.weights, self.backbone);
+        };
+        let (c, d) = w.dims2()?;
+        let head = LinearHead::new(
+            Matrix::new(c, d, w.flatten_all()?.to_vec1::<f32>()?).context("head shape")?,
+            b.to_vec1::<f32>()?,
+        )
+        .context("head shape")?;
+        cft_data::write_head(h, &head, None)?;
+        Ok(())
+    }
+}
+
+/// The extracted rows as a feature set, with the image list's labels (if any) in row order.
+fn feature_set(list: &ImageList, names: Vec<String>, features: Vec<f32>, dim: usize) -> Result<FeatureSet> {
+    let labels = list.labels.as_ref().map(|(l, cats)| {
+        let index: std::collections::HashMap<&str, usize> =
+            list.images.iter().enumerate().map(|(i, im)| (im.name.as_str(), i)).collect();
+        let rows: Vec<usize> = names.iter().map(|n| index[n.as_str()]).collect();
+        (l.select_rows(&rows), cats.clone())
+    });
+    let set = FeatureSet {
+        features: Matrix::new(names.len(), dim, features).context("feature shape")?,
+        categories: labels.as_ref().map(|(_, c)| c.clone()),
+        labels: labels.map(|(l, _)| l),
+        paths: Some(names),
+    };
+    Ok(set)
 }
 
 /// What [`extract_in_parts`] returns: features (row-major), image names, skipped images with
@@ -420,7 +465,7 @@ fn extract_in_parts(
     if args.resume && parts_key.is_file() {
         let text = std::fs::read_to_string(&parts_key).with_context(|| parts_key.display().to_string())?;
         let stored: cft_experiment::checkpoint::Fingerprint = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}: not a part-folder fingerprint ({e}): refusing to resume", parts_key.display())
+            crate::error::refused!("{}: not a part-folder fingerprint ({e}): refusing to resume", parts_key.display())
         })?;
         stored.check_resume(fingerprint, &parts_key)?;
     } else {
@@ -463,7 +508,7 @@ fn extract_in_parts(
                         let _ = std::fs::remove_dir_all(parts_dir);
                     }
                     return Err(match args.on_bad_image {
-                        BadImage::Fail => anyhow::anyhow!(
+                        BadImage::Fail => crate::error::refused!(
                             "{e}; rerun with --on-bad-image skip to leave unreadable images out (they are listed in {})",
                             skipped_path.display()
                         ),
@@ -592,8 +637,9 @@ impl FeatureCache {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&self.meta).with_context(|| self.meta.display().to_string())?;
-        let meta: CacheMeta = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a feature-cache entry ({e}); remove it", self.meta.display()))?;
+        let meta: CacheMeta = serde_json::from_str(&text).map_err(|e| {
+            crate::error::refused!("{}: not a feature-cache entry ({e}); remove it", self.meta.display())
+        })?;
         meta.fingerprint.check_resume(&self.fingerprint, &self.meta)?;
         let set = read_feature_set(&self.features)?;
         let names = set.paths.clone().unwrap_or_default();

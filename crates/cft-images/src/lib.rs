@@ -11,6 +11,7 @@
 //! The experiment layer sees none of this: it asks a [`cft_experiment::run::FeatureSource`] for
 //! a spec's data, and `cft run` hands it this crate's.
 
+pub mod error;
 pub mod job;
 pub mod source;
 

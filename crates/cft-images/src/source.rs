@@ -8,8 +8,8 @@
 //! is the user's one cache (`ImageInputs::cache`), so any later run over the same images reuses
 //! the extraction, whatever its `--out`.
 
+use crate::error::{bail, Context, Result};
 use crate::job::{load_backbone, ExtractionJob};
-use anyhow::{bail, Context, Result};
 use cft_core::{SparseLabels, UncertainPolicy};
 use cft_data::{read_feature_set, LabelledImages};
 use cft_experiment::partial_label::{GivenHead, LabelSource, LabelledFeatures, ProportionFeatures, ProtocolData};
@@ -312,21 +312,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress
     };
     confine(&ds.train)?;
     confine(&ds.test)?;
-    // One checkpoint, or one per known-label proportion (`{percent}` in the path: 10, 20, …).
-    let template = inputs.weights.to_string_lossy().contains("{percent}");
-    let checkpoints: Vec<(Option<f64>, PathBuf)> = if template {
-        if spec.labels.source != LabelSource::Drop {
-            bail!("backbone.weights: a {{percent}} template needs labels.source = \"drop\" (one checkpoint per proportion)");
-        }
-        let pct = |p: f64| format!("{:02}", (100.0 * p).round() as u32);
-        spec.labels
-            .proportions
-            .iter()
-            .map(|&p| (Some(p), PathBuf::from(inputs.weights.to_string_lossy().replace("{percent}", &pct(p)))))
-            .collect()
-    } else {
-        vec![(None, inputs.weights.clone())]
-    };
+    let (template, checkpoints) = checkpoints(spec, &inputs.weights)?;
     // Every checkpoint must exist and fit the backbone before anything is written (errors name
     // the file and the tensor).
     let given = *spec.base.from.get() == BaseFrom::Checkpoint;
@@ -349,29 +335,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress
         files.extend([train_file, test_file, w.clone()]);
         extracted.push((*p, train, test, given_head));
     }
-    let weights_name = inputs.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let base_note = match (given, template) {
-        (true, _) => format!("Base model: the classifier of {weights_name} ({}); CFT re-fits it category by category.", b.name),
-        (false, true) => format!(
-            "Base models: linear AN and Ignore heads trained on frozen {} features of the checkpoint of each proportion ({weights_name}) at {} px.",
-            b.name, b.image_size
-        ),
-        (false, false) => format!(
-            "Base models: linear AN and Ignore heads trained on frozen {} features of {weights_name} at {} px — not the paper's end-to-end trained networks.",
-            b.name, b.image_size
-        ),
-    };
-    let preprocessing = format!(
-        "Preprocessing: {} bilinear resize to {s}×{s} px, ToTensor, {}.",
-        if b.resize == "pillow12" { "Pillow ≤ 12 (the authors' 9.3)" } else { "Pillow 13" },
-        if b.normalize == "none" {
-            "no normalisation (the CFT authors' pipeline: Resize + ToTensor only)"
-        } else {
-            "ImageNet mean/std normalisation (what torchvision's pretrained weights expect; the CFT authors' own networks were trained without it — use normalize = \"none\" with them)"
-        },
-        s = b.image_size
-    );
-    let mut notes = vec![base_note, preprocessing];
+    let mut notes = model_notes(b, &inputs.weights, given, template).to_vec();
     notes.extend(ds.notes);
     notes.extend(inputs.notes.iter().cloned());
     // Every proportion's extraction lists the same images in the same order (an image that
@@ -422,6 +386,56 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress
     })
 }
 
+/// A checkpoint to extract with: its known-label proportion (for a `{percent}` template) and file.
+type Checkpoint = (Option<f64>, PathBuf);
+
+/// The checkpoints to extract with: one, or one per known-label proportion when the path is a
+/// `{percent}` template (10, 20, …); whether it was a template.
+fn checkpoints(spec: &ExperimentSpec, weights: &Path) -> Result<(bool, Vec<Checkpoint>)> {
+    let template = weights.to_string_lossy().contains("{percent}");
+    let checkpoints: Vec<(Option<f64>, PathBuf)> = if template {
+        if spec.labels.source != LabelSource::Drop {
+            bail!("backbone.weights: a {{percent}} template needs labels.source = \"drop\" (one checkpoint per proportion)");
+        }
+        let pct = |p: f64| format!("{:02}", (100.0 * p).round() as u32);
+        spec.labels
+            .proportions
+            .iter()
+            .map(|&p| (Some(p), PathBuf::from(weights.to_string_lossy().replace("{percent}", &pct(p)))))
+            .collect()
+    } else {
+        vec![(None, weights.to_path_buf())]
+    };
+    Ok((template, checkpoints))
+}
+
+/// The notes every table carries about the base model and the preprocessing.
+fn model_notes(b: &cft_experiment::spec::BackboneSpec, weights: &Path, given: bool, template: bool) -> [String; 2] {
+    let weights_name = weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base_note = match (given, template) {
+        (true, _) => format!("Base model: the classifier of {weights_name} ({}); CFT re-fits it category by category.", b.name),
+        (false, true) => format!(
+            "Base models: linear AN and Ignore heads trained on frozen {} features of the checkpoint of each proportion ({weights_name}) at {} px.",
+            b.name, b.image_size
+        ),
+        (false, false) => format!(
+            "Base models: linear AN and Ignore heads trained on frozen {} features of {weights_name} at {} px — not the paper's end-to-end trained networks.",
+            b.name, b.image_size
+        ),
+    };
+    let preprocessing = format!(
+        "Preprocessing: {} bilinear resize to {s}×{s} px, ToTensor, {}.",
+        if b.resize == "pillow12" { "Pillow ≤ 12 (the authors' 9.3)" } else { "Pillow 13" },
+        if b.normalize == "none" {
+            "no normalisation (the CFT authors' pipeline: Resize + ToTensor only)"
+        } else {
+            "ImageNet mean/std normalisation (what torchvision's pretrained weights expect; the CFT authors' own networks were trained without it — use normalize = \"none\" with them)"
+        },
+        s = b.image_size
+    );
+    [base_note, preprocessing]
+}
+
 /// Loads `weights` into the backbone (errors name the file and tensor) and, when the checkpoint's
 /// classifier is the base head, checks it has one output per category.
 fn check_checkpoint(
@@ -436,8 +450,8 @@ fn check_checkpoint(
         bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", weights.display());
     }
     let w = weights.display().to_string();
-    let (net, found) =
-        load_backbone(&b.name, &w, keys, device, b.precision).map_err(|e| anyhow::anyhow!("backbone.weights: {e}"))?;
+    let (net, found) = load_backbone(&b.name, &w, keys, device, b.precision)
+        .map_err(|e| crate::error::refused!("backbone.weights: {e}"))?;
     if found.backbone_prefix.as_deref().is_some_and(|p| !p.is_empty()) || found.head_key.is_some() {
         eprintln!(
             "{w}: backbone keys under `{}`{}",
@@ -505,9 +519,26 @@ impl cft_experiment::run::FeatureSource for ImageSource {
         spec_path: &Path,
         out: &Path,
         progress: &dyn Progress,
+    ) -> cft_experiment::error::Result<ProtocolData> {
+        self.load_images(spec, spec_path, out, progress).map_err(cft_experiment::error::ExperimentError::source)
+    }
+
+    fn root(&self, spec: &ExperimentSpec, spec_path: &Path) -> Option<PathBuf> {
+        self.dataset_root(spec, spec_path)
+    }
+}
+
+impl ImageSource {
+    /// [`cft_experiment::run::FeatureSource::load`] in this crate's error type.
+    fn load_images(
+        &self,
+        spec: &ExperimentSpec,
+        spec_path: &Path,
+        out: &Path,
+        progress: &dyn Progress,
     ) -> Result<ProtocolData> {
         let resolve = |p: &PathBuf| ExperimentSpec::resolve(spec_path, p);
-        let Some(root) = self.root(spec, spec_path) else {
+        let Some(root) = self.dataset_root(spec, spec_path) else {
             bail!("{}: data.root: missing; give the dataset's folder with --data-root", spec_path.display())
         };
         let Some(b) = spec.backbone.as_ref() else { bail!("{}: backbone: missing", spec_path.display()) };
@@ -537,7 +568,8 @@ impl cft_experiment::run::FeatureSource for ImageSource {
         load(spec, &inputs, progress)
     }
 
-    fn root(&self, spec: &ExperimentSpec, spec_path: &Path) -> Option<PathBuf> {
+    /// The dataset's folder: `--data-root`, else the spec's `data.root`.
+    fn dataset_root(&self, spec: &ExperimentSpec, spec_path: &Path) -> Option<PathBuf> {
         self.data_root.clone().or_else(|| spec.data.root.as_ref().map(|r| ExperimentSpec::resolve(spec_path, r)))
     }
 }

@@ -348,30 +348,9 @@ fn delta_bars<DB: DrawingBackend>(
         let all: Vec<f64> = cft.iter().flat_map(|r| (0..c).filter_map(|k| delta(r, k))).collect();
         // The axis spans the data and zero, nothing more: under the paper protocol no Δ can be
         // negative (the epoch is selected on the test split itself), and the axis shows that.
-        let (lo, hi) = all.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        // An all-zero panel still gets a readable ±0.5-point axis.
-        let pad = ((hi - lo) * 0.08).max(if hi - lo < 1e-12 { 1.0 } else { 0.1 });
-        let (lo, hi) = (if lo < 0.0 { lo - pad } else { -pad * 0.5 }, if hi > 0.0 { hi + pad } else { pad * 0.5 });
+        let (lo, hi) = delta_axis(&all);
         let mut chart = ChartBuilder::on(panel)
-            .caption(
-                match &res.real_labels {
-                    Some(_) => format!(
-                        "{}: per-category Δ{}, real partial labels ({:.0}% known), {} protocol",
-                        res.dataset,
-                        res.metric.trim_start_matches('m'),
-                        100.0 * proportion,
-                        protocol.label()
-                    ),
-                    None => format!(
-                        "{}: per-category Δ{} at {:.0}% known labels, {} protocol",
-                        res.dataset,
-                        res.metric.trim_start_matches('m'),
-                        100.0 * proportion,
-                        protocol.label()
-                    ),
-                },
-                ("sans-serif", 18),
-            )
+            .caption(delta_caption(res, proportion, protocol), ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -445,6 +424,34 @@ fn delta_bars<DB: DrawingBackend>(
             .map_err(s)?;
     }
     root.present().map_err(s)
+}
+
+/// The caption of one protocol's panel of [`delta_bars`].
+fn delta_caption(res: &ExperimentResults, proportion: f64, protocol: Protocol) -> String {
+    match &res.real_labels {
+        Some(_) => format!(
+            "{}: per-category Δ{}, real partial labels ({:.0}% known), {} protocol",
+            res.dataset,
+            res.metric.trim_start_matches('m'),
+            100.0 * proportion,
+            protocol.label()
+        ),
+        None => format!(
+            "{}: per-category Δ{} at {:.0}% known labels, {} protocol",
+            res.dataset,
+            res.metric.trim_start_matches('m'),
+            100.0 * proportion,
+            protocol.label()
+        ),
+    }
+}
+
+/// The Δ axis of a panel: the data and zero with a margin; an all-zero panel still gets a
+/// readable ±0.5-point axis.
+fn delta_axis(all: &[f64]) -> (f64, f64) {
+    let (lo, hi) = all.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let pad = ((hi - lo) * 0.08).max(if hi - lo < 1e-12 { 1.0 } else { 0.1 });
+    (if lo < 0.0 { lo - pad } else { -pad * 0.5 }, if hi > 0.0 { hi + pad } else { pad * 0.5 })
 }
 
 /// Every drawn bar as (slot, low, high) in data units.
@@ -638,6 +645,12 @@ impl LineChart {
                 chart.draw_series(std::iter::once(marker_at(Marker::Arrow, end, 4, color, true))).map_err(s)?;
             }
         }
+        self.draw_legend(&legend_area, gaps)
+    }
+
+    /// The legend beside the plot: each series' line sample, marker and label, its open-end
+    /// note, and how many undefined values were left out.
+    fn draw_legend<DB: DrawingBackend>(&self, legend_area: &DrawingArea<DB, Shift>, gaps: usize) -> DrawResult {
         let mut y = 50;
         for ser in &self.series {
             let color = PALETTE[ser.color % PALETTE.len()];

@@ -1,0 +1,117 @@
+//! The image layer's error: every refusal is one line naming the file (line, key, value)
+//! it concerns; errors of the crates below keep their own types and wording. Front ends (the
+//! CLI wraps it in `anyhow`) print it with `Display`, which includes the causes.
+
+use std::fmt::Display;
+
+/// What went wrong extracting, caching or loading image features.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagesError {
+    /// A refused spec, configuration, store or run, in one line.
+    #[error("{0}")]
+    Refused(String),
+    /// An error with what was being done when it happened (`context: cause`).
+    #[error("{context}: {cause}")]
+    Context {
+        /// What was being done (a file, a key, a step).
+        context: String,
+        /// What went wrong.
+        cause: Box<ImagesError>,
+    },
+    /// A dataset, feature set or head file.
+    #[error(transparent)]
+    Data(#[from] cft_data::DataError),
+    /// A backbone, its weights or the image pipeline (boxed: it is large).
+    #[error(transparent)]
+    Features(Box<cft_features::FeatureError>),
+    /// The experiment layer (a spec, a fingerprint, a manifest).
+    #[error(transparent)]
+    Experiment(#[from] cft_experiment::error::ExperimentError),
+    /// The file system.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A JSON cache entry or manifest.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A tensor operation.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl From<cft_features::FeatureError> for ImagesError {
+    fn from(e: cft_features::FeatureError) -> Self {
+        ImagesError::Features(Box::new(e))
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = ImagesError> = std::result::Result<T, E>;
+
+impl ImagesError {
+    /// A refusal with this message.
+    pub fn refused(message: impl Display) -> Self {
+        ImagesError::Refused(message.to_string())
+    }
+}
+
+/// `context` / `with_context` on results and options, as front ends know them from `anyhow`:
+/// the error becomes `context: cause`; a `None` becomes the context alone.
+pub trait Context<T> {
+    /// Prefixes the error with `context`.
+    fn context<C: Display>(self, context: C) -> Result<T>;
+    /// Prefixes the error with the context `f` gives (computed only on error).
+    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T>;
+}
+
+impl<T, E: Into<ImagesError>> Context<T> for std::result::Result<T, E> {
+    fn context<C: Display>(self, context: C) -> Result<T> {
+        self.map_err(|e| ImagesError::Context { context: context.to_string(), cause: Box::new(e.into()) })
+    }
+
+    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T> {
+        self.map_err(|e| ImagesError::Context { context: f().to_string(), cause: Box::new(e.into()) })
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context<C: Display>(self, context: C) -> Result<T> {
+        self.ok_or_else(|| ImagesError::refused(context))
+    }
+
+    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T> {
+        self.ok_or_else(|| ImagesError::refused(f()))
+    }
+}
+
+/// Returns early with [`ImagesError::Refused`] and a formatted message.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err($crate::error::ImagesError::Refused(format!($($arg)*)))
+    };
+}
+
+/// An [`ImagesError::Refused`] with a formatted message.
+macro_rules! refused {
+    ($($arg:tt)*) => {
+        $crate::error::ImagesError::Refused(format!($($arg)*))
+    };
+}
+
+pub(crate) use {bail, refused};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_reads_context_then_cause_and_options_become_the_context() {
+        let e: Result<()> = Err(std::io::Error::new(std::io::ErrorKind::NotFound, "gone")).context("plan.json");
+        assert_eq!(e.unwrap_err().to_string(), "plan.json: gone");
+        let none: Option<u8> = None;
+        assert_eq!(none.context("no unit 3").unwrap_err().to_string(), "no unit 3");
+        let r: Result<()> = (|| {
+            bail!("arithmetic: {} ≠ {}", 2, 3);
+        })();
+        assert_eq!(r.unwrap_err().to_string(), "arithmetic: 2 ≠ 3");
+    }
+}
