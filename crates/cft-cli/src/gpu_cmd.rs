@@ -234,10 +234,7 @@ fn backbone_parity(datasets: &std::path::Path, ordinal: usize) -> Result<serde_j
 /// The CUDA CFT engine for `cft run` (`[cft] engine = "cuda"`, or `auto` on a CUDA device).
 #[cfg(feature = "cuda")]
 pub fn cuda_cft_engine(device: &str, precision: &str) -> Result<Box<dyn cft_experiment::partial_label::CftEngine>> {
-    let ordinal = match crate::args::parse_device(device)? {
-        Some(n) => n,
-        None => 0,
-    };
+    let ordinal = crate::args::parse_device(device)?.unwrap_or_default();
     let gemm: cft_cuda::GemmPrecision = precision.parse().map_err(anyhow::Error::msg)?;
     // Refused now rather than after the data is read: no device, no run.
     open_gpu(ordinal)?;

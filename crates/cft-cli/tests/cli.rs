@@ -279,7 +279,7 @@ fn quick_reproduce_equals_the_committed_numbers_at_every_kernel_level_and_thread
     ] {
         assert!(first.join(f).is_file(), "{f}");
     }
-    let res: cft_report::ExperimentResults = serde_json::from_slice(a).unwrap();
+    let res: cft_results::ExperimentResults = serde_json::from_slice(a).unwrap();
     assert_eq!(res.proportions, [0.1, 0.5, 0.9]);
     assert_eq!(res.rows.len(), 10);
     // Masks follow the reference protocol: the paper unit's fit labels are exactly
@@ -319,7 +319,7 @@ fn skipped_categories_are_reported_as_skipped() {
     let d = dir.path();
     let ds = datasets();
     ok(&cft(&["reproduce", "--quick", "--dataset", "flags", "--out", "r", "--datasets-dir", ds.to_str().unwrap()], d));
-    let res: cft_report::ExperimentResults =
+    let res: cft_results::ExperimentResults =
         serde_json::from_slice(&std::fs::read(d.join("r/flags/results.json")).unwrap()).unwrap();
     let skipped: Vec<_> = res.rows.iter().flat_map(|r| r.cells.iter().flat_map(|c| c.skipped.clone())).collect();
     assert!(!skipped.is_empty());

@@ -82,7 +82,12 @@ pub fn finetune_batched_observed(
         on_epochs(n);
         ControlFlow::Continue(())
     };
-    match finetune_batched_controlled(head, train, valid, cfg, batch, on_done, &keep_going) {
+    uninterrupted(finetune_batched_controlled(head, train, valid, cfg, batch, on_done, &keep_going))
+}
+
+/// The run of a controller that always continues (it cannot have been interrupted).
+fn uninterrupted(run: Result<FineTuneRun, Interrupted>) -> FineTuneRun {
+    match run {
         Ok(run) => run,
         Err(Interrupted) => unreachable!("an observer that always continues never interrupts the run"),
     }
@@ -125,10 +130,7 @@ pub fn finetune_batched_within(
     on_done: &(dyn Fn(&CategoryOutcome) + Sync),
 ) -> FineTuneRun {
     let engine = Batched { batch, working_set: Some(working_set), on_epochs: &|_| ControlFlow::Continue(()) };
-    match crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done) {
-        Ok(run) => run,
-        Err(Interrupted) => unreachable!("an observer that always continues never interrupts the run"),
-    }
+    uninterrupted(crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done))
 }
 
 /// Bytes of category `k`'s per-step buffers (f32 per known training row and individual).

@@ -11,7 +11,7 @@ use crate::grid::{expand, show, Cell};
 use crate::partial_label::{run_protocol, unit_id, ProtocolData, ReproduceConfig, RunOptions, UnitResult};
 use crate::spec::ExperimentSpec;
 use cft_report::ablation::{AblationMeta, Tidy, TidyRow};
-use cft_report::Protocol;
+use cft_results::Protocol;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

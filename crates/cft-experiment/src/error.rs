@@ -63,34 +63,45 @@ impl ExperimentError {
     }
 }
 
-/// `context` / `with_context` on results and options, as front ends know them from `anyhow`:
-/// the error becomes `context: cause`; a `None` becomes the context alone.
-pub trait Context<T> {
-    /// Prefixes the error with `context`.
-    fn context<C: Display>(self, context: C) -> Result<T>;
-    /// Prefixes the error with the context `f` gives (computed only on error).
-    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T>;
+/// Defines `Context` (`context` / `with_context` on results and options, as front ends know
+/// them from `anyhow`) for an error enum with `Refused(String)` and `Context { context, cause }`
+/// variants: an error becomes `context: cause`, a `None` the context alone. One definition for
+/// every library crate's error type (this crate's, `cft-images`').
+#[macro_export]
+macro_rules! context_trait {
+    ($err:ident) => {
+        /// `context` / `with_context` on results and options: the error becomes
+        /// `context: cause`; a `None` becomes the context alone.
+        pub trait Context<T> {
+            /// Prefixes the error with `context`.
+            fn context<C: std::fmt::Display>(self, context: C) -> std::result::Result<T, $err>;
+            /// Prefixes the error with the context `f` gives (computed only on error).
+            fn with_context<C: std::fmt::Display, F: FnOnce() -> C>(self, f: F) -> std::result::Result<T, $err>;
+        }
+
+        impl<T, E: Into<$err>> Context<T> for std::result::Result<T, E> {
+            fn context<C: std::fmt::Display>(self, context: C) -> std::result::Result<T, $err> {
+                self.map_err(|e| $err::Context { context: context.to_string(), cause: Box::new(e.into()) })
+            }
+
+            fn with_context<C: std::fmt::Display, F: FnOnce() -> C>(self, f: F) -> std::result::Result<T, $err> {
+                self.map_err(|e| $err::Context { context: f().to_string(), cause: Box::new(e.into()) })
+            }
+        }
+
+        impl<T> Context<T> for Option<T> {
+            fn context<C: std::fmt::Display>(self, context: C) -> std::result::Result<T, $err> {
+                self.ok_or_else(|| $err::Refused(context.to_string()))
+            }
+
+            fn with_context<C: std::fmt::Display, F: FnOnce() -> C>(self, f: F) -> std::result::Result<T, $err> {
+                self.ok_or_else(|| $err::Refused(f().to_string()))
+            }
+        }
+    };
 }
 
-impl<T, E: Into<ExperimentError>> Context<T> for std::result::Result<T, E> {
-    fn context<C: Display>(self, context: C) -> Result<T> {
-        self.map_err(|e| ExperimentError::Context { context: context.to_string(), cause: Box::new(e.into()) })
-    }
-
-    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T> {
-        self.map_err(|e| ExperimentError::Context { context: f().to_string(), cause: Box::new(e.into()) })
-    }
-}
-
-impl<T> Context<T> for Option<T> {
-    fn context<C: Display>(self, context: C) -> Result<T> {
-        self.ok_or_else(|| ExperimentError::refused(context))
-    }
-
-    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T> {
-        self.ok_or_else(|| ExperimentError::refused(f()))
-    }
-}
+context_trait!(ExperimentError);
 
 /// Returns early with [`ExperimentError::Refused`] and a formatted message.
 macro_rules! bail {

@@ -30,7 +30,7 @@ use cft_core::{
     SplitRef,
 };
 use cft_data::{check_collisions, DatasetManifest, Named};
-use cft_report::{ExperimentResults, GroupCell, MethodRow, Protocol, ResultCell};
+use cft_results::{ExperimentResults, GroupCell, MethodRow, Protocol, ResultCell};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;

@@ -54,34 +54,7 @@ impl ImagesError {
     }
 }
 
-/// `context` / `with_context` on results and options, as front ends know them from `anyhow`:
-/// the error becomes `context: cause`; a `None` becomes the context alone.
-pub trait Context<T> {
-    /// Prefixes the error with `context`.
-    fn context<C: Display>(self, context: C) -> Result<T>;
-    /// Prefixes the error with the context `f` gives (computed only on error).
-    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T>;
-}
-
-impl<T, E: Into<ImagesError>> Context<T> for std::result::Result<T, E> {
-    fn context<C: Display>(self, context: C) -> Result<T> {
-        self.map_err(|e| ImagesError::Context { context: context.to_string(), cause: Box::new(e.into()) })
-    }
-
-    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T> {
-        self.map_err(|e| ImagesError::Context { context: f().to_string(), cause: Box::new(e.into()) })
-    }
-}
-
-impl<T> Context<T> for Option<T> {
-    fn context<C: Display>(self, context: C) -> Result<T> {
-        self.ok_or_else(|| ImagesError::refused(context))
-    }
-
-    fn with_context<C: Display, F: FnOnce() -> C>(self, f: F) -> Result<T> {
-        self.ok_or_else(|| ImagesError::refused(f()))
-    }
-}
+cft_experiment::context_trait!(ImagesError);
 
 /// Returns early with [`ImagesError::Refused`] and a formatted message.
 macro_rules! bail {
@@ -98,20 +71,3 @@ macro_rules! refused {
 }
 
 pub(crate) use {bail, refused};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn context_reads_context_then_cause_and_options_become_the_context() {
-        let e: Result<()> = Err(std::io::Error::new(std::io::ErrorKind::NotFound, "gone")).context("plan.json");
-        assert_eq!(e.unwrap_err().to_string(), "plan.json: gone");
-        let none: Option<u8> = None;
-        assert_eq!(none.context("no unit 3").unwrap_err().to_string(), "no unit 3");
-        let r: Result<()> = (|| {
-            bail!("arithmetic: {} ≠ {}", 2, 3);
-        })();
-        assert_eq!(r.unwrap_err().to_string(), "arithmetic: 2 ≠ 3");
-    }
-}

@@ -84,6 +84,14 @@ fn matrix_out<'py>(py: Python<'py>, m: &Matrix) -> Bound<'py, PyArray2<f32>> {
     Array2::from_shape_vec((m.rows(), m.cols()), m.as_slice().to_vec()).expect("a matrix's shape").into_pyarray(py)
 }
 
+/// `{"weight": [C, d], "bias": [C]}` of a head, as numpy arrays.
+fn head_dict<'py>(py: Python<'py>, head: &LinearHead) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("weight", matrix_out(py, &head.weight))?;
+    out.set_item("bias", Array1::from_vec(head.bias.clone()).into_pyarray(py))?;
+    Ok(out)
+}
+
 /// Progress and the stop request shared by the working thread and the waiting one.
 #[derive(Default)]
 struct Watch {
@@ -295,9 +303,7 @@ fn finetune<'py>(
     })?
     // Interrupted without a raised KeyboardInterrupt cannot happen: only a raised error stops.
     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-    let out = PyDict::new(py);
-    out.set_item("weight", matrix_out(py, &run.head.weight))?;
-    out.set_item("bias", Array1::from_vec(run.head.bias.clone()).into_pyarray(py))?;
+    let out = head_dict(py, &run.head)?;
     let outcomes: Vec<Bound<'py, PyDict>> =
         run.categories.iter().map(|o| outcome_dict(py, o)).collect::<PyResult<_>>()?;
     out.set_item("outcomes", outcomes)?;
@@ -329,10 +335,7 @@ fn train_head<'py>(
     let x = self::features("features", features)?;
     let y = labels_for("labels", "features", x.rows(), labels)?;
     let head = run_watched(py, 1, threads, progress, |_| cft_core::train_base_head(&x, &y, &cfg))?;
-    let out = PyDict::new(py);
-    out.set_item("weight", matrix_out(py, &head.weight))?;
-    out.set_item("bias", Array1::from_vec(head.bias.clone()).into_pyarray(py))?;
-    Ok(out)
+    head_dict(py, &head)
 }
 
 /// Per-category AP or ROC-AUC on the known labels (scikit-learn's definitions) and their mean

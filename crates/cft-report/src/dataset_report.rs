@@ -1,8 +1,8 @@
 //! One dataset's report folder: tables in three formats, figures, and a README index.
 
 use crate::plots::{render, DeltaBars, PlotError, ScoreVsProportion};
-use crate::results::ExperimentResults;
 use crate::table::partial_label_table;
+use cft_results::ExperimentResults;
 use std::path::{Path, PathBuf};
 
 /// Errors while writing a report.

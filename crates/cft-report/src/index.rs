@@ -5,8 +5,8 @@ use crate::dataset_report::{read_results, write_dataset_report, ReportError, FIG
 use crate::plots::{render, LineChart, LogBars, Series, Stacked, MARKERS};
 use crate::published_tables::{chexpert_table, coco_table, openimages_table, read_chexpert_scored, Ours};
 use crate::reference::{read_csv, Published};
-use crate::results::ExperimentResults;
 use crate::table::Table;
+use cft_results::ExperimentResults;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -53,7 +53,7 @@ fn history_figure(dir: &Path, res: &ExperimentResults) -> Result<Option<Stacked>
     let Some(unit_rel) = res
         .rows
         .iter()
-        .filter(|r| r.protocol == crate::results::Protocol::Paper)
+        .filter(|r| r.protocol == cft_results::Protocol::Paper)
         .find_map(|r| r.cells.first().and_then(|c| c.run.clone()))
     else {
         return Ok(None);

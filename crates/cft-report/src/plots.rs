@@ -3,7 +3,7 @@
 //! Text uses the DejaVu Sans font shipped in `assets/` (registered once), so plots render the
 //! same on a machine without system fonts.
 
-use crate::results::{ExperimentResults, Protocol};
+use cft_results::{ExperimentResults, Protocol};
 use plotters::coord::Shift;
 use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
@@ -239,7 +239,7 @@ fn score_vs_proportion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &E
         let i = methods.iter().position(|x| *x == m).unwrap_or(0);
         (PALETTE[i % PALETTE.len()], MARKERS[i % MARKERS.len()])
     };
-    let mut order: Vec<&crate::results::MethodRow> = res.rows.iter().collect();
+    let mut order: Vec<&cft_results::MethodRow> = res.rows.iter().collect();
     order.sort_by_key(|r| !r.is_base);
     for r in order {
         let (color, mk) = style_of(&r.method);
@@ -318,10 +318,10 @@ fn delta_bars<DB: DrawingBackend>(
     let col = res.proportions.iter().position(|p| (p - proportion).abs() < 1e-9).ok_or("proportion not in results")?;
     let protocols = [Protocol::Paper, Protocol::HeldOut];
     let c = res.categories.len();
-    let cft_rows = |protocol: Protocol| -> Vec<&crate::results::MethodRow> {
+    let cft_rows = |protocol: Protocol| -> Vec<&cft_results::MethodRow> {
         res.rows.iter().filter(|r| !r.is_base && r.protocol == protocol && r.method.starts_with(base)).collect()
     };
-    let delta = |r: &crate::results::MethodRow, k: usize| -> Option<f64> {
+    let delta = |r: &cft_results::MethodRow, k: usize| -> Option<f64> {
         let base_row = res.row(base, r.protocol)?;
         Some(
             100.0
@@ -331,7 +331,7 @@ fn delta_bars<DB: DrawingBackend>(
     };
     // One category order for both panels (by the mean Δ over every CFT row of both protocols),
     // so that a category sits in the same slot in each.
-    let all_rows: Vec<&crate::results::MethodRow> = protocols.iter().flat_map(|&p| cft_rows(p)).collect();
+    let all_rows: Vec<&cft_results::MethodRow> = protocols.iter().flat_map(|&p| cft_rows(p)).collect();
     let mean_delta = |k: usize| {
         let v: Vec<f64> = all_rows.iter().filter_map(|r| delta(r, k)).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
@@ -456,9 +456,9 @@ fn delta_axis(all: &[f64]) -> (f64, f64) {
 
 /// Every drawn bar as (slot, low, high) in data units.
 fn bar_extents(
-    rows: &[&crate::results::MethodRow],
+    rows: &[&cft_results::MethodRow],
     order: &[usize],
-    delta: &dyn Fn(&crate::results::MethodRow, usize) -> Option<f64>,
+    delta: &dyn Fn(&cft_results::MethodRow, usize) -> Option<f64>,
 ) -> Vec<(usize, f64, f64)> {
     rows.iter()
         .flat_map(|r| {

@@ -2,8 +2,8 @@
 //! CheXpert. A dataset we could not run gets a row of "not run" cells that says why.
 
 use crate::reference::{Published, PublishedRow};
-use crate::results::{ExperimentResults, MethodRow};
 use crate::table::{pct, Table};
+use cft_results::{ExperimentResults, MethodRow};
 
 /// Our side of a table: results, or the reason there are none.
 #[derive(Debug, Clone, Copy)]

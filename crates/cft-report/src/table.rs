@@ -1,7 +1,7 @@
 //! A small table model rendered three ways: Markdown (for READMEs), CSV (for tools) and LaTeX
 //! with booktabs rules (for papers).
 
-use crate::results::ExperimentResults;
+use cft_results::ExperimentResults;
 
 /// A rectangular table of strings with a header and an optional caption.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,8 @@
 use cft_report::plots::{render, LineChart, Series};
 use cft_report::published_tables::{chexpert_table, coco_table, openimages_table};
 use cft_report::reference::read_csv;
-use cft_report::{write_index, ExperimentResults, MethodRow, Ours, Protocol, Published, ResultCell};
+use cft_report::{write_index, Ours, Published};
+use cft_results::{ExperimentResults, MethodRow, Protocol, ResultCell};
 use polars::prelude::*;
 use std::path::PathBuf;
 

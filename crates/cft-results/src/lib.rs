@@ -1,3 +1,8 @@
+//! # cft-results: the results schema
+//!
+//! Its own crate so that the writer (`cft-experiment`) owns it without depending on the
+//! reader (`cft-report`), which depends on it only to read `results.json` back.
+//!
 //! What an experiment writes to disk and the report reads back: one `results.json` per
 //! dataset, holding every (method, protocol, known-label proportion) cell with its
 //! per-category scores and a link to the run that produced it.
