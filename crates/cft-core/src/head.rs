@@ -16,8 +16,15 @@ pub struct LinearHead {
 
 impl LinearHead {
     /// Builds a head; `None` if `bias.len()` differs from the weight's row count.
-    pub fn new(weight: Matrix, bias: Vec<f32>) -> Option<Self> {
-        (weight.rows() == bias.len()).then_some(Self { weight, bias })
+    pub fn new(weight: Matrix, bias: Vec<f32>) -> Result<Self, crate::error::CoreError> {
+        if weight.rows() != bias.len() {
+            return Err(crate::error::CoreError::shape(
+                "linear head",
+                format!("{} biases (weight [{}, {}])", weight.rows(), weight.rows(), weight.cols()),
+                format!("{} biases", bias.len()),
+            ));
+        }
+        Ok(Self { weight, bias })
     }
 
     /// A zero head.

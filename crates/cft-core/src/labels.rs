@@ -92,9 +92,17 @@ pub struct PartialLabels {
 }
 
 impl PartialLabels {
-    /// Wraps a row-major label vector; `None` if its length is not `n_samples × n_categories`.
-    pub fn new(n_samples: usize, n_categories: usize, data: Vec<Label>) -> Option<Self> {
-        (data.len() == n_samples * n_categories).then_some(Self { n_samples, n_categories, data })
+    /// Wraps a row-major label vector; a [`crate::error::CoreError::Shape`] naming both sizes if
+    /// its length is not `n_samples × n_categories`.
+    pub fn new(n_samples: usize, n_categories: usize, data: Vec<Label>) -> Result<Self, crate::error::CoreError> {
+        if data.len() != n_samples * n_categories {
+            return Err(crate::error::CoreError::shape(
+                "labels",
+                format!("[{n_samples}, {n_categories}] ({} labels)", n_samples * n_categories),
+                format!("{} labels", data.len()),
+            ));
+        }
+        Ok(Self { n_samples, n_categories, data })
     }
 
     /// All entries unknown.

@@ -40,6 +40,7 @@ pub mod adam;
 pub mod base_head;
 pub mod batched;
 pub mod engine;
+pub mod error;
 pub mod finetune;
 pub mod head;
 pub mod kernels;
@@ -60,6 +61,7 @@ pub use batched::{
     Interrupted,
 };
 pub use engine::{finetune_with, should_stop, Engine};
+pub use error::CoreError;
 pub use finetune::{
     elite_order, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun,
     GaConfig, GaEliteTies, Method, SkipReason, SplitRef,

@@ -8,6 +8,7 @@
 //! Every reduction runs over fixed-size row blocks combined in a fixed order, so results do not
 //! depend on the number of threads.
 
+use crate::error::CoreError;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -44,9 +45,17 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    /// Wraps row-major data; `None` if `data.len() != rows × cols`.
-    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Option<Self> {
-        (data.len() == rows * cols).then_some(Self { rows, cols, data })
+    /// Wraps row-major data; a [`CoreError::Shape`] naming both sizes if
+    /// `data.len() != rows × cols`.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self, CoreError> {
+        if data.len() != rows * cols {
+            return Err(CoreError::shape(
+                "matrix",
+                format!("[{rows}, {cols}] ({} values)", rows * cols),
+                format!("{} values", data.len()),
+            ));
+        }
+        Ok(Self { rows, cols, data })
     }
 
     /// A zero matrix.

@@ -23,8 +23,7 @@ pub fn features(name: &str, rows: usize, cols: usize, data: Vec<f32>) -> Result<
             format!("shape [{rows}, {cols}]: features need at least one row and one column"),
         ));
     }
-    let m = Matrix::new(rows, cols, data)
-        .ok_or_else(|| DataError::array(name, format!("{} values do not fill shape [{rows}, {cols}]", rows * cols)))?;
+    let m = Matrix::new(rows, cols, data).map_err(|e| DataError::array(name, e.to_string()))?;
     match m.first_non_finite() {
         Some((r, c, v)) => Err(DataError::array(name, non_finite_feature(r, c, v))),
         None => Ok(m),
@@ -73,8 +72,7 @@ pub fn head(weight: (usize, usize, Vec<f32>), bias: Option<Vec<f32>>, d: usize, 
             ),
         ));
     }
-    let weight = Matrix::new(rows, cols, w)
-        .ok_or_else(|| DataError::array("weight", format!("values do not fill shape [{rows}, {cols}]")))?;
+    let weight = Matrix::new(rows, cols, w).map_err(|e| DataError::array("weight", e.to_string()))?;
     if let Some((r, k, v)) = weight.first_non_finite() {
         return Err(DataError::array("weight", format!("row {r}, column {k} is {v}: weights must be finite")));
     }
@@ -91,7 +89,7 @@ pub fn head(weight: (usize, usize, Vec<f32>), bias: Option<Vec<f32>>, d: usize, 
         },
         None => vec![0.0; c],
     };
-    LinearHead::new(weight, bias).ok_or_else(|| DataError::array("bias", "does not match weight".to_string()))
+    LinearHead::new(weight, bias).map_err(|e| DataError::array("bias", e.to_string()))
 }
 
 #[cfg(test)]

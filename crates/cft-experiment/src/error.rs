@@ -24,6 +24,9 @@ pub enum ExperimentError {
     /// A parameter of the core outside its range.
     #[error(transparent)]
     Param(#[from] cft_core::params::ParamError),
+    /// A shape the core refused, or a stopped run.
+    #[error(transparent)]
+    Core(#[from] cft_core::CoreError),
     /// Writing a report or a figure.
     #[error(transparent)]
     Report(#[from] cft_report::ReportError),

@@ -24,6 +24,9 @@ pub enum ImagesError {
     /// A backbone, its weights or the image pipeline (boxed: it is large).
     #[error(transparent)]
     Features(Box<cft_features::FeatureError>),
+    /// A shape the core refused (the shapes are in the message).
+    #[error(transparent)]
+    Core(#[from] cft_core::CoreError),
     /// The experiment layer (a spec, a fingerprint, a manifest).
     #[error(transparent)]
     Experiment(#[from] cft_experiment::error::ExperimentError),
