@@ -39,7 +39,7 @@ def test_a_models_parameters_are_taken_as_they_are(own):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_features_equal_their_float32_values(own, dtype):
     train, test, head = own
-    x = torch.from_numpy(train["features"]).to(getattr(torch, dtype))
+    x = torch.from_numpy(train["features"].copy()).to(getattr(torch, dtype))
     args = dict(method="bp-asl", max_epochs=20, patience=20, lr=0.01)
     rh = cft.finetune(x, train["labels"], test["features"], test["labels"], head["weight"], head["bias"], **args)
     r32 = cft.finetune(x.float().numpy(), train["labels"], test["features"], test["labels"], head["weight"],
