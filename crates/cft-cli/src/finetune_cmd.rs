@@ -96,7 +96,7 @@ pub struct FinetuneArgs {
     #[arg(long, value_enum, default_value_t = EngineArg::Batched)]
     pub engine: EngineArg,
     /// Categories held in memory at once by the batched engine.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = cft_core::DEFAULT_BATCH)]
     pub batch: usize,
     /// CUDA device of `--engine cuda` (cuda or cuda:N).
     #[arg(long, default_value = "cuda:0")]

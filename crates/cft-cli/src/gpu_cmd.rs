@@ -142,7 +142,7 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
         cfg.max_epochs = args.epochs;
         cfg.patience = 50;
         let t = std::time::Instant::now();
-        let cpu = finetune_batched(&base, tr, va, &cfg, 64, &|_| {});
+        let cpu = finetune_batched(&base, tr, va, &cfg, cft_core::DEFAULT_BATCH, &|_| {});
         let cpu_s = t.elapsed().as_secs_f64();
         for precision in [GemmPrecision::F32, GemmPrecision::Tf32, GemmPrecision::Bf16] {
             let t = std::time::Instant::now();

@@ -88,10 +88,10 @@ fn engine_for(args: &RunArgs, spec: &ExperimentSpec) -> Result<Box<dyn CftEngine
     }
     let device = args.device.clone().or_else(|| spec.backbone.as_ref().map(|b| b.device.clone())).unwrap_or_default();
     let precision = args.gemm_precision.clone().unwrap_or_else(|| spec.cft.gemm_precision.clone());
-    Ok(match name.as_str() {
-        "per-category" => Box::new(CpuEngine::PerCategory),
-        "batched" => Box::new(CpuEngine::default()),
-        "auto" if !(cfg!(feature = "cuda") && device.starts_with("cuda")) => Box::new(CpuEngine::default()),
+    // `auto` is the CUDA engine on a CUDA device of a `cuda` build, else the CPU's.
+    let gpu_auto = name == "auto" && cfg!(feature = "cuda") && device.starts_with("cuda");
+    Ok(match CpuEngine::for_name(&name) {
+        Some(cpu) if !gpu_auto => Box::new(cpu),
         _ => crate::gpu_cmd::cuda_cft_engine(&device, &precision)?,
     })
 }

@@ -52,6 +52,10 @@ pub fn multi_head_scores(x: &Matrix, heads: &[&[f32]], out: &mut [f32]) {
     }
 }
 
+/// Categories the batched engine holds at once unless told otherwise: `cft finetune`'s, `cft
+/// run`'s and the Python package's default (the batch size never changes the numbers).
+pub const DEFAULT_BATCH: usize = 64;
+
 /// Fine-tunes every category of `head` with the batched engine, `batch` categories at a time.
 /// Same result as [`crate::finetune()`] for the same configuration. `on_done` is called as each
 /// category finishes.

@@ -58,7 +58,7 @@ pub use adam::{Adam, AdamConfig};
 pub use base_head::{train_base_head, train_base_head_sparse, BaseHeadConfig, BaseMode};
 pub use batched::{
     finetune_batched, finetune_batched_controlled, finetune_batched_observed, finetune_batched_within, Batched,
-    Interrupted,
+    Interrupted, DEFAULT_BATCH,
 };
 pub use engine::{finetune_with, should_stop, Engine};
 pub use error::CoreError;

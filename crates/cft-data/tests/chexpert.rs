@@ -1,6 +1,6 @@
 //! CheXpert adapter and competition scoring. The real files may not be redistributed: these
 //! tests read the folder named by `CFT_REAL_DATA` (`.ci/run` sets it to `../shared/data`) and
-//! are `#[ignore]`d by default, so that `cargo test` lists them as skipped instead of passing
+//! are ignored by default (each attribute says why), so that `cargo test` lists them as skipped instead of passing
 //! them unchecked; `cargo test -- --include-ignored` (what CI runs) runs them, and then a
 //! missing variable or file is a failure. The expected
 //! counts were computed independently with Python's `csv` module over the same files.

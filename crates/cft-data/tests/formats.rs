@@ -14,7 +14,8 @@ fn formats() -> PathBuf {
 }
 
 /// The real samples' folder (`CFT_REAL_DATA`, a relative path taken from the workspace root);
-/// the tests that read it are `#[ignore]`d by default (listed as skipped) and fail without it
+/// the tests that read it are ignored by default (each attribute gives the reason; listed as
+/// skipped) and fail without it
 /// when run (`--include-ignored`, as CI does).
 fn real_data() -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

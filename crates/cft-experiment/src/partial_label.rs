@@ -918,9 +918,21 @@ pub enum CpuEngine {
     },
 }
 
+impl CpuEngine {
+    /// The CPU engine a spec's `cft.engine` (or `--engine`) names: `batched`, `per-category`,
+    /// or `auto` where no GPU engine is linked; `None` for `cuda` and unknown names.
+    pub fn for_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" | "batched" => Some(CpuEngine::default()),
+            "per-category" => Some(CpuEngine::PerCategory),
+            _ => None,
+        }
+    }
+}
+
 impl Default for CpuEngine {
     fn default() -> Self {
-        CpuEngine::Batched { batch: 64 }
+        CpuEngine::Batched { batch: cft_core::DEFAULT_BATCH }
     }
 }
 

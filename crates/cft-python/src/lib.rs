@@ -18,10 +18,6 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Categories the batched engine holds at once: `cft finetune`'s default, so that a call here
-/// and the command run the same engine the same way.
-const BATCH: usize = 64;
-
 /// How often the waiting thread looks for Ctrl-C and reports progress.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -296,7 +292,7 @@ fn finetune<'py>(
             SplitRef { features: &tx, labels: &st },
             SplitRef { features: &vx, labels: &sv },
             &cfg,
-            BATCH,
+            cft_core::DEFAULT_BATCH,
             &on_done,
             &on_epochs,
         )
@@ -431,15 +427,12 @@ fn run<'py>(
     use cft_experiment::partial_label::CpuEngine;
     use cft_experiment::run::{run_spec, RunOutcome, RunRequest};
     let spec = cft_experiment::spec::ExperimentSpec::load(&spec_path).map_err(|e| value_error(format!("{e:#}")))?;
-    let engine = match engine.as_deref().unwrap_or(spec.cft.engine.as_str()) {
-        "auto" | "batched" => CpuEngine::default(),
-        "per-category" => CpuEngine::PerCategory,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "engine = {other:?}: this `cft` package runs the CPU engines (\"auto\", \"batched\", \"per-category\")"
-            )))
-        }
-    };
+    let name = engine.as_deref().unwrap_or(spec.cft.engine.as_str());
+    let engine = CpuEngine::for_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "engine = {name:?}: this `cft` package runs the CPU engines (\"auto\", \"batched\", \"per-category\")"
+        ))
+    })?;
     let datasets_dir = datasets_dir.unwrap_or_else(|| std::path::PathBuf::from("datasets"));
     let outcome = run_watched(py, 0, None, progress, |watch| {
         let sink = WatchedProgress(watch);

@@ -61,6 +61,18 @@ def _like(template: Any, array: np.ndarray) -> Any:
     return array
 
 
+def _frame(rows: list, otherwise: Any) -> Any:
+    """``rows`` (a list of dicts) as a polars or pandas frame when one is installed, else
+    ``otherwise``."""
+    for module in ("polars", "pandas"):
+        try:
+            lib = __import__(module)
+        except ImportError:
+            continue
+        return lib.DataFrame(rows)
+    return otherwise
+
+
 def _progress(progress: Any) -> Optional[Callable[[int, int], None]]:
     """A ``progress(done, total)`` callable, or a tqdm bar (anything with ``update``)."""
     if progress is None or not hasattr(progress, "update"):
@@ -93,13 +105,7 @@ class FineTuneResult:
 
     def table(self) -> Any:
         """The outcomes as a polars or pandas frame when one is installed, else the list."""
-        for module in ("polars", "pandas"):
-            try:
-                lib = __import__(module)
-            except ImportError:
-                continue
-            return lib.DataFrame(self.outcomes)
-        return self.outcomes
+        return _frame(self.outcomes, self.outcomes)
 
 
 def finetune(
@@ -181,6 +187,8 @@ def evaluate(scores_or_features: Any, labels: Any, *, metric: str = "ap", head: 
     if head is not None:
         weight, bias = (head["weight"], head.get("bias")) if isinstance(head, dict) else (head.weight, head.bias)
     x = scores_or_features
+    if head is None and _is_torch(x) and str(x.dtype) == "torch.float64":
+        x = x.detach().cpu().numpy()
     if head is None and isinstance(x, np.ndarray) and x.dtype == np.float64:
         x = np.ascontiguousarray(x)
     else:
@@ -213,14 +221,9 @@ def run(spec_path: str, *, out: Optional[str] = None, datasets_dir: Optional[str
     results = json.loads(done["results_json"])
     results["dir"] = done["dir"]
     if frame:
-        rows = [
+        return _frame([
             {"protocol": r["protocol"], "method": r["method"], "proportion": c["proportion"], "mean": c["mean"]}
             for r in results["rows"]
             for c in r["cells"]
-        ]
-        for module in ("polars", "pandas"):
-            try:
-                return __import__(module).DataFrame(rows)
-            except ImportError:
-                continue
+        ], results)
     return results
