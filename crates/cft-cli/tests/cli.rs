@@ -730,14 +730,30 @@ fn a_single_spec_runs_in_unit_shards_that_report_merges() {
     );
 }
 
-/// `cft gpu-check --verify`: the H200's committed report holds every bound; a report with one
-/// figure past its bound exits non-zero naming the check, the figure and the bound.
+/// `cft gpu-check --verify`: every report the H200 wrote (reports/gpu/gpu_check*.json and each
+/// dated check's) holds every bound; a report with one figure past its bound exits non-zero
+/// naming the check, the figure and the bound.
 #[test]
-fn gpu_check_bounds_pass_on_the_h200_report_and_fail_past_a_bound() {
+fn gpu_check_bounds_pass_on_the_h200_reports_and_fail_past_a_bound() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/gpu/gpu_check.json");
-    ok(&cft(&["gpu-check", "--verify", committed.to_str().unwrap()], d));
+    let gpu_reports = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/gpu");
+    let mut reports: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(&gpu_reports).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("gpu_check") && name.ends_with(".json") {
+            reports.push(path);
+        } else if path.join("gpu_check.json").is_file() {
+            reports.push(path.join("gpu_check.json"));
+        }
+    }
+    reports.sort();
+    assert!(reports.len() >= 4, "the committed H200 reports: {reports:?}");
+    for report in &reports {
+        ok(&cft(&["gpu-check", "--verify", report.to_str().unwrap()], d));
+    }
+    let committed = gpu_reports.join("gpu_check.json");
     let mut report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&committed).unwrap()).unwrap();
     report["scene_runs"][0]["max_abs_weight_diff"] = serde_json::json!(0.5);
     std::fs::write(d.join("bad.json"), report.to_string()).unwrap();

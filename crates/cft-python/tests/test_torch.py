@@ -59,7 +59,11 @@ def test_cuda_tensors_are_brought_to_the_cpu(own):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     train, test, head = own
-    g = lambda a: torch.from_numpy(a).cuda()
+    g = lambda a: torch.from_numpy(a.copy()).cuda()
+    args = dict(method="ga", max_epochs=5, patience=5)
     r = cft.finetune(g(train["features"]), g(train["labels"]), g(test["features"]), g(test["labels"]),
-                     g(head["weight"]), g(head["bias"]), method="ga", max_epochs=5, patience=5)
-    assert r.weight.shape == (6, 72)
+                     g(head["weight"]), g(head["bias"]), **args)
+    rn = cft.finetune(train["features"], train["labels"], test["features"], test["labels"], head["weight"],
+                      head["bias"], **args)
+    assert r.weight.device.type == "cpu"
+    assert np.array_equal(bits(r.weight.numpy()), bits(rn.weight))
