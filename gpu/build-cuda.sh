@@ -21,5 +21,5 @@ xz -9 -T0 -f gpu-run/cft && rm -f gpu-run/cft.gz
 test_bin=$(cargo test --release --features cuda -p cft-cuda --test gpu_agreement --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
 cp "$test_bin" gpu-run/gpu_agreement && strip gpu-run/gpu_agreement
-cp gpu/unpack.sh gpu/check.sh gpu/check-agreement-and-scale.sh gpu/check-after-refactor.sh gpu/check-extract.sh gpu/check-paper-scale.sh gpu/compare_results.py gpu/compare_features.py benches/torchvision_bench.py benches/ratios.py gpu-run/
+cp gpu/unpack.sh gpu/agreement-steps.sh gpu/check.sh gpu/check-agreement-and-scale.sh gpu/check-after-refactor.sh gpu/check-extract.sh gpu/check-paper-scale.sh gpu/compare_results.py gpu/compare_features.py benches/torchvision_bench.py benches/ratios.py gpu-run/
 ls -la gpu-run

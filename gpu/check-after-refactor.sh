@@ -4,31 +4,14 @@
 # gpu-run/ carried (bash gpu/build-cuda.sh stages the binary and the cuda test binary; copy the
 # wheel's Python file and stripped, xz-compressed module into gpu-run/py/ too):
 #   bash gpu/check-after-refactor.sh      (summary files under $OUT, default ./gpu-out)
-# 1. `cft gpu-check` (must exit 0), then its --verify with the rank bound tightened (must exit 1);
-# 2. the cuda feature's tests (crates/cft-cuda/tests/gpu_agreement.rs);
+# 1–2. gpu/agreement-steps.sh: `cft gpu-check` (must exit 0), its --verify with the rank bound
+#    tightened (must exit 1), the cuda feature's tests (crates/cft-cuda/tests/gpu_agreement.rs);
 # 3. the fresh gpu_check.json beside the one measured before the refactor
 #    (reports/gpu/check-2026-11-28/): the CUDA runs' best epochs, test mAP and weight differences;
 # 4. the Python package with PyTorch: pytest (the torch module included; the comparisons with the
 #    `cft` command run in CI), the README example verbatim, Ctrl-C, the benchmark on the GPU.
 set -u
-OUT=${OUT:-gpu-out}
-W=/tmp/cft-check
-mkdir -p "$OUT" "$W"
-BIN=/tmp/cft-gpu/cft
-. gpu-run/unpack.sh
-lib=$(dirname "$(timeout 60 find / -name 'libcublas.so.13' -print -quit 2>/dev/null)")
-export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
-step() { echo "== $* at $(date +%s.%N)" | tee -a "$OUT/steps.log"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/steps.log" 2>&1
-step gpu-check
-timeout 120 $BIN gpu-check --out "$W/gc" --epochs 300 2> "$W/gpu-check.log"; echo "gpu-check rc $?" | tee -a "$OUT/steps.log"
-cp "$W/gc/gpu_check.json" "$OUT/gpu_check.json" 2>/dev/null
-step gpu-check verify, rank bound tightened to 1e-16
-$BIN gpu-check --verify "$W/gc/gpu_check.json" --bound rank=1e-16 2>&1 | tee -a "$OUT/steps.log"
-echo "tightened verify rc ${PIPESTATUS[0]}" | tee -a "$OUT/steps.log"
-step cuda tests
-timeout 60 gpu-run/gpu_agreement --test-threads 1 > "$W/cuda-tests.log" 2>&1; echo "cuda tests rc $?" | tee -a "$OUT/steps.log"
-tail -3 "$W/cuda-tests.log" >> "$OUT/steps.log"
+. gpu-run/agreement-steps.sh
 step before and after the refactor
 python3 - reports/gpu/check-2026-11-28/gpu_check.json "$W/gc/gpu_check.json" <<'EOF' 2>&1 | tee "$OUT/before-after.md"
 import json, sys
