@@ -112,10 +112,12 @@ def test_ctrl_c_stops_between_epochs_and_the_interpreter_carries_on():
     y = (x[:, :16] + rng.normal(size=(3000, 16)) > 1).astype(np.float32)
     w = np.zeros((16, 64), np.float32)
     # Python installs its Ctrl-C handler only when SIGINT is not ignored at start-up, and a shell
-    # without job control starts background commands with SIGINT ignored; the test installs the
-    # handler an interactive interpreter has. 2000 GA epochs take about 45 s on 2 cores: a
-    # signal that is not honoured fails the test ("DID NOT RAISE") instead of hanging it.
+    # without job control starts background commands with SIGINT ignored (a runner may also
+    # block it); the test installs the handler an interactive interpreter has and unblocks the
+    # signal. 2000 GA epochs take about 45 s on 2 cores: a signal that is not honoured fails the
+    # test ("DID NOT RAISE") instead of hanging it.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     start = time.monotonic()
     timer.start()
@@ -125,6 +127,7 @@ def test_ctrl_c_stops_between_epochs_and_the_interpreter_carries_on():
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     assert time.monotonic() - start < 5, "stopped within a few epochs of the signal"
     r = cft.finetune(x[:500], y[:500], x[:500], y[:500], w, method="bp-asl", max_epochs=5, patience=5, lr=0.01)
     assert r.weight.shape == (16, 64)
