@@ -201,9 +201,10 @@ struct ResumeKey<'a> {
     head_key: Option<&'a str>,
 }
 
-/// The core's check of the whole configuration, its parameters under this command's flags.
-fn check_config(cfg: &FineTuneConfig) -> Result<()> {
-    cfg.check().map_err(|e| {
+/// The core's check of the whole configuration for data of `n_categories`, its parameters
+/// under this command's flags.
+fn check_config(cfg: &FineTuneConfig, n_categories: usize) -> Result<()> {
+    cfg.check_for(n_categories).map_err(|e| {
         let flag = match e.param.as_str() {
             "max_epochs" => "--epochs",
             "patience" => "--patience",
@@ -227,10 +228,7 @@ fn finetune_config(args: &FinetuneArgs, c: usize) -> Result<(FineTuneConfig, Vec
     cfg.seed = args.seed;
     cfg.keep_history = args.history.is_some();
     let requested: Vec<usize> = args.categories.clone().unwrap_or_else(|| (0..c).collect());
-    if let Some(bad) = requested.iter().find(|&&k| k >= c) {
-        anyhow::bail!("--categories: {bad} is not a category index (the data has {c} categories)");
-    }
-    check_config(&FineTuneConfig { categories: Some(requested.clone()), ..cfg.clone() })?;
+    check_config(&FineTuneConfig { categories: Some(requested.clone()), ..cfg.clone() }, c)?;
     Ok((cfg, requested))
 }
 

@@ -37,6 +37,15 @@ impl BaseMode {
             BaseMode::Ignore => "Ignore",
         }
     }
+
+    /// Parses the lower-case spelling of front ends (`an`, `ignore`).
+    pub fn parse(name: &str) -> Result<Self, crate::params::ParamError> {
+        match name {
+            "an" => Ok(BaseMode::An),
+            "ignore" => Ok(BaseMode::Ignore),
+            other => Err(crate::params::ParamError::unknown("mode", other, &["an", "ignore"])),
+        }
+    }
 }
 
 /// Settings of the base-head recipe.

@@ -184,6 +184,21 @@ impl FineTuneConfig {
         }
         Ok(())
     }
+
+    /// [`FineTuneConfig::check`], and every requested category an index of the data's
+    /// `n_categories` (the engine passes over an index it does not have, so a front end that
+    /// knows the data checks here).
+    pub fn check_for(&self, n_categories: usize) -> Result<(), ParamError> {
+        self.check()?;
+        match self.categories.iter().flatten().find(|&&k| k >= n_categories) {
+            Some(&bad) => Err(ParamError::new(
+                "categories",
+                bad,
+                format!("not a category index (the data has {n_categories} categories)"),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 impl BaseHeadConfig {
@@ -227,6 +242,13 @@ mod tests {
         let fc = FineTuneConfig { categories: Some(vec![3, 1, 3]), ..fc };
         let fc = FineTuneConfig { patience: 300, ..fc };
         assert_eq!(fc.check().unwrap_err().to_string(), "categories = 3: listed twice; each category runs once");
+        let fc = FineTuneConfig { categories: Some(vec![0, 6]), ..fc };
+        fc.check().unwrap();
+        fc.check_for(7).unwrap();
+        assert_eq!(
+            fc.check_for(6).unwrap_err().named("--categories").to_string(),
+            "--categories 6: not a category index (the data has 6 categories)"
+        );
         let base = BaseHeadConfig { weight_decay: f32::NAN, ..BaseHeadConfig::recipe(crate::BaseMode::An) };
         assert_eq!(base.check().unwrap_err().to_string(), "weight_decay = NaN: expected a finite number ≥ 0");
         assert_eq!(

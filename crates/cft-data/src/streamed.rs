@@ -189,7 +189,7 @@ fn check_finite(path: &Path, d: usize, at: usize, values: &[f32]) -> Result<()> 
             let i = at + k;
             Err(DataError::invalid(
                 path,
-                format!("tensor `features` row {}, column {} is {}: features must be finite", i / d, i % d, values[k]),
+                format!("tensor `features` {}", crate::arrays::non_finite_feature(i / d, i % d, values[k])),
             ))
         }
     }
@@ -357,20 +357,9 @@ pub fn read_labelled_set(path: &Path) -> Result<LabelledSet> {
         read_f32_features(path, &mut file, &header, d, &mut data)?;
     } else {
         stream_values(path, &mut file, &header, "features", |at, values| {
-            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-                let i = at + k;
-                return Err(DataError::invalid(
-                    path,
-                    format!(
-                        "tensor `features` row {}, column {} is {}: features must be finite",
-                        i / d,
-                        i % d,
-                        values[k]
-                    ),
-                ));
-            }
+            let start = data.len();
             data.extend(values.iter().map(|&v| v as f32));
-            Ok(())
+            check_finite(path, d, at, &data[start..])
         })?;
     }
     let features = Matrix::new(n, d, data).expect("shape checked");

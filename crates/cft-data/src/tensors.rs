@@ -136,7 +136,7 @@ pub fn read_feature_set(path: &Path) -> Result<FeatureSet> {
     if let Some((row, col, v)) = features.first_non_finite() {
         return Err(DataError::invalid(
             path,
-            format!("tensor `features` row {row}, column {col} is {v}: features must be finite"),
+            format!("tensor `features` {}", crate::arrays::non_finite_feature(row, col, v)),
         ));
     }
     let labels = if st.names().contains(&"labels") {
@@ -160,11 +160,7 @@ pub fn read_feature_set(path: &Path) -> Result<FeatureSet> {
             data.push(Label::from_reference(v).ok_or_else(|| {
                 DataError::invalid(
                     path,
-                    format!(
-                        "tensor `labels` row {}, column {} is {v}; expected 1, 0, -1 or NaN",
-                        i / c.max(1),
-                        i % c.max(1)
-                    ),
+                    format!("tensor `labels` {}", crate::arrays::bad_label(i / c.max(1), i % c.max(1), v)),
                 )
             })?);
         }

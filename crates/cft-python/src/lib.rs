@@ -205,13 +205,8 @@ fn finetune_config(
     cfg.max_epochs = max_epochs;
     cfg.patience = patience;
     cfg.seed = seed;
-    if let Some(bad) = categories.iter().flatten().find(|&&k| k >= c) {
-        return Err(PyValueError::new_err(format!(
-            "categories: {bad} is not a category index (the data has {c} categories)"
-        )));
-    }
     cfg.categories = categories;
-    cfg.check().map_err(value_error)?;
+    cfg.check_for(c).map_err(value_error)?;
     Ok(cfg)
 }
 
@@ -321,12 +316,7 @@ fn train_head<'py>(
     threads: Option<usize>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mode = match mode {
-        "an" => BaseMode::An,
-        "ignore" => BaseMode::Ignore,
-        other => return Err(PyValueError::new_err(format!("mode = {other:?}: expected one of \"an\", \"ignore\""))),
-    };
-    let cfg = BaseHeadConfig { mode, epochs, lr, weight_decay };
+    let cfg = BaseHeadConfig { mode: BaseMode::parse(mode).map_err(value_error)?, epochs, lr, weight_decay };
     cfg.check().map_err(value_error)?;
     let x = self::features("features", features)?;
     let y = labels_for("labels", "features", x.rows(), labels)?;

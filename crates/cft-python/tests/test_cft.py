@@ -154,6 +154,9 @@ def test_bad_input_raises_the_one_line_messages():
         (lambda: cft.finetune(x[0], y, x, y, w), ValueError, "train_features: shape [4]; expected a 2-D array [rows, columns]"),
         (lambda: cft.finetune("x", y, x, y, w), TypeError, "train_features: expected a numpy array or a torch tensor, got str"),
         (lambda: cft.drop_labels(y, 1.5), ValueError, "proportion = 1.5: expected a proportion of known labels in [0, 1]"),
+        (lambda: cft.finetune(x, y, x, y, w, categories=[1, 2]), ValueError,
+         "categories = 2: not a category index (the data has 2 categories)"),
+        (lambda: cft.train_head(x, y, mode="full"), ValueError, 'mode = "full": expected one of "an", "ignore"'),
         (lambda: cft.finetune(x, y, x, y, w, engine="cuda"), ValueError,
          'engine = "cuda": this `cft` package was built without CUDA support; use engine="auto" (the CPU engine)'),
     ]
