@@ -34,6 +34,7 @@ fn epochs(c: &mut Criterion) {
         let mut cfg = FineTuneConfig::reference(method);
         cfg.max_epochs = 5;
         cfg.patience = 10;
+        let cfg = cfg.check().expect("the reference settings pass");
         group.bench_function(BenchmarkId::new(name, "x5"), |b| {
             b.iter(|| black_box(finetune_category(0, head.weight.row(0), head.bias[0], &tr, &va, &cfg)))
         });
@@ -62,7 +63,7 @@ fn metrics(c: &mut Criterion) {
 /// The machine-independent products at every kernel level this machine has: a GA
 /// population's scores (50 heads × 8,200 rows × 2,048) and a base head's gradient (80 heads).
 fn kernels(c: &mut Criterion) {
-    use cft_core::kernels::{scores_nt_at, weighted_row_sums_at, KernelLevel};
+    use cft_core::kernels::{scores_nt_at, weighted_row_sums_at, Detected};
     let (n, k, p, m) = (TRAIN, DIM, 50usize, 80usize);
     let x = synthetic_split(n, k, 1, 1.0, 0.05, 5).features;
     let w: Vec<f32> = (0..p * k).map(|i| ((i * 104_729) % 2000) as f32 / 1000.0 - 1.0).collect();
@@ -71,13 +72,14 @@ fn kernels(c: &mut Criterion) {
     let (mut out, mut grad) = (vec![0.0f32; n * p], vec![0.0f32; m * k]);
     let mut group = c.benchmark_group("kernels_coco_scale");
     group.sample_size(10);
-    for level in KernelLevel::available() {
+    for level in Detected::all() {
+        let level_name = level.level().name();
         group.throughput(Throughput::Elements((n * k * p) as u64));
-        group.bench_function(BenchmarkId::new("population_scores_50", level.name()), |b| {
+        group.bench_function(BenchmarkId::new("population_scores_50", level_name), |b| {
             b.iter(|| scores_nt_at(level, x.as_slice(), n, k, &w, p, &bias, black_box(&mut out)))
         });
         group.throughput(Throughput::Elements((n * k * m) as u64));
-        group.bench_function(BenchmarkId::new("head_gradient_80", level.name()), |b| {
+        group.bench_function(BenchmarkId::new("head_gradient_80", level_name), |b| {
             b.iter(|| weighted_row_sums_at(level, &a, m, x.as_slice(), n, k, black_box(&mut grad)))
         });
     }

@@ -1,19 +1,14 @@
-//! The value parsers and checks several commands share (device names, learning rates,
-//! known-label proportions): one definition each, so every flag is refused the same way.
-//! Range checks delegate to the core's ([`cft_core::params`]).
+//! What the commands' flags share: the value parser of every named choice ([`choice`]: clap
+//! lists the spellings in `--help` and parses into the library's enum, so no command matches
+//! on text), and the checks several commands apply, delegated to the core's ranges.
 
 use anyhow::Result;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
-/// Parses `cpu`, `cuda` or `cuda:N`; `Some(N)` for CUDA.
-pub fn parse_device(s: &str) -> Result<Option<usize>> {
-    match s {
-        "cpu" => Ok(None),
-        "cuda" => Ok(Some(0)),
-        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => Ok(Some(n)),
-            None => anyhow::bail!("--device {s}: expected cpu, cuda or cuda:N"),
-        },
-    }
+/// The value parser of a choice enum of the libraries (a method, a metric, an engine, …):
+/// its spellings as clap's possible values, parsed by the enum's own `FromStr`.
+pub fn choice<T: cft_core::Choice + Clone>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::NAMES.iter().copied()).try_map(|s| s.parse::<T>())
 }
 
 /// Refuses a learning rate outside the core's range ([`cft_core::params::check_lr`]), naming
@@ -26,4 +21,15 @@ pub fn check_lr(option: &str, lr: f32) -> Result<()> {
 /// Refuses a known-label proportion outside [0, 1] (or NaN).
 pub fn check_known(option: &str, p: f64) -> Result<()> {
     Ok(cft_core::params::check_known_proportion(option, p)?)
+}
+
+/// A core parameter's flag on the command line (`max_epochs` is `--epochs`, `adam.lr` is
+/// `--lr`, others `--` and the name with dashes), so a refusal names what the user typed.
+pub fn flag_error(e: cft_core::ParamError) -> anyhow::Error {
+    let flag = match e.param.as_str() {
+        "max_epochs" => "--epochs".to_string(),
+        "adam.lr" => "--lr".to_string(),
+        other => format!("--{}", other.rsplit('.').next().unwrap_or(other).replace('_', "-")),
+    };
+    anyhow::anyhow!("{}", e.named(&flag))
 }

@@ -1,56 +1,9 @@
-//! Helpers shared by the commands: loading checked inputs, progress bars, summary tables.
+//! What the commands share to show their work: progress bars on a terminal and progress lines
+//! in logs ([`progress`], [`Bars`] for the library's reports), and a run's printed table.
 
-use anyhow::{bail, Result};
-use cft_core::{CategoryOutcome, PartialLabels, UncertainPolicy};
-use cft_data::{read_feature_set, read_head_file, FeatureSet, HeadFile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// A feature set that must carry labels.
-pub struct Labelled {
-    /// The features (and metadata).
-    pub set: FeatureSet,
-    /// Its labels, uncertain entries resolved.
-    pub labels: PartialLabels,
-}
-
-/// Reads a feature set that must have a `labels` tensor and resolves uncertain labels.
-pub fn load_labelled(path: &Path, policy: UncertainPolicy) -> Result<Labelled> {
-    let set = read_feature_set(path)?;
-    let Some(labels) = set.labels.clone() else {
-        bail!("{}: no `labels` tensor; this command needs labelled features", path.display());
-    };
-    Ok(Labelled { labels: labels.resolve_uncertain(&[policy]), set })
-}
-
-/// Reads a head (found under `key` in a model state dict, see [`cft_data::read_head_file`])
-/// and checks it against features of dimension `d` and `c` label columns.
-pub fn load_head_for(path: &Path, key: Option<&str>, d: usize, c: Option<usize>, data_path: &Path) -> Result<HeadFile> {
-    let file = read_head_file(path, key)?;
-    let head = &file.head;
-    if head.dim() != d {
-        bail!(
-            "{}: the head's weight is [{}, {}] but the features in {} have d = {d}: the head must be trained on these features",
-            path.display(),
-            head.categories(),
-            head.dim(),
-            data_path.display()
-        );
-    }
-    if let Some(c) = c {
-        if head.categories() != c {
-            bail!(
-                "{}: the head has {} categories but {} has {c} label columns",
-                path.display(),
-                head.categories(),
-                data_path.display()
-            );
-        }
-    }
-    Ok(file)
-}
 
 /// A progress bar on stderr: drawn in place on a terminal; elsewhere (CI, `nohup`, Slurm
 /// logs) a plain line every 10 seconds (`CFT_PROGRESS_INTERVAL` seconds), as cargo and pip do.
@@ -175,74 +128,34 @@ impl TermLike for LogLines {
     }
 }
 
-/// Category names: from the file, or `0..C` as strings.
-pub fn category_names(set: &FeatureSet, c: usize) -> Vec<String> {
-    set.categories.clone().unwrap_or_else(|| (0..c).map(|i| i.to_string()).collect())
-}
-
-fn fmt_score(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".into(), |x| format!("{x:.4}"))
-}
-
-/// The per-category summary printed by `cft finetune`. Status: `fine-tuned`, `unchanged` (no
-/// epoch beat the original, which is kept), `fine-tuned, at the epoch limit` (the run ended at
-/// `max_epochs` while the best epoch was recent: more epochs might still help), or the skip reason.
-pub fn outcome_table(outcomes: &[CategoryOutcome], names: &[String], max_epochs: usize) -> String {
-    let w = names.iter().map(String::len).max().unwrap_or(8).clamp(8, 28);
-    let mut s = format!(
-        "{:>5}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  status\n",
-        "index", "category", "train", "valid", "original", "best", "delta", "best@", "epochs", "seconds"
-    );
-    for o in outcomes {
-        let name: String = names.get(o.category).map_or("?", String::as_str).chars().take(w).collect();
-        let delta = match (o.original_score, o.best_score) {
-            (Some(a), Some(b)) => format!("{:+.4}", b - a),
-            _ => "—".into(),
-        };
-        let status = match o.skipped {
-            Some(r) => format!("skipped: {r}"),
-            None if o.best_epoch < 0 => "unchanged (no epoch beat the original)".to_string(),
-            // Stopped by the epoch limit, not by patience: the score was still improving.
-            None if o.epochs_run >= max_epochs => "fine-tuned, at the epoch limit (still improving)".to_string(),
-            None => "fine-tuned".to_string(),
-        };
-        s.push_str(&format!(
-            "{:>5}  {:<w$}  {:>7}  {:>7}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7.2}  {status}\n",
-            o.category,
-            name,
-            o.train_known,
-            o.valid_known,
-            fmt_score(o.original_score),
-            fmt_score(o.best_score),
-            delta,
-            o.best_epoch,
-            o.epochs_run,
-            o.seconds
-        ));
-    }
-    s
-}
-
-pub use cft_experiment::partial_label::{append_history, HISTORY_HEADER};
-
-pub use cft_data::fsutil::{first_line, sibling};
-
-/// Refuses files whose category names disagree (same count, other names or order).
-pub fn check_same_categories(files: &[(&std::path::Path, Option<&[String]>)]) -> Result<()> {
-    let named: Vec<_> = files.iter().filter_map(|(p, c)| c.map(|c| (p, c))).collect();
-    for pair in named.windows(2) {
-        let ((pa, a), (pb, b)) = (pair[0], pair[1]);
-        if let Some(k) = (0..a.len().max(b.len())).find(|&k| a.get(k) != b.get(k)) {
-            anyhow::bail!(
-                "{}: category {k} is `{}` but {} names it `{}`: the files must list the same categories in the same order",
-                pb.display(),
-                b.get(k).map_or("(none)", String::as_str),
-                pa.display(),
-                a.get(k).map_or("(none)", String::as_str)
-            );
+/// Prints a single run's table and where it went (or, for a shard, how to merge); with
+/// `stages`, the stage table too.
+pub fn print_run(
+    done: &cft_experiment::partial_label::Reproduction,
+    out: &std::path::Path,
+    clock: Instant,
+    stages: bool,
+) -> anyhow::Result<()> {
+    match &done.results {
+        Some(results) => {
+            let mut table = cft_report::partial_label_table(results, "");
+            table.links.clear();
+            print!("{}", table.to_markdown());
+            eprintln!("wrote {} in {:.1} s", done.dir.display(), clock.elapsed().as_secs_f64());
         }
+        None => eprintln!(
+            "ran {} of {} units into {} in {:.1} s; when every shard is done, `cft report {}` merges them",
+            done.ran,
+            done.total,
+            done.dir.display(),
+            clock.elapsed().as_secs_f64(),
+            out.display()
+        ),
+    }
+    if stages {
+        let path = done.dir.join("stages.md");
+        eprint!("{}", std::fs::read_to_string(&path)?);
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }
-
-pub use cft_images::source::user_cache_dir;

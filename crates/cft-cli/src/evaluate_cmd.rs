@@ -1,12 +1,10 @@
-//! `cft evaluate` and `cft train-head`: score a head on labelled features; train a base head.
+//! `cft evaluate` and `cft train-head`: flags → the library's head jobs
+//! (`cft_experiment::head_job`).
 
-use crate::common::{category_names, load_head_for, load_labelled};
-use crate::finetune_cmd::{MetricArg, PolicyArg};
-use crate::manifest::{write_manifest, InputFile, RunClock};
+use crate::args::{choice, flag_error};
 use anyhow::Result;
-use cft_core::{mean_defined, partial_scores, train_base_head, BaseHeadConfig, BaseMode, Metric};
-use cft_data::{check_outputs, Named, OutputLock};
-use serde::Serialize;
+use cft_core::{BaseHeadConfig, BaseMode, GroupBy, HeadInit, LossParams, Metric, RoleInit, UncertainPolicy};
+use cft_experiment::head_job::{evaluate as score, GroupRequest, TrainHeadJob};
 use std::path::PathBuf;
 
 /// Arguments of `cft evaluate`.
@@ -18,15 +16,15 @@ pub struct EvaluateArgs {
     /// The classifier's key prefix in a model state dict (e.g. `fc`).
     #[arg(long)]
     pub head_key: Option<String>,
-    /// A labelled feature set (unknown labels are left out per category).
+    /// A labelled feature set, dense or sparse labels (unknown labels are left out per category).
     #[arg(long)]
     pub data: PathBuf,
     /// Metric.
-    #[arg(long, value_enum, default_value_t = MetricArg::Ap)]
-    pub metric: MetricArg,
+    #[arg(long, value_parser = choice::<Metric>(), default_value = "ap")]
+    pub metric: Metric,
     /// Uncertain (−1) labels: ignore, ones or zeros.
-    #[arg(long, value_enum, default_value_t = PolicyArg::Ignore)]
-    pub uncertain: PolicyArg,
+    #[arg(long, value_parser = choice::<UncertainPolicy>(), default_value = "ignore")]
+    pub uncertain: UncertainPolicy,
     /// Also write the scores as JSON: {"metric", "categories", "per_category", "mean", "groups"}.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -34,158 +32,47 @@ pub struct EvaluateArgs {
     /// categories sorted ascending by their count in the training labels of `--group-counts-from`.
     #[arg(long, requires = "group_counts_from")]
     pub groups: Option<usize>,
-    /// The labelled feature set (or label source) whose label counts order the groups: the
-    /// training set.
+    /// The labelled feature set whose label counts order the groups: the training set.
     #[arg(long, requires = "groups")]
     pub group_counts_from: Option<PathBuf>,
     /// What a category's count is: its known positives (the class's frequency; default) or all
     /// its known labels.
-    #[arg(long, value_enum, default_value_t = GroupBy::Positives)]
+    #[arg(long, value_parser = choice::<GroupBy>(), default_value = "positives")]
     pub group_by: GroupBy,
-}
-
-/// What orders the frequency groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupBy {
-    /// Known positive labels: how often the class occurs, the sense of "rare" in a long tail.
-    Positives,
-    /// All known labels (positives and negatives): how much evidence the class has.
-    Known,
-}
-
-/// The JSON written by `cft evaluate --json`.
-#[derive(Debug, Serialize)]
-pub struct Evaluation {
-    /// `ap` or `auc`.
-    pub metric: &'static str,
-    /// Category names.
-    pub categories: Vec<String>,
-    /// Per-category score, `null` where undefined.
-    pub per_category: Vec<Option<f64>>,
-    /// Mean over defined categories.
-    pub mean: Option<f64>,
-    /// Frequency groups (with `--groups`), rarest first, and what ordered them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Groups>,
-}
-
-/// The frequency groups of `cft evaluate --groups`.
-#[derive(Debug, Serialize)]
-pub struct Groups {
-    /// `positives` or `known`: the count that ordered the categories.
-    pub by: GroupBy,
-    /// The file the counts come from.
-    pub counts_from: String,
-    /// The groups.
-    pub groups: Vec<cft_core::GroupMean>,
 }
 
 /// Runs `cft evaluate`.
 pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     if let Some(j) = &args.json {
-        let mut inputs = vec![Named::new("--head", &args.head), Named::new("--data", &args.data)];
+        let mut inputs = vec![cft_data::Named::new("--head", &args.head), cft_data::Named::new("--data", &args.data)];
         if let Some(g) = &args.group_counts_from {
-            inputs.push(Named::new("--group-counts-from", g));
+            inputs.push(cft_data::Named::new("--group-counts-from", g));
         }
-        check_outputs(&inputs, &[Named::new("--json", j)])?;
+        cft_data::check_outputs(&inputs, &[cft_data::Named::new("--json", j)])?;
     }
-    let data = load_labelled(&args.data, args.uncertain.into())?;
-    let c = data.labels.n_categories();
-    let head_file = load_head_for(&args.head, args.head_key.as_deref(), data.set.features.cols(), Some(c), &args.data)?;
-    crate::common::check_same_categories(&[
-        (&args.data, data.set.categories.as_deref()),
-        (&args.head, head_file.categories.as_deref()),
-    ])?;
-    let head = head_file.head;
-    let metric: Metric = args.metric.into();
-    let per = partial_scores(metric, &head.logits(&data.set.features), &data.labels);
-    let names = category_names(&data.set, c);
     let groups = match (args.groups, &args.group_counts_from) {
-        (Some(g), Some(from)) => {
-            if g == 0 || g > c {
-                anyhow::bail!("--groups {g}: expected 1 to {c} (the number of categories)");
-            }
-            let train = load_labelled(from, args.uncertain.into())?;
-            if train.labels.n_categories() != c {
-                anyhow::bail!(
-                    "{}: {} label columns, but {} has {c}",
-                    from.display(),
-                    train.labels.n_categories(),
-                    args.data.display()
-                );
-            }
-            crate::common::check_same_categories(&[
-                (&args.data, data.set.categories.as_deref()),
-                (from, train.set.categories.as_deref()),
-            ])?;
-            let by = match args.group_by {
-                GroupBy::Positives => cft_core::GroupBy::Positives,
-                GroupBy::Known => cft_core::GroupBy::Known,
-            };
-            let counts = cft_core::group_counts(&train.labels.to_sparse(), by);
-            Some(Groups {
-                by: args.group_by,
-                counts_from: from.display().to_string(),
-                groups: cft_core::group_means(&per, &counts, g),
-            })
-        }
+        (Some(groups), Some(from)) => Some(GroupRequest { groups, counts_from: from.clone(), by: args.group_by }),
         _ => None,
     };
-    let ev =
-        Evaluation { metric: metric.name(), mean: mean_defined(&per), per_category: per, categories: names, groups };
-    let w = ev.categories.iter().map(String::len).max().unwrap_or(4).max(8);
-    println!("{:>4}  {:<w$}  {:>8}", "cat", "name", metric.name().to_uppercase());
-    for (k, (name, s)) in ev.categories.iter().zip(&ev.per_category).enumerate() {
-        let v = s.map_or_else(|| "undefined (a class is missing)".to_string(), |x| format!("{x:.6}"));
-        println!("{k:>4}  {name:<w$}  {v:>8}");
-    }
-    let defined = ev.per_category.iter().flatten().count();
-    match ev.mean {
-        Some(m) => println!("mean {} over {defined} of {c} categories: {m:.6}", metric.name().to_uppercase()),
-        None => println!("mean {}: undefined (no category has both classes)", metric.name().to_uppercase()),
-    }
-    if let Some(g) = &ev.groups {
-        for group in &g.groups {
-            let v = group.mean.map_or_else(|| "undefined".to_string(), |x| format!("{x:.6}"));
-            println!(
-                "{} ({} categories, {} per category {}–{}): mean {} {v}",
-                group.name,
-                group.classes.len(),
-                match g.by {
-                    GroupBy::Positives => "known positives",
-                    GroupBy::Known => "known labels",
-                },
-                group.count_range.0,
-                group.count_range.1,
-                metric.name().to_uppercase()
-            );
-        }
-    }
+    let ev = score(&args.head, args.head_key.as_deref(), &args.data, args.metric, args.uncertain, groups.as_ref())?;
+    print!("{}", ev.table());
     if let Some(p) = &args.json {
         cft_data::write_atomic(p, (serde_json::to_string_pretty(&ev)? + "\n").as_bytes())?;
     }
     Ok(())
 }
 
-/// Base-head mode on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum ModeArg {
-    /// Assume negative: unknown labels are trained as negatives.
-    An,
-    /// Ignore: only known labels enter the loss.
-    Ignore,
-}
-
 /// Arguments of `cft train-head`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainHeadArgs {
-    /// Labelled training features.
+    /// Labelled training features (dense or sparse labels).
     #[arg(long)]
     pub train: PathBuf,
-    /// How unknown labels are treated.
-    #[arg(long, value_enum)]
-    pub mode: ModeArg,
+    /// The loss: an (assume negative), ignore (known labels only), or one of the field's
+    /// partial-label losses: an-ls, wan, epr, role (Cole et al. 2021), em, em-apl (Zhou et al.
+    /// 2022), ll-r, ll-ct, ll-cp (Kim et al. 2022).
+    #[arg(long, value_parser = choice::<BaseMode>())]
+    pub mode: BaseMode,
     /// Where to write the head.
     #[arg(long)]
     pub out: PathBuf,
@@ -198,51 +85,78 @@ pub struct TrainHeadArgs {
     /// L2 penalty on the weights.
     #[arg(long, default_value_t = 1e-4)]
     pub weight_decay: f32,
+    /// Where the head starts: zeros, or prior (zero weights, each bias at its category's
+    /// positive rate). Default: prior for an and ignore, zeros for the field's losses.
+    #[arg(long, value_parser = choice::<HeadInit>())]
+    pub init: Option<HeadInit>,
+    /// an-ls: the label smoothing coefficient.
+    #[arg(long, default_value_t = LossParams::default().ls_coef)]
+    pub ls_coef: f64,
+    /// epr, role: expected positives per image.
+    #[arg(long, default_value_t = LossParams::default().expected_positives)]
+    pub expected_positives: f64,
+    /// role: the label estimates' learning rate as a multiple of --lr.
+    #[arg(long, default_value_t = LossParams::default().estimator_lr_mult)]
+    pub estimator_lr_mult: f64,
+    /// role: the estimates start fixed (0 on unknown entries) or random (the official
+    /// U(−logit 0.6, logit 0.6), seeded by --role-seed).
+    #[arg(long, value_parser = choice::<RoleInit>(), default_value = "fixed")]
+    pub role_init: RoleInit,
+    /// role with --role-init random: the seed.
+    #[arg(long, default_value_t = 0)]
+    pub role_seed: u64,
+    /// em, em-apl: weight of the entropy term on unknown labels.
+    #[arg(long, default_value_t = LossParams::default().alpha)]
+    pub alpha: f64,
+    /// em-apl: weight of the pseudo-labelled entries.
+    #[arg(long, default_value_t = LossParams::default().beta)]
+    pub beta: f64,
+    /// em-apl: share of each category's unknown entries pseudo-labelled over the rounds.
+    #[arg(long, default_value_t = LossParams::default().neg_proportion)]
+    pub neg_proportion: f64,
+    /// em-apl: the first epoch after which pseudo-labels are drawn (default: half of --epochs).
+    #[arg(long)]
+    pub warmup_epoch: Option<usize>,
+    /// ll-r, ll-ct, ll-cp: the clean rate's decrease per epoch, as a fraction (the papers' 0.1–0.5 %
+    /// per epoch over 10 epochs is 0.001–0.005).
+    #[arg(long, default_value_t = LossParams::default().delta_rel)]
+    pub delta_rel: f64,
 }
 
 /// Runs `cft train-head`.
 pub fn train_head(args: &TrainHeadArgs) -> Result<()> {
-    let clock = RunClock::start();
-    crate::args::check_lr("--lr", args.lr)?;
-    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
-        anyhow::bail!("--weight-decay {}: expected a finite number ≥ 0", args.weight_decay);
-    }
-    let mpath = crate::common::sibling(&args.out, ".manifest.json");
-    check_outputs(
-        &[Named::new("--train", &args.train)],
-        &[Named::new("--out", &args.out), Named::new("the manifest (<out>.manifest.json)", &mpath)],
-    )?;
-    let _lock = OutputLock::acquire(&args.out)?;
-    let data = load_labelled(&args.train, cft_core::UncertainPolicy::Ignore)?;
-    if data.labels.known_fraction() == 0.0 {
-        anyhow::bail!("{}: no known label (every entry is unknown): nothing to train a head on", args.train.display());
-    }
-    let mode = match args.mode {
-        ModeArg::An => BaseMode::An,
-        ModeArg::Ignore => BaseMode::Ignore,
+    let config = BaseHeadConfig {
+        mode: args.mode,
+        epochs: args.epochs,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        init: args.init,
+        params: LossParams {
+            ls_coef: args.ls_coef,
+            expected_positives: args.expected_positives,
+            estimator_lr_mult: args.estimator_lr_mult,
+            role_init: args.role_init,
+            role_seed: args.role_seed,
+            alpha: args.alpha,
+            beta: args.beta,
+            neg_proportion: args.neg_proportion,
+            warmup_epoch: args.warmup_epoch,
+            delta_rel: args.delta_rel,
+        },
     };
-    let cfg = BaseHeadConfig { mode, epochs: args.epochs, lr: args.lr, weight_decay: args.weight_decay };
-    let head = train_base_head(&data.set.features, &data.labels, &cfg);
-    if let Some((r, c, v)) = head.weight.first_non_finite() {
-        anyhow::bail!(
-            "training diverged: weight [{r}, {c}] became {v} (--lr {}); lower the learning rate. Nothing was written",
-            args.lr
-        );
+    // The recipe's ranges, refused under the flags before any file is touched.
+    config.check().map_err(flag_error)?;
+    let done = TrainHeadJob { train: args.train.clone(), config, out: args.out.clone() }.run()?;
+    for note in &done.notes {
+        eprintln!("note: {note}");
     }
-    if head.bias.iter().any(|b| !b.is_finite()) {
-        anyhow::bail!("training diverged: a bias became non-finite (--lr {}); lower the learning rate", args.lr);
-    }
-    let names = category_names(&data.set, data.labels.n_categories());
-    cft_data::write_head(&args.out, &head, Some(&names))?;
-    let m = clock.manifest("train-head", cfg, vec![InputFile::of(&args.train)?], vec![args.out.clone(), mpath.clone()]);
-    write_manifest(&mpath, &m)?;
     eprintln!(
         "wrote {} ({} mode, {} categories, d = {}) in {:.1} s",
         args.out.display(),
-        mode.label(),
-        head.categories(),
-        head.dim(),
-        clock.seconds()
+        args.mode.label(),
+        done.shape.0,
+        done.shape.1,
+        done.seconds
     );
     Ok(())
 }

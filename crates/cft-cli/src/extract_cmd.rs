@@ -7,14 +7,14 @@
 //! cache, resumable parts under `<out>.parts/`, the manifest); this module only turns the
 //! command line into one.
 
-use crate::reproduce_cmd::PrecisionArg;
-use anyhow::{bail, Context, Result};
-use cft_core::{Matrix, PartialLabels};
-use cft_data::{check_outputs, read_feature_set, write_feature_set, FeatureSet, Named};
-use cft_features::{BadImage, KeyNames, Normalize};
+use crate::args::choice;
+use anyhow::Result;
+use cft_core::Precision;
+use cft_experiment::shard::Shard;
+use cft_features::KeyNames;
 use cft_images::job::{load_backbone, set_tf32};
 use cft_images::ExtractionJob;
-use serde::Serialize;
+use cft_pipeline::{BackboneName, BadImage, Device, JpegDecode, Normalize, Resize};
 use std::path::PathBuf;
 
 /// Arguments of `cft extract`.
@@ -24,8 +24,8 @@ pub struct ExtractArgs {
     #[arg(long, hide = true)]
     pub abort_after_parts: Option<usize>,
     /// Backbone: resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
-    #[arg(long)]
-    pub backbone: String,
+    #[arg(long, value_parser = choice::<BackboneName>())]
+    pub backbone: BackboneName,
     /// PyTorch state dict as safetensors (`safetensors.torch.save_file(model.state_dict(), W)`);
     /// `rule` builds the deterministic weights of the parity fixtures (for timing).
     #[arg(long)]
@@ -41,20 +41,20 @@ pub struct ExtractArgs {
     #[arg(long, default_value_t = 224)]
     pub image_size: usize,
     /// Input normalisation after ToTensor.
-    #[arg(long, value_enum, default_value_t = NormalizeArg::Imagenet)]
-    pub normalize: NormalizeArg,
+    #[arg(long, value_parser = choice::<Normalize>(), default_value = "imagenet")]
+    pub normalize: Normalize,
     /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Compute and storage precision.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
-    pub precision: PrecisionArg,
+    #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
+    pub precision: Precision,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
     /// Extract only shard i of n (`i/n`, 0-based, contiguous image ranges); join with merge-features.
     #[arg(long)]
-    pub shard: Option<String>,
+    pub shard: Option<Shard>,
     /// Keep the finished parts of an interrupted run.
     #[arg(long)]
     pub resume: bool,
@@ -68,18 +68,18 @@ pub struct ExtractArgs {
     #[arg(long)]
     pub cache: Option<PathBuf>,
     /// Unreadable images: skip them (listed in `<out>.skipped.tsv`) or stop.
-    #[arg(long, value_enum, default_value_t = BadImageArg::Fail)]
-    pub on_bad_image: BadImageArg,
+    #[arg(long, value_parser = choice::<BadImage>(), default_value = "fail")]
+    pub on_bad_image: BadImage,
     /// JPEG decoding: `exact` decodes as Pillow does (libjpeg-turbo; torchvision's pixels, bit
     /// for bit); `reduced` first decodes large photos at a reduced DCT scale (faster; the
     /// features differ slightly, see the README).
-    #[arg(long, value_enum, default_value_t = JpegDecodeArg::Exact)]
-    pub jpeg_decode: JpegDecodeArg,
+    #[arg(long, value_parser = choice::<JpegDecode>(), default_value = "exact")]
+    pub jpeg_decode: JpegDecode,
     /// Whose bilinear resize: `pillow13` (today's Pillow: the vertical pass first when the
     /// height shrinks by more than twice as many pixels as the width) or `pillow12` (Pillow ≤ 12
     /// and the CFT authors' pinned 9.3: always horizontal first). Part of the cache key.
-    #[arg(long, value_enum, default_value_t = ResizeArg::Pillow13)]
-    pub resize: ResizeArg,
+    #[arg(long, value_parser = choice::<Resize>(), default_value = "pillow13")]
+    pub resize: Resize,
     /// Prefix of the backbone's keys in the weights file (`backbone.` for the CFT authors'
     /// checkpoints); detected when unambiguous.
     #[arg(long)]
@@ -102,51 +102,6 @@ pub struct ExtractArgs {
     pub out: PathBuf,
 }
 
-/// Normalisation on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum NormalizeArg {
-    /// [0, 1] values.
-    None,
-    /// ImageNet mean/std.
-    Imagenet,
-}
-
-/// JPEG decoding on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum JpegDecodeArg {
-    /// Pillow-exact (libjpeg-turbo, full size).
-    Exact,
-    /// Reduced DCT scale, then the exact resize.
-    Reduced,
-}
-
-impl From<JpegDecodeArg> for cft_features::JpegDecode {
-    fn from(a: JpegDecodeArg) -> Self {
-        match a {
-            JpegDecodeArg::Exact => Self::Exact,
-            JpegDecodeArg::Reduced => Self::Reduced,
-        }
-    }
-}
-
-/// Resize pass order on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum ResizeArg {
-    /// Pillow ≥ 13's pass order.
-    Pillow13,
-    /// Pillow ≤ 12's pass order (horizontal first).
-    Pillow12,
-}
-
-impl From<ResizeArg> for cft_features::PillowResize {
-    fn from(a: ResizeArg) -> Self {
-        match a {
-            ResizeArg::Pillow13 => Self::Pillow13,
-            ResizeArg::Pillow12 => Self::Pillow12,
-        }
-    }
-}
-
 impl ExtractArgs {
     /// The weights file's key names from `--key-prefix` / `--head-key`.
     pub fn key_names(&self) -> KeyNames {
@@ -156,25 +111,22 @@ impl ExtractArgs {
     /// The extraction job these flags describe.
     pub fn job(&self) -> ExtractionJob {
         ExtractionJob {
-            backbone: self.backbone.clone(),
+            backbone: self.backbone,
             weights: self.weights.clone(),
             images: self.images.clone(),
             image_root: self.image_root.clone(),
             image_size: self.image_size,
-            normalize: match self.normalize {
-                NormalizeArg::None => Normalize::None,
-                NormalizeArg::Imagenet => Normalize::Imagenet,
-            },
+            normalize: self.normalize,
             batch: self.batch,
-            precision: self.precision.into(),
-            device: self.device.clone(),
-            shard: self.shard.clone(),
+            precision: self.precision,
+            device: self.device,
+            shard: self.shard,
             resume: self.resume,
             chunk: self.chunk,
             cache: self.cache.clone(),
-            on_bad_image: self.on_bad_image.into(),
-            jpeg_decode: self.jpeg_decode.into(),
-            resize: self.resize.into(),
+            on_bad_image: self.on_bad_image,
+            jpeg_decode: self.jpeg_decode,
+            resize: self.resize,
             keys: self.key_names(),
             tf32: self.tf32,
             head_out: self.head_out.clone(),
@@ -196,24 +148,6 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     Ok(args.job().run(&crate::common::Bars::default(), Some(&hook))?)
 }
 
-/// Bad-image policy on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum BadImageArg {
-    /// Skip and record.
-    Skip,
-    /// Stop with an error.
-    Fail,
-}
-
-impl From<BadImageArg> for BadImage {
-    fn from(a: BadImageArg) -> Self {
-        match a {
-            BadImageArg::Skip => BadImage::Skip,
-            BadImageArg::Fail => BadImage::Fail,
-        }
-    }
-}
-
 /// Arguments of `cft merge-features`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MergeArgs {
@@ -227,41 +161,8 @@ pub struct MergeArgs {
 
 /// Runs `cft merge-features`: concatenates shards' rows (same dimension and categories).
 pub fn merge(args: &MergeArgs) -> Result<()> {
-    let inputs: Vec<Named<'_>> = args.shards.iter().map(|p| Named::new("a shard", p)).collect();
-    check_outputs(&inputs, &[Named::new("--out", &args.out)])?;
-    let sets: Vec<FeatureSet> = args.shards.iter().map(|p| read_feature_set(p)).collect::<Result<_, _>>()?;
-    let d = sets[0].features.cols();
-    for (s, p) in sets.iter().zip(&args.shards) {
-        if s.features.cols() != d {
-            bail!("{}: {} features per image, the first shard has {d}", p.display(), s.features.cols());
-        }
-        if s.categories != sets[0].categories || s.labels.is_some() != sets[0].labels.is_some() {
-            bail!("{}: categories or labels differ from the first shard's", p.display());
-        }
-    }
-    let rows: usize = sets.iter().map(|s| s.features.rows()).sum();
-    let mut data = Vec::with_capacity(rows * d);
-    let mut paths = Vec::new();
-    let mut labels = Vec::new();
-    for s in &sets {
-        data.extend_from_slice(s.features.as_slice());
-        paths.extend(s.paths.clone().unwrap_or_default());
-        if let Some(l) = &s.labels {
-            labels.extend_from_slice(l.as_slice());
-        }
-    }
-    let c = sets[0].labels.as_ref().map(|l| l.n_categories());
-    let merged = FeatureSet {
-        features: Matrix::new(rows, d, data).context("shape")?,
-        labels: match c {
-            Some(c) => Some(PartialLabels::new(rows, c, labels).context("labels shape")?),
-            None => None,
-        },
-        categories: sets[0].categories.clone(),
-        paths: (paths.len() == rows).then_some(paths),
-    };
-    write_feature_set(&args.out, &merged, cft_core::Precision::F32)?;
-    eprintln!("wrote {} ({rows} images from {} shards)", args.out.display(), sets.len());
+    let rows = cft_images::job::merge_shards(&args.shards, &args.out)?;
+    eprintln!("wrote {} ({rows} images from {} shards)", args.out.display(), args.shards.len());
     Ok(())
 }
 
@@ -269,8 +170,8 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchBackboneArgs {
     /// Backbone name.
-    #[arg(long, default_value = "resnet50")]
-    pub backbone: String,
+    #[arg(long, value_parser = choice::<BackboneName>(), default_value = "resnet50")]
+    pub backbone: BackboneName,
     /// Weights (`rule`: the fixture rule; timing does not depend on values).
     #[arg(long, default_value = "rule")]
     pub weights: String,
@@ -284,11 +185,11 @@ pub struct BenchBackboneArgs {
     #[arg(long, default_value_t = 3)]
     pub iters: usize,
     /// Compute precision.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
-    pub precision: PrecisionArg,
+    #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
+    pub precision: Precision,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
     /// TF32 tensor cores for f32 convolutions on CUDA (see `cft extract --tf32`).
     #[arg(long)]
     pub tf32: bool,
@@ -300,9 +201,8 @@ pub struct BenchBackboneArgs {
 /// Runs `cft bench-backbone`: images/s of the network alone (input already on the device).
 pub fn bench_backbone(args: &BenchBackboneArgs) -> Result<()> {
     use candle_core::{DType, Tensor};
-    set_tf32(args.tf32, &args.device, args.precision.into())?;
-    let (net, _) =
-        load_backbone(&args.backbone, &args.weights, &KeyNames::default(), &args.device, args.precision.into())?;
+    set_tf32(args.tf32, args.device, args.precision)?;
+    let (net, _) = load_backbone(args.backbone, &args.weights, &KeyNames::default(), args.device, args.precision)?;
     let dev = net.placement().device.clone();
     let s = args.image_size;
     let x = Tensor::rand(0f32, 1f32, (args.batch, 3, s, s), &dev)?.to_dtype(net.placement().dtype)?;
@@ -320,8 +220,8 @@ pub fn bench_backbone(args: &BenchBackboneArgs) -> Result<()> {
     let ips = (args.iters * args.batch) as f64 / secs;
     let line = serde_json::json!({
         "backbone": args.backbone, "image_size": s, "batch": args.batch, "precision": format!("{:?}", args.precision),
-        "tf32": args.tf32, "device": args.device, "images_per_second": ips, "threads": rayon::current_num_threads(),
-        "build": crate::manifest::Versions::collect().build,
+        "tf32": args.tf32, "device": args.device.to_string(), "images_per_second": ips, "threads": rayon::current_num_threads(),
+        "build": cft_experiment::manifest::Versions::collect().build,
     });
     println!("{line}");
     if let Some(p) = &args.json {

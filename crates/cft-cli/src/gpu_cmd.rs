@@ -11,6 +11,7 @@
 //! Writes `gpu_check.json` into `--out`.
 
 use anyhow::Result;
+use cft_cuda::check::Bounds;
 use std::path::PathBuf;
 
 /// Arguments of `cft gpu-check`.
@@ -40,63 +41,41 @@ pub struct GpuCheckArgs {
 
 impl GpuCheckArgs {
     /// The bounds this run holds the report to.
-    fn tolerances(&self) -> Result<crate::gpu_tolerances::Tolerances> {
-        crate::gpu_tolerances::Tolerances::default().with_overrides(&self.bounds)
+    fn bounds(&self) -> Result<Bounds> {
+        Bounds::default().with_overrides(&self.bounds).map_err(anyhow::Error::msg)
     }
 }
 
-/// `cft gpu-check --verify FILE`: the bounds of [`crate::gpu_tolerances`] on a report on disk.
-fn verify(path: &std::path::Path, tol: &crate::gpu_tolerances::Tolerances) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let report: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a gpu_check.json ({e})", path.display()))?;
-    crate::gpu_tolerances::check(&report, tol, &path.display().to_string())?;
+/// `cft gpu-check --verify FILE`: the report on disk against the bounds (no GPU needed).
+fn verify(path: &std::path::Path, bounds: &Bounds) -> Result<()> {
+    cft_cuda::check::verify_file(path, bounds).map_err(anyhow::Error::msg)?;
     eprintln!("{}: every GPU check within its bound", path.display());
     Ok(())
-}
-
-/// Opens a GPU, or explains why this build cannot.
-#[cfg(feature = "cuda")]
-pub fn open_gpu(ordinal: usize) -> Result<cft_cuda::Gpu> {
-    cft_cuda::Gpu::new(ordinal)
-        .map_err(|e| anyhow::anyhow!("cannot open CUDA device {ordinal}: {e} (is there an NVIDIA GPU and driver?)"))
-}
-
-/// The error for CUDA requests in a build without the `cuda` feature.
-/// The error of a CUDA request in a build without CUDA; `cpu_choice` names the option that
-/// runs the same work on the CPU (`--engine batched`, `--device cpu`), if there is one.
-pub fn not_built(cpu_choice: Option<&str>) -> anyhow::Error {
-    let alternative = cpu_choice.map(|c| format!(", or use {c}")).unwrap_or_default();
-    anyhow::anyhow!(
-        "this `cft` was built without CUDA support; rebuild with `--features cuda` (see gpu/README.md){alternative}"
-    )
 }
 
 /// Runs `cft gpu-check`.
 #[cfg(not(feature = "cuda"))]
 pub fn run(args: &GpuCheckArgs) -> Result<()> {
     match &args.verify {
-        Some(path) => verify(path, &args.tolerances()?),
-        None => Err(not_built(None)),
+        Some(path) => verify(path, &args.bounds()?),
+        None => Err(cft_experiment::engine::not_built(None).into()),
     }
 }
 
 /// Runs `cft gpu-check`.
 #[cfg(feature = "cuda")]
 pub fn run(args: &GpuCheckArgs) -> Result<()> {
-    use crate::reproduce_cmd::default_datasets_dir;
-    let tolerances = args.tolerances()?;
-    if let Some(path) = &args.verify {
-        return verify(path, &tolerances);
-    }
     use cft_core::{
-        drop_labels, finetune_batched, mean_defined, partial_scores, train_base_head, AdamConfig, BaseHeadConfig,
-        BaseMode, FineTuneConfig, GaConfig, Loss, Method, Metric, Pcg64, SplitRef,
+        drop_labels, mean_defined, partial_scores, train_base_head, AdamConfig, BaseHeadConfig, BaseMode, Batched,
+        FineTuneConfig, GaConfig, Hooks, Loss, Method, Metric, Pcg64, SplitRef,
     };
+    use cft_cuda::check::{GpuCheckReport, RankCheck, SceneRun};
     use cft_cuda::{rank, CudaOptions, GemmPrecision};
-    use serde_json::json;
-
-    let gpu = open_gpu(args.device)?;
+    let bounds = args.bounds()?;
+    if let Some(path) = &args.verify {
+        return verify(path, &bounds);
+    }
+    let gpu = cft_experiment::engine::open_gpu(args.device)?;
     let name = gpu.name();
     eprintln!("device: {name}");
     // 1. Random table.
@@ -114,18 +93,16 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
             let want = rank::exact_rows(metric, &scores, &labels, n);
             let max_diff = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f64, f64::max);
             eprintln!("rank kernel {metric:?}: n = {n}, {rows} rows, max |gpu − sklearn-exact cpu| = {max_diff:.3e}");
-            rank_checks.push(
-                json!({"metric": metric.name(), "n": n, "rows": rows, "levels": levels, "max_abs_diff": max_diff}),
-            );
+            rank_checks.push(RankCheck { metric: metric.name().into(), n, rows, levels, max_abs_diff: max_diff });
         }
     }
     // 3–4. Scene, 30% known labels, AN base head, validation on the test split (paper protocol).
-    let dir = args.datasets_dir.clone().unwrap_or_else(default_datasets_dir);
+    let dir = args.datasets_dir.clone().unwrap_or_else(cft_experiment::run::default_datasets_dir);
     let manifest = cft_data::DatasetManifest::resolve("scene", &dir)?;
     let train = manifest.load_split("train")?;
     let test = manifest.load_split("test")?;
     let masked = drop_labels(&train.labels, 0.3, 526);
-    let base = train_base_head(&train.features, &masked, &BaseHeadConfig::recipe(BaseMode::An));
+    let base = train_base_head(&train.features, &masked, &BaseHeadConfig::recipe(BaseMode::An).check()?).head;
     let (st, sv) = (masked.to_sparse(), test.labels.to_sparse());
     let (tr, va) =
         (SplitRef { features: &train.features, labels: &st }, SplitRef { features: &test.features, labels: &sv });
@@ -138,15 +115,14 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
         ("bp-asl", Method::Bp { loss: Loss::ASL_REFERENCE, adam: AdamConfig { lr: 1e-2, ..AdamConfig::default() } }),
         ("ga", Method::Ga(GaConfig::default())),
     ] {
-        let mut cfg = FineTuneConfig::reference(method);
-        cfg.max_epochs = args.epochs;
-        cfg.patience = 50;
+        let cfg =
+            FineTuneConfig { max_epochs: args.epochs, patience: 50, ..FineTuneConfig::reference(method) }.check()?;
         let t = std::time::Instant::now();
-        let cpu = finetune_batched(&base, tr, va, &cfg, cft_core::DEFAULT_BATCH, &|_| {});
+        let cpu = cft_core::finetune(&Batched::default(), &cfg, &base, tr, va, &Hooks::NONE)?;
         let cpu_s = t.elapsed().as_secs_f64();
         for precision in [GemmPrecision::F32, GemmPrecision::Tf32, GemmPrecision::Bf16] {
             let t = std::time::Instant::now();
-            let g = gpu.finetune(&base, tr, va, &cfg, &CudaOptions { precision, max_batch: None }, &|_| {})?;
+            let g = gpu.finetune(&cfg, &base, tr, va, &CudaOptions { precision, max_batch: None }, &Hooks::NONE)?;
             let gpu_s = t.elapsed().as_secs_f64();
             let same_epoch =
                 cpu.categories.iter().zip(&g.categories).filter(|(a, b)| a.best_epoch == b.best_epoch).count();
@@ -158,36 +134,47 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
                 .zip(g.head.weight.as_slice())
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
-            let r = json!({
-                "method": label, "precision": format!("{precision:?}"),
-                "categories": cpu.categories.len(), "same_best_epoch": same_epoch,
-                "cpu_best_epochs": cpu.categories.iter().map(|o| o.best_epoch).collect::<Vec<_>>(),
-                "gpu_best_epochs": g.categories.iter().map(|o| o.best_epoch).collect::<Vec<_>>(),
-                "max_abs_weight_diff": max_w,
-                "test_map_base": test_map(&base), "test_map_cpu": test_map(&cpu.head), "test_map_gpu": test_map(&g.head),
-                "cpu_seconds": cpu_s, "gpu_seconds": gpu_s,
-            });
-            eprintln!("{r}");
+            let r = SceneRun {
+                method: label.into(),
+                precision: format!("{precision:?}"),
+                categories: cpu.categories.len(),
+                same_best_epoch: same_epoch,
+                cpu_best_epochs: cpu.categories.iter().map(|o| o.best_epoch).collect(),
+                gpu_best_epochs: g.categories.iter().map(|o| o.best_epoch).collect(),
+                max_abs_weight_diff: f64::from(max_w),
+                test_map_base: test_map(&base),
+                test_map_cpu: test_map(&cpu.head),
+                test_map_gpu: test_map(&g.head),
+                cpu_seconds: cpu_s,
+                gpu_seconds: gpu_s,
+            };
+            eprintln!("{}", serde_json::to_string(&r)?);
             runs.push(r);
         }
     }
     let backbones = backbone_parity(&dir, args.device)?;
     std::fs::create_dir_all(&args.out)?;
-    let report = json!({
-        "device": name, "rng_table_bit_identical": rng_equal, "rng_table_len": table.len(),
-        "rank_kernel": rank_checks, "scene_runs": runs, "backbone_parity": backbones, "build": crate::manifest::Versions::collect().build,
-    });
+    let report = GpuCheckReport {
+        device: name,
+        build: cft_experiment::manifest::Versions::collect().build,
+        rng_table_bit_identical: rng_equal,
+        rng_table_len: table.len(),
+        rank_kernel: rank_checks,
+        scene_runs: runs,
+        backbone_parity: backbones,
+    };
     let path = args.out.join("gpu_check.json");
     cft_data::write_atomic(&path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     // The report is written either way; a comparison outside its bound fails the command.
-    crate::gpu_tolerances::check(&report, &tolerances, &path.display().to_string())
+    cft_cuda::check::verify(&report, &bounds, &path.display().to_string()).map_err(anyhow::Error::msg)
 }
 
 /// The backbone parity fixtures on the GPU: relative error of the CUDA features against
 /// torchvision's (f32 and bf16), and of the CUDA features against the CPU's.
 #[cfg(feature = "cuda")]
-fn backbone_parity(datasets: &std::path::Path, ordinal: usize) -> Result<serde_json::Value> {
+fn backbone_parity(datasets: &std::path::Path, ordinal: usize) -> Result<Vec<cft_cuda::check::BackboneParity>> {
     use candle_core::{DType, Device, Tensor};
+    use cft_cuda::check::BackboneParity;
     use cft_features::{Backbone, Placement, WeightSource};
     let rel = |a: &Tensor, b: &Tensor| -> Result<f32> {
         let a = a.flatten_all()?.to_vec1::<f32>()?;
@@ -208,12 +195,14 @@ fn backbone_parity(datasets: &std::path::Path, ordinal: usize) -> Result<serde_j
         for dtype in [DType::F32, DType::BF16] {
             let g = Backbone::load(name, &WeightSource::Rule, Placement { device: gpu.clone(), dtype })?;
             let fg = g.features(&x)?;
-            let r = serde_json::json!({
-                "backbone": name, "dtype": format!("{dtype:?}"),
-                "rel_err_vs_torchvision": rel(&fg, &fx[&format!("{name}_features_64")])?,
-                "rel_err_vs_cpu": rel(&fg, &fc)?,
-            });
-            eprintln!("{r}");
+            let r = BackboneParity {
+                backbone: name.into(),
+                dtype: format!("{dtype:?}"),
+                rel_err_vs_torchvision: Some(f64::from(rel(&fg, &fx[&format!("{name}_features_64")])?)),
+                rel_err_vs_pytorch: None,
+                rel_err_vs_cpu: Some(f64::from(rel(&fg, &fc)?)),
+            };
+            eprintln!("{}", serde_json::to_string(&r)?);
             out.push(r);
         }
     }
@@ -224,58 +213,14 @@ fn backbone_parity(datasets: &std::path::Path, ordinal: usize) -> Result<serde_j
     let w = WeightSource::from_file(&datasets.join("weights/resnet20_cifar10.safetensors"))?;
     let g = Backbone::load("resnet20-cifar", &w, Placement { device: gpu, dtype: DType::F32 })?;
     let fg = g.features(&f20["input_32_normalized"])?;
-    let r = serde_json::json!({"backbone": "resnet20-cifar (real weights)", "dtype": "F32",
-        "rel_err_vs_pytorch": rel(&fg, &f20["features"])?});
-    eprintln!("{r}");
+    let r = BackboneParity {
+        backbone: "resnet20-cifar (real weights)".into(),
+        dtype: "F32".into(),
+        rel_err_vs_torchvision: None,
+        rel_err_vs_pytorch: Some(f64::from(rel(&fg, &f20["features"])?)),
+        rel_err_vs_cpu: None,
+    };
+    eprintln!("{}", serde_json::to_string(&r)?);
     out.push(r);
-    Ok(serde_json::Value::Array(out))
-}
-
-/// The CUDA CFT engine for `cft run` (`[cft] engine = "cuda"`, or `auto` on a CUDA device).
-#[cfg(feature = "cuda")]
-pub fn cuda_cft_engine(device: &str, precision: &str) -> Result<Box<dyn cft_experiment::partial_label::CftEngine>> {
-    let ordinal = crate::args::parse_device(device)?.unwrap_or_default();
-    let gemm: cft_cuda::GemmPrecision = precision.parse().map_err(anyhow::Error::msg)?;
-    // Refused now rather than after the data is read: no device, no run.
-    open_gpu(ordinal)?;
-    Ok(Box::new(CudaCft { ordinal, gemm, label: format!("cuda {precision}") }))
-}
-
-/// The CUDA CFT engine for `cft run`; without the `cuda` feature, the error that says so.
-#[cfg(not(feature = "cuda"))]
-pub fn cuda_cft_engine(_device: &str, _precision: &str) -> Result<Box<dyn cft_experiment::partial_label::CftEngine>> {
-    Err(not_built(Some("[cft] engine = \"batched\" (or --engine batched, the CPU engine)")))
-}
-
-/// The CUDA engine behind [`cft_experiment::partial_label::CftEngine`]: the device is opened per
-/// unit (units run one at a time on it), from plain settings.
-#[cfg(feature = "cuda")]
-struct CudaCft {
-    ordinal: usize,
-    gemm: cft_cuda::GemmPrecision,
-    label: String,
-}
-
-#[cfg(feature = "cuda")]
-impl cft_experiment::partial_label::CftEngine for CudaCft {
-    fn name(&self) -> String {
-        self.label.clone()
-    }
-
-    fn finetune(
-        &self,
-        head: &cft_core::LinearHead,
-        train: cft_core::SplitRef<'_>,
-        valid: cft_core::SplitRef<'_>,
-        cfg: &cft_core::FineTuneConfig,
-    ) -> cft_experiment::error::Result<cft_core::FineTuneRun> {
-        use cft_experiment::error::ExperimentError;
-        let gpu = open_gpu(self.ordinal).map_err(ExperimentError::source)?;
-        let opts = cft_cuda::CudaOptions { precision: self.gemm, max_batch: None };
-        gpu.finetune(head, train, valid, cfg, &opts, &|_| {}).map_err(ExperimentError::source)
-    }
-
-    fn parallel_units(&self) -> bool {
-        false
-    }
+    Ok(out)
 }

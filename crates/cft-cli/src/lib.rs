@@ -1,7 +1,10 @@
 //! # cft-cli: the `cft` command line
 //!
-//! Glue between the crates: each command reads its inputs through `cft-data`, runs
-//! `cft-core`, and writes results (atomically) with a run manifest beside them.
+//! Flags → typed requests → one library call per command: every choice is parsed into the
+//! owning crate's enum ([`args::choice`]), the work is the libraries' (`cft-experiment`'s
+//! `run_spec`, `FinetuneJob`, head jobs and benchmarks; `cft-images`' `ExtractionJob`;
+//! `cft-data`'s inspection; `cft-cuda`'s GPU check), and the commands only print and draw
+//! progress ([`common`]). No command module uses another.
 
 pub mod args;
 pub mod bench_cmd;
@@ -12,13 +15,12 @@ pub mod evaluate_cmd;
 pub mod extract_cmd;
 pub mod finetune_cmd;
 pub mod gpu_cmd;
-pub mod gpu_tolerances;
 pub mod report_cmd;
 pub mod reproduce_cmd;
 pub mod run_cmd;
 
 pub use cft_experiment::{checkpoint, manifest};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Category-wise Fine-Tuning (CFT): repair the linear head of a multi-label classifier by
 /// re-fitting each category on its known labels only.
@@ -71,12 +73,7 @@ pub enum Command {
     GpuCheck(gpu_cmd::GpuCheckArgs),
 }
 
-/// The most worker threads `--threads` accepts: a few per core is plenty for CFT's
-/// data-parallel loops, and thousands of threads only make a run crawl.
-pub fn max_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    (8 * cores).max(64)
-}
+pub use cft_experiment::engine::max_threads;
 
 /// An error as one line: each cause of the chain once. Causes whose text the message before
 /// already holds (an error that prints its source as part of itself) are left out.
@@ -95,6 +92,16 @@ pub fn error_message(e: &anyhow::Error) -> String {
     out
 }
 
+/// Parses the process's command line. A negative number is taken as a flag's value (`--lr -1`
+/// reaches the range check that names the flag) rather than as an unknown flag.
+pub fn parse() -> Cli {
+    fn negatives(cmd: clap::Command) -> clap::Command {
+        cmd.allow_negative_numbers(true).mut_subcommands(negatives)
+    }
+    let cmd = negatives(Cli::command());
+    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
@@ -108,16 +115,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
     }
     let level = match (&cli.kernel, std::env::var("CFT_KERNEL")) {
-        (Some(k), _) => {
-            Some(k.parse::<cft_core::kernels::KernelLevel>().map_err(|e| anyhow::anyhow!("--kernel: {e}"))?)
-        }
+        (Some(k), _) => Some(k.parse::<cft_core::kernels::Detected>().map_err(|e| anyhow::anyhow!("--kernel: {e}"))?),
         (None, Ok(k)) => {
-            Some(k.parse::<cft_core::kernels::KernelLevel>().map_err(|e| anyhow::anyhow!("CFT_KERNEL: {e}"))?)
+            Some(k.parse::<cft_core::kernels::Detected>().map_err(|e| anyhow::anyhow!("CFT_KERNEL: {e}"))?)
         }
         (None, Err(_)) => None,
     };
     if let Some(level) = level {
-        cft_core::kernels::set_kernel_level(level)?;
+        cft_core::kernels::set_kernel_level(level);
     }
     match cli.command {
         Command::Reproduce(a) => reproduce_cmd::run(&a).map(|_| ()),

@@ -1,10 +1,9 @@
 //! The `cft` binary: parses the command line and reports errors with their whole chain.
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cft_cli::Cli::parse();
+    let cli = cft_cli::parse();
     match cft_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,14 +4,17 @@
 //! OpenImages V3, CheXpert) reads the dataset under `--data-root` and extracts features with
 //! the spec's backbone and `--weights` through [`cft_images::ImageSource`].
 
-use crate::reproduce_cmd::default_datasets_dir;
+use crate::args::choice;
 use anyhow::{bail, Result};
+use cft_cuda::GemmPrecision;
 use cft_experiment::ablation::GridRun;
-use cft_experiment::partial_label::{CftEngine, CpuEngine};
-use cft_experiment::run::{run_spec, RunOutcome, RunRequest};
+use cft_experiment::engine::{CftEngine, EngineChoice, EngineName};
+use cft_experiment::run::{default_datasets_dir, run_spec, RunOutcome, RunRequest};
+use cft_experiment::shard::Shard;
 use cft_experiment::spec::ExperimentSpec;
 use cft_experiment::stages::StageLog;
 use cft_images::ImageSource;
+use cft_pipeline::{BadImage, Device};
 use std::path::PathBuf;
 
 /// Arguments of `cft run`.
@@ -31,7 +34,7 @@ pub struct RunArgs {
     pub weights: Option<PathBuf>,
     /// Image specs: cpu, cuda or cuda:N (overrides the spec's `backbone.device`).
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<Device>,
     /// Reports folder (default: the spec's `output.dir`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -57,22 +60,22 @@ pub struct RunArgs {
     pub cache: Option<PathBuf>,
     /// Image specs: unreadable images stop the run (`fail`), or are left out of both the
     /// features and the labels (`skip`; listed in `<out>/<name>/features/*.skipped.tsv`).
-    #[arg(long, value_enum, default_value_t = crate::extract_cmd::BadImageArg::Fail)]
-    pub on_bad_image: crate::extract_cmd::BadImageArg,
+    #[arg(long, value_parser = choice::<BadImage>(), default_value = "fail")]
+    pub on_bad_image: BadImage,
     /// What fits the CFT heads (overrides the spec's `cft.engine`): auto, per-category,
     /// batched or cuda. `auto` is the CUDA engine when the device is CUDA in a `cuda` build,
     /// else the batched CPU engine; the CPU engines give the same numbers bit for bit.
-    #[arg(long)]
-    pub engine: Option<String>,
+    #[arg(long, value_parser = choice::<EngineName>())]
+    pub engine: Option<EngineName>,
     /// The CUDA engine's GEMM precision (overrides `cft.gemm_precision`): f32, tf32 or bf16.
-    #[arg(long)]
-    pub gemm_precision: Option<String>,
+    #[arg(long, value_parser = choice::<GemmPrecision>())]
+    pub gemm_precision: Option<GemmPrecision>,
     /// Run only shard i of n (`i/n`, 0-based), e.g. one task of a cluster's job array each: a
     /// grid's cells k with k mod n = i, or a single spec's units (proportion × protocol, in
     /// table order) k with k mod n = i. `cft report` merges them when all are done, refusing
     /// shards of another spec version, configuration or data.
     #[arg(long)]
-    pub shard: Option<String>,
+    pub shard: Option<Shard>,
     /// Single specs: record each stage's wall time, CPU time (user, system) and peak memory
     /// (load, base heads, each CFT method, evaluation, report) into `<out>/<name>/stages.md`.
     /// Units then run one after another, so the figures are each stage's own.
@@ -80,20 +83,13 @@ pub struct RunArgs {
     pub stages: bool,
 }
 
-/// The engine a (cell) spec asks for, after `--engine` / `--gemm-precision` / `--device`.
+/// The engine a spec asks for, after `--engine` / `--gemm-precision` / `--device`: built now,
+/// so that a CUDA engine this build or machine lacks is refused before any work.
 fn engine_for(args: &RunArgs, spec: &ExperimentSpec) -> Result<Box<dyn CftEngine>> {
-    let name = args.engine.clone().unwrap_or_else(|| spec.cft.engine.clone());
-    if !cft_experiment::spec::ENGINES.contains(&name.as_str()) {
-        bail!("--engine {name}: expected one of {}", cft_experiment::spec::ENGINES.join(", "));
-    }
-    let device = args.device.clone().or_else(|| spec.backbone.as_ref().map(|b| b.device.clone())).unwrap_or_default();
-    let precision = args.gemm_precision.clone().unwrap_or_else(|| spec.cft.gemm_precision.clone());
-    // `auto` is the CUDA engine on a CUDA device of a `cuda` build, else the CPU's.
-    let gpu_auto = name == "auto" && cfg!(feature = "cuda") && device.starts_with("cuda");
-    Ok(match CpuEngine::for_name(&name) {
-        Some(cpu) if !gpu_auto => Box::new(cpu),
-        _ => crate::gpu_cmd::cuda_cft_engine(&device, &precision)?,
-    })
+    let name = args.engine.unwrap_or(spec.cft.engine);
+    let device = args.device.or_else(|| spec.backbone.as_ref().map(|b| b.device)).unwrap_or_default();
+    let precision = args.gemm_precision.unwrap_or(spec.cft.gemm_precision);
+    Ok(EngineChoice::resolve(name, device, precision, cft_core::DEFAULT_BATCH)?.build()?)
 }
 
 /// Runs `cft run`: the library's [`run_spec`] with this command line's overrides, engine,
@@ -107,23 +103,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     let engine = engine_for(args, &spec)?;
-    let shard = args.shard.as_deref().map(cft_experiment::grid::parse_shard).transpose()?;
+    let shard = args.shard.map(Shard::pair);
     let images = ImageSource {
         data_root: args.data_root.clone(),
         weights: args.weights.clone(),
-        device: args.device.clone(),
+        device: args.device,
         key_prefix: args.key_prefix.clone(),
         head_key: args.head_key.clone(),
         cache: args.cache.clone(),
         resume: args.resume,
-        on_bad_image: args.on_bad_image.into(),
+        on_bad_image: args.on_bad_image,
         shard,
     };
     let stages = args.stages.then(StageLog::new);
     let bars = crate::common::Bars::default();
     let req = RunRequest {
         spec_path: &args.spec,
-        spec_text: None,
+        spec: None,
         out: args.out.clone(),
         datasets_dir: args.datasets_dir.clone().unwrap_or_else(default_datasets_dir),
         head_key: args.head_key.clone(),
@@ -148,40 +144,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     match run_spec(&req)? {
-        RunOutcome::Single(done) => print_run(&done, &req.out_for(&spec), clock, stages.is_some()),
+        RunOutcome::Single(done) => crate::common::print_run(&done, &req.out_for(&spec), clock, stages.is_some()),
         RunOutcome::Grid(done) => print_grid(&done, &req.out_for(&spec), clock),
     }
-}
-
-/// Prints a single run's table and where it went (or, for a shard, how to merge).
-pub fn print_run(
-    done: &cft_experiment::partial_label::Reproduction,
-    out: &std::path::Path,
-    clock: std::time::Instant,
-    stages: bool,
-) -> Result<()> {
-    match &done.results {
-        Some(results) => {
-            let mut table = cft_report::partial_label_table(results, "");
-            table.links.clear();
-            print!("{}", table.to_markdown());
-            eprintln!("wrote {} in {:.1} s", done.dir.display(), clock.elapsed().as_secs_f64());
-        }
-        None => eprintln!(
-            "ran {} of {} units into {} in {:.1} s; when every shard is done, `cft report {}` merges them",
-            done.ran,
-            done.total,
-            done.dir.display(),
-            clock.elapsed().as_secs_f64(),
-            out.display()
-        ),
-    }
-    if stages {
-        let path = done.dir.join("stages.md");
-        eprint!("{}", std::fs::read_to_string(&path)?);
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
 }
 
 /// Prints a grid's summary when merged, or how to merge its shards.
@@ -196,7 +161,7 @@ fn print_grid(done: &GridRun, out: &std::path::Path, clock: std::time::Instant) 
             done.total,
             done.dir.display(),
             clock.elapsed().as_secs_f64(),
-            crate::report_cmd::report_dir_for_grids(out).display()
+            cft_experiment::merge::report_dir_for_grids(out).display()
         );
     }
     Ok(())

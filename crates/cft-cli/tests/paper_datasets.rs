@@ -468,7 +468,7 @@ fn shipped_specs_load_and_name_their_sources() {
         assert_eq!(s.data.source.name(), source, "{file}");
         if let Some(b) = &s.backbone {
             // The paper's specs follow the authors' pipeline where it is known exactly.
-            assert_eq!(b.resize, "pillow12", "{file}");
+            assert_eq!(b.resize.name(), "pillow12", "{file}");
             assert_eq!(*s.cft.ga.elite_ties.get(), cft_core::GaEliteTies::TorchCpu, "{file}");
         }
     }

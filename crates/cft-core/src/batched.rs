@@ -6,20 +6,22 @@
 //! whose validation labels are all known share the validation matrix, and a blocked multi-head
 //! product reads each feature row once for every head (instead of once per head), using the
 //! same dot product as the per-category path so the scores, and therefore the selected epochs
-//! and weights, are bit-identical to [`crate::finetune()`]. Categories drop out as they stop.
+//! and weights, are bit-identical to [`crate::PerCategory`]'s. Categories drop out as they stop.
 //!
 //! Memory is bounded by `batch`: at most that many categories hold their gathered training
 //! samples at once (OpenImages: 5000 categories, a few thousand known samples each).
 
+use crate::engine::Hooks;
+use crate::error::{CoreError, Interrupted};
 use crate::finetune::{
-    skip_reason, skipped, CategoryOutcome, CategoryRun, CategorySamples, FineTuneConfig, FineTuneRun, SplitRef,
-    StepOutput, Validator,
+    skip_reason, skipped, CategoryOutcome, CategoryRun, CategorySamples, FineTuneConfig, SplitRef, StepOutput,
+    Validator,
 };
 use crate::head::LinearHead;
 use crate::linalg::{dot, Matrix};
 use crate::metrics::RankScorer;
+use crate::params::CheckedFineTune;
 use rayon::prelude::*;
-use std::ops::ControlFlow;
 
 const ROWS_PER_BLOCK: usize = 64;
 
@@ -56,92 +58,11 @@ pub fn multi_head_scores(x: &Matrix, heads: &[&[f32]], out: &mut [f32]) {
 /// run`'s and the Python package's default (the batch size never changes the numbers).
 pub const DEFAULT_BATCH: usize = 64;
 
-/// Fine-tunes every category of `head` with the batched engine, `batch` categories at a time.
-/// Same result as [`crate::finetune()`] for the same configuration. `on_done` is called as each
-/// category finishes.
-pub fn finetune_batched(
-    head: &LinearHead,
-    train: SplitRef<'_>,
-    valid: SplitRef<'_>,
-    cfg: &FineTuneConfig,
-    batch: usize,
-    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-) -> FineTuneRun {
-    finetune_batched_observed(head, train, valid, cfg, batch, on_done, &|_| {})
-}
-
-/// [`finetune_batched`], also reporting progress in category-epochs: `on_epochs(n)` after each
-/// step in which `n` categories advanced one epoch (for progress bars whose rate and estimate
-/// follow the work, not the finished categories).
-pub fn finetune_batched_observed(
-    head: &LinearHead,
-    train: SplitRef<'_>,
-    valid: SplitRef<'_>,
-    cfg: &FineTuneConfig,
-    batch: usize,
-    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-    on_epochs: &(dyn Fn(usize) + Sync),
-) -> FineTuneRun {
-    let keep_going = |n: usize| {
-        on_epochs(n);
-        ControlFlow::Continue(())
-    };
-    uninterrupted(finetune_batched_controlled(head, train, valid, cfg, batch, on_done, &keep_going))
-}
-
-/// The run of a controller that always continues (it cannot have been interrupted).
-fn uninterrupted(run: Result<FineTuneRun, Interrupted>) -> FineTuneRun {
-    match run {
-        Ok(run) => run,
-        Err(Interrupted) => unreachable!("an observer that always continues never interrupts the run"),
-    }
-}
-
-/// The run was stopped by its controller ([`finetune_batched_controlled`]) between two epochs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("fine-tuning interrupted between two epochs")]
-pub struct Interrupted;
-
-/// [`finetune_batched_observed`] whose observer may stop the run: `on_epochs(n)` is called
-/// after each step (n categories advanced one epoch) and returning `ControlFlow::Break(())`
-/// ends the run there, with [`Interrupted`] (a front end's Ctrl-C: Python's
-/// `KeyboardInterrupt`). Categories finished before that were already passed to `on_done`.
-pub fn finetune_batched_controlled(
-    head: &LinearHead,
-    train: SplitRef<'_>,
-    valid: SplitRef<'_>,
-    cfg: &FineTuneConfig,
-    batch: usize,
-    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-    on_epochs: &(dyn Fn(usize) -> ControlFlow<()> + Sync),
-) -> Result<FineTuneRun, Interrupted> {
-    let engine = Batched { batch, working_set: None, on_epochs };
-    crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done)
-}
-
-/// [`finetune_batched`] with a memory bound: a batch also stops growing once its categories'
-/// per-step buffers (their known rows × the population, or × 2 for BP, in f32) would pass
-/// `working_set` bytes (always at least one category). OpenImages' commonest class has a
-/// quarter of a million known rows, its rarest a few dozen: batches are sized by rows, not
-/// counted. The result is the same for every batch size.
-pub fn finetune_batched_within(
-    head: &LinearHead,
-    train: SplitRef<'_>,
-    valid: SplitRef<'_>,
-    cfg: &FineTuneConfig,
-    batch: usize,
-    working_set: usize,
-    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-) -> FineTuneRun {
-    let engine = Batched { batch, working_set: Some(working_set), on_epochs: &|_| ControlFlow::Continue(()) };
-    uninterrupted(crate::engine::finetune_with(&engine, head, train, valid, cfg, on_done))
-}
-
 /// Bytes of category `k`'s per-step buffers (f32 per known training row and individual).
 fn step_bytes(cfg: &FineTuneConfig, train: SplitRef<'_>, k: usize) -> usize {
     let known = &train.labels.per_category[k];
     let per_row = match cfg.method {
-        crate::finetune::Method::Ga(ga) => ga.population.max(1) + 1,
+        crate::finetune::Method::Ga(ga) => ga.population + 1,
         crate::finetune::Method::Bp { .. } => 2,
     };
     4 * per_row * (known.positives.len() + known.negatives.len())
@@ -173,32 +94,41 @@ fn batches(
     out
 }
 
-/// The batched engine: `batch` categories at a time, advancing together one epoch per step;
-/// `on_epochs(n)` after each step in which `n` categories advanced, which may stop the run.
-pub struct Batched<'a> {
-    /// Categories held at once.
+/// The batched engine: `batch` categories at a time, advancing together one epoch per step
+/// (reported to [`Hooks::on_epochs`], which may stop the run between two steps). Same result
+/// as [`crate::PerCategory`] for the same configuration, whatever the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batched {
+    /// Categories held at once (at least one is always held).
     pub batch: usize,
-    /// Bytes of per-step buffers a batch may hold (see [`finetune_batched_within`]).
+    /// A memory bound: a batch also stops growing once its categories' per-step buffers (their
+    /// known rows × the population, or × 2 for BP, in f32) would pass this many bytes (always at
+    /// least one category). OpenImages' commonest class has a quarter of a million known rows,
+    /// its rarest a few dozen: batches are sized by rows, not counted.
     pub working_set: Option<usize>,
-    /// Progress in category-epochs; `Break` stops the run ([`Interrupted`]).
-    pub on_epochs: &'a (dyn Fn(usize) -> ControlFlow<()> + Sync),
 }
 
-impl crate::engine::Engine for Batched<'_> {
-    type Error = Interrupted;
+impl Default for Batched {
+    fn default() -> Self {
+        Batched { batch: DEFAULT_BATCH, working_set: None }
+    }
+}
+
+impl crate::engine::Engine for Batched {
+    type Error = CoreError;
 
     fn run_categories(
         &self,
         head: &LinearHead,
         train: SplitRef<'_>,
         valid: SplitRef<'_>,
-        cfg: &FineTuneConfig,
+        cfg: &CheckedFineTune,
         runnable: &[usize],
-        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-    ) -> Result<Vec<CategoryOutcome>, Self::Error> {
+        hooks: &Hooks<'_>,
+    ) -> Result<Vec<CategoryOutcome>, CoreError> {
         let mut out = Vec::with_capacity(runnable.len());
         for chunk in batches(runnable, self.batch, self.working_set, |k| step_bytes(cfg, train, k)) {
-            out.extend(run_chunk(head, train, valid, cfg, chunk, on_done, self.on_epochs)?);
+            out.extend(run_chunk(head, train, valid, cfg, chunk, hooks)?);
         }
         Ok(out)
     }
@@ -208,10 +138,9 @@ fn run_chunk(
     head: &LinearHead,
     train: SplitRef<'_>,
     valid: SplitRef<'_>,
-    cfg: &FineTuneConfig,
+    cfg: &CheckedFineTune,
     cats: &[usize],
-    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-    on_epochs: &(dyn Fn(usize) -> ControlFlow<()> + Sync),
+    hooks: &Hooks<'_>,
 ) -> Result<Vec<CategoryOutcome>, Interrupted> {
     let samples: Vec<(usize, CategorySamples<'_>, CategorySamples<'_>)> =
         cats.par_iter().map(|&k| (k, CategorySamples::gather(train, k), CategorySamples::gather(valid, k))).collect();
@@ -221,7 +150,7 @@ fn run_chunk(
         match skip_reason(tr, va) {
             Some(r) => {
                 let o = skipped(*k, head.weight.row(*k), head.bias[*k], r, tr.y.len(), va.y.len());
-                on_done(&o);
+                (hooks.on_done)(&o);
                 done.push(o);
             }
             None => live.push((*k, va)),
@@ -245,9 +174,7 @@ fn run_chunk(
     let mut valids: Vec<&CategorySamples<'_>> = live.iter().map(|(_, va)| *va).collect();
     while !runs.is_empty() {
         let outs: Vec<StepOutput> = runs.par_iter_mut().map(CategoryRun::step).collect();
-        if on_epochs(runs.len()).is_break() {
-            return Err(Interrupted);
-        }
+        hooks.epochs(runs.len())?;
         let need: Vec<usize> = (0..runs.len()).filter(|&i| outs[i].cached_valid.is_none()).collect();
         let to_score: Vec<(Vec<f32>, &CategorySamples<'_>)> =
             need.iter().map(|&i| (runs[i].params().to_vec(), valids[i])).collect();
@@ -267,7 +194,7 @@ fn run_chunk(
         for ((r, va), stop) in runs.into_iter().zip(valids).zip(stops) {
             if stop {
                 let o = r.into_outcome(va.y.len());
-                on_done(&o);
+                (hooks.on_done)(&o);
                 done.push(o);
             } else {
                 keep_runs.push(r);
@@ -338,12 +265,19 @@ mod tests {
         assert_eq!(batches(&cats, 3, None, |k| sizes[k]), vec![&[0, 1, 2][..], &[3, 4, 5], &[6]]);
     }
     use crate::adam::AdamConfig;
+    use crate::engine::{finetune, Hooks};
+    use crate::finetune::FineTuneRun;
     use crate::finetune::{GaConfig, Method};
     use crate::labels::{Label, PartialLabels};
     use crate::loss::Loss;
     use crate::metrics::Metric;
-    use crate::per_category::finetune;
+    use crate::per_category::PerCategory;
     use crate::rng::Pcg64;
+    use std::ops::ControlFlow;
+
+    fn batched(batch: usize) -> Batched {
+        Batched { batch, working_set: None }
+    }
 
     /// Integer-valued features (many tied scores), 5 categories: 0–2 learnable, 3 without
     /// training positives (skipped), 4 rare. `valid_known` < 1 makes validation partial.
@@ -404,11 +338,12 @@ mod tests {
                     cfg.patience = 15;
                     cfg.seed = 3;
                     cfg.keep_history = true;
-                    let a = finetune(&head(), train, valid, &cfg, &|_| {});
+                    let cfg = cfg.check().unwrap();
+                    let a = finetune(&PerCategory, &cfg, &head(), train, valid, &Hooks::NONE).unwrap();
                     assert_eq!(a.categories[3].skipped, Some(crate::finetune::SkipReason::NoTrainPositive));
                     early_stops += a.categories.iter().filter(|o| o.skipped.is_none() && o.epochs_run < 120).count();
                     for batch in [1, 2, 5] {
-                        same(&a, &finetune_batched(&head(), train, valid, &cfg, batch, &|_| {}));
+                        same(&a, &finetune(&batched(batch), &cfg, &head(), train, valid, &Hooks::NONE).unwrap());
                     }
                 }
             }
@@ -424,13 +359,15 @@ mod tests {
         let (train, valid) = (SplitRef { features: &xt, labels: &st }, SplitRef { features: &xv, labels: &sv });
         let mut cfg = FineTuneConfig::reference(Method::Ga(GaConfig::default()));
         cfg.max_epochs = 40;
-        let plain = finetune_batched(&head(), train, valid, &cfg, 2, &|_| {});
+        let cfg = cfg.check().unwrap();
+        let plain = finetune(&batched(2), &cfg, &head(), train, valid, &Hooks::NONE).unwrap();
         let steps = std::sync::atomic::AtomicUsize::new(0);
         let count = |_| {
             steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             ControlFlow::Continue(())
         };
-        same(&plain, &finetune_batched_controlled(&head(), train, valid, &cfg, 2, &|_| {}, &count).unwrap());
+        let counting = Hooks { on_epochs: &count, ..Hooks::NONE };
+        same(&plain, &finetune(&batched(2), &cfg, &head(), train, valid, &counting).unwrap());
         assert!(steps.load(std::sync::atomic::Ordering::SeqCst) >= 40);
         // Stopped at the fifth step: nothing is returned, and no category finished by epochs ran.
         let finished = std::sync::Mutex::new(Vec::new());
@@ -444,8 +381,8 @@ mod tests {
         };
         steps.store(0, std::sync::atomic::Ordering::SeqCst);
         let on_done = |o: &CategoryOutcome| finished.lock().unwrap().push((o.category, o.skipped));
-        let r = finetune_batched_controlled(&head(), train, valid, &cfg, 2, &on_done, &stop_at_5);
-        assert_eq!(r.unwrap_err(), Interrupted);
+        let r = finetune(&batched(2), &cfg, &head(), train, valid, &Hooks { on_done: &on_done, on_epochs: &stop_at_5 });
+        assert_eq!(r.unwrap_err(), CoreError::Interrupted(Interrupted));
         assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 5);
         assert!(
             finished.lock().unwrap().iter().all(|(_, skipped)| skipped.is_some()),

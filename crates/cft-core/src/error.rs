@@ -1,10 +1,58 @@
-//! The core's error: a parameter outside its range ([`ParamError`], from each configuration's
-//! `check()`), a buffer that does not fit its declared shape (the shapes in the message), or a
-//! run its controller stopped ([`Interrupted`]). Functions return the precise type; this enum
-//! is the one a caller collects them into.
+//! The core's errors, on the ground floor (this module imports nothing of the crate): a
+//! parameter outside its range ([`ParamError`], from each configuration's `check()`), a buffer
+//! that does not fit its declared shape (the shapes in the message), or a run its controller
+//! stopped ([`Interrupted`]). Functions return the precise type; [`CoreError`] is the one a
+//! caller collects them into.
 
-use crate::batched::Interrupted;
-use crate::params::ParamError;
+/// A parameter outside its range: `{param} = {value}: {expected}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamError {
+    /// The parameter's name (the core's, or the front end's key or flag after [`ParamError::named`]).
+    pub param: String,
+    /// The refused value, as written.
+    pub value: String,
+    /// What is allowed.
+    pub expected: String,
+}
+
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A flag reads as on the command line (`--lr 0`), a key as in a spec (`cft.bp_lr = 0`).
+        let sep = if self.param.starts_with("--") { " " } else { " = " };
+        write!(f, "{}{sep}{}: {}", self.param, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+impl ParamError {
+    /// `param = value: expected`.
+    pub fn new(param: &str, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
+        Self { param: param.to_string(), value: value.to_string(), expected: expected.into() }
+    }
+
+    /// A name that is not one of `choices` (`method = "sgd": expected one of "bp-asl", …`).
+    pub fn unknown(param: &str, value: &str, choices: &[&str]) -> Self {
+        let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
+        Self::new(param, format!("{value:?}"), format!("expected one of {}", quoted.join(", ")))
+    }
+
+    /// The same error under the front end's name for the parameter: a spec key (`cft.bp_lr`;
+    /// shown as `cft.bp_lr = 0: …`) or a flag (`--lr`; shown as `--lr 0: …`).
+    pub fn named(self, name: &str) -> Self {
+        Self { param: name.to_string(), ..self }
+    }
+
+    /// The same error with `prefix` before the parameter's name (`ga.` → `cft.ga.population`).
+    pub fn under(self, prefix: &str) -> Self {
+        Self { param: format!("{prefix}{}", self.param), ..self }
+    }
+}
+
+/// The run was stopped by its controller ([`crate::Hooks::on_epochs`]) between two epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("fine-tuning interrupted between two epochs")]
+pub struct Interrupted;
 
 /// Everything the core refuses.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

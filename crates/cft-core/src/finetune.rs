@@ -20,6 +20,7 @@ use crate::labels::SparseLabels;
 use crate::linalg::{gemm_nt_rows, gemv_rows, gemv_t_rows, Matrix, RowSubset};
 use crate::loss::Loss;
 use crate::metrics::{Metric, RankScorer};
+use crate::params::CheckedFineTune;
 use crate::rng::Pcg64;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -56,41 +57,25 @@ impl Default for GaConfig {
     }
 }
 
-/// How the GA orders individuals of equal fitness when it picks its elite.
-///
-/// The head validated each generation is always the *first* fittest individual (the
-/// reference's `torch.argmax`). The reference's elite, though, is the first index of an
-/// unstable descending `torch.sort`, which on ties is usually another individual (often a
-/// mutated copy): its head then drifts across plateaus of equal training score.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GaEliteTies {
-    /// The first fittest individual (a stable order): the elite is the validated head.
-    #[default]
-    First,
-    /// The reference's choice on the CPU: the order of PyTorch's unstable CPU sort
-    /// (libstdc++'s introsort, [`crate::torch_sort`]) over the fitness as float32.
-    TorchCpu,
+crate::choice! {
+    /// How the GA orders individuals of equal fitness when it picks its elite.
+    ///
+    /// The head validated each generation is always the *first* fittest individual (the
+    /// reference's `torch.argmax`). The reference's elite, though, is the first index of an
+    /// unstable descending `torch.sort`, which on ties is usually another individual (often a
+    /// mutated copy): its head then drifts across plateaus of equal training score.
+    #[derive(Default)]
+    pub enum GaEliteTies {
+        /// The first fittest individual (a stable order): the elite is the validated head.
+        #[default]
+        First = "first",
+        /// The reference's choice on the CPU: the order of PyTorch's unstable CPU sort
+        /// (libstdc++'s introsort, [`crate::torch_sort`]) over the fitness as float32.
+        TorchCpu = "torch-cpu",
+    }
 }
 
 impl GaEliteTies {
-    /// The spelling in specs and on the command line (`first`, `torch-cpu`).
-    pub fn name(self) -> &'static str {
-        match self {
-            GaEliteTies::First => "first",
-            GaEliteTies::TorchCpu => "torch-cpu",
-        }
-    }
-
-    /// Parses [`GaEliteTies::name`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "first" => Some(GaEliteTies::First),
-            "torch-cpu" => Some(GaEliteTies::TorchCpu),
-            _ => None,
-        }
-    }
-
     /// Whether this is the default (serde's `skip_serializing_if`).
     pub fn is_first(&self) -> bool {
         *self == GaEliteTies::First
@@ -113,25 +98,59 @@ pub enum Method {
 }
 
 impl Method {
-    /// The short name used in tables (`bp-asl`, `bp-bce`, `ga`).
-    pub fn name(&self) -> &'static str {
+    /// Which of the three methods this is.
+    pub fn kind(&self) -> MethodName {
         match self {
-            Method::Bp { loss: Loss::Asl { .. }, .. } => "bp-asl",
-            Method::Bp { loss: Loss::Bce, .. } => "bp-bce",
-            Method::Ga(_) => "ga",
+            Method::Bp { loss: Loss::Asl { .. }, .. } => MethodName::BpAsl,
+            Method::Bp { loss: Loss::Bce, .. } => MethodName::BpBce,
+            Method::Ga(_) => MethodName::Ga,
         }
     }
 
-    /// The paper's method of that [`Method::name`] (ASL γ−=4, γ+=0, clip 0.05; Adam with `lr`;
-    /// the GA's defaults, which ignore `lr`), for front ends that take the name as text.
-    pub fn reference(name: &str, lr: f32) -> Result<Self, crate::params::ParamError> {
-        let adam = crate::adam::AdamConfig { lr, ..crate::adam::AdamConfig::default() };
-        match name {
-            "bp-asl" => Ok(Method::Bp { loss: crate::loss::Loss::ASL_REFERENCE, adam }),
-            "bp-bce" => Ok(Method::Bp { loss: crate::loss::Loss::Bce, adam }),
-            "ga" => Ok(Method::Ga(GaConfig::default())),
-            other => Err(crate::params::ParamError::unknown("method", other, &["bp-asl", "bp-bce", "ga"])),
+    /// The short name used in tables (`bp-asl`, `bp-bce`, `ga`).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+crate::choice! {
+    /// The CFT methods by name, in the tables' order: what specs (`cft.methods`), flags
+    /// (`--method`) and the Python package (`method=`) choose from.
+    pub enum MethodName {
+        /// Adam on the asymmetric loss.
+        BpAsl = "bp-asl",
+        /// Adam on binary cross-entropy.
+        BpBce = "bp-bce",
+        /// The genetic algorithm maximising the metric.
+        Ga = "ga",
+    }
+}
+
+impl MethodName {
+    /// The row label in tables (`CFT-BP-ASL`, `CFT-BP-BCE`, `CFT-GA`).
+    pub fn label(self) -> &'static str {
+        match self {
+            MethodName::BpAsl => "CFT-BP-ASL",
+            MethodName::BpBce => "CFT-BP-BCE",
+            MethodName::Ga => "CFT-GA",
         }
+    }
+
+    /// The method with these settings: Adam at `lr` on `asl` (BP-ASL) or BCE (BP-BCE); the GA
+    /// with `ga` (which ignores `lr`).
+    pub fn method(self, lr: f32, asl: Loss, ga: GaConfig) -> Method {
+        let adam = AdamConfig { lr, ..AdamConfig::default() };
+        match self {
+            MethodName::BpAsl => Method::Bp { loss: asl, adam },
+            MethodName::BpBce => Method::Bp { loss: Loss::Bce, adam },
+            MethodName::Ga => Method::Ga(ga),
+        }
+    }
+
+    /// The paper's method of this name (ASL γ−=4, γ+=0, clip 0.05; Adam at `lr`; the GA's
+    /// defaults).
+    pub fn reference(self, lr: f32) -> Method {
+        self.method(lr, Loss::ASL_REFERENCE, GaConfig::default())
     }
 }
 
@@ -411,7 +430,7 @@ pub struct StepOutput {
 pub struct CategoryRun<'a> {
     cat: usize,
     train: &'a CategorySamples<'a>,
-    cfg: &'a FineTuneConfig,
+    cfg: &'a CheckedFineTune,
     params: Vec<f32>,
     optimizer: Optimizer,
     sel: Selection,
@@ -429,7 +448,7 @@ impl<'a> CategoryRun<'a> {
         b0: f32,
         original: f64,
         train: &'a CategorySamples<'a>,
-        cfg: &'a FineTuneConfig,
+        cfg: &'a CheckedFineTune,
     ) -> Self {
         let d = w0.len();
         let params: Vec<f32> = w0.iter().copied().chain([b0]).collect();
@@ -443,10 +462,7 @@ impl<'a> CategoryRun<'a> {
                 grad_params: vec![0.0; d + 1],
             },
             Method::Ga(ga) => {
-                // The one clamp left: `GaConfig::check` refuses a population under 2, but
-                // `finetune` is infallible, so a caller that skipped the check gets one
-                // individual (the head itself) instead of an index out of bounds (tested).
-                let ga = GaConfig { population: ga.population.max(1), ..ga };
+                // The configuration is checked (`CheckedFineTune`): population ≥ 2, elitism below it.
                 Optimizer::Ga {
                     state: Box::new(GaState::new(&params, ga, Pcg64::for_stream(cfg.seed, cat as u64))),
                     scores: vec![0.0; ga.population * n],
@@ -553,7 +569,7 @@ pub fn finetune_category(
     b0: f32,
     train: &CategorySamples<'_>,
     valid: &CategorySamples<'_>,
-    cfg: &FineTuneConfig,
+    cfg: &CheckedFineTune,
 ) -> CategoryOutcome {
     if let Some(r) = skip_reason(train, valid) {
         return skipped(cat, w0, b0, r, train.y.len(), valid.y.len());
@@ -691,8 +707,9 @@ pub fn elite_order(fitness: &[f64], ties: GaEliteTies) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{finetune, Hooks};
     use crate::labels::{Label, PartialLabels};
-    use crate::per_category::finetune;
+    use crate::per_category::PerCategory;
 
     /// A separable-ish toy problem: feature 0 carries the label, feature 1 is noise.
     fn toy(n: usize, seed: u64) -> (Matrix, PartialLabels) {
@@ -726,16 +743,10 @@ mod tests {
         cfg.patience = 50;
         cfg.seed = 7;
         cfg.keep_history = true;
+        let cfg = cfg.check().unwrap();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
-            finetune(
-                &head,
-                SplitRef { features: &xt, labels: &st },
-                SplitRef { features: &xv, labels: &sv },
-                &cfg,
-                &|_| {},
-            )
-        })
+        let (train, valid) = (SplitRef { features: &xt, labels: &st }, SplitRef { features: &xv, labels: &sv });
+        pool.install(|| finetune(&PerCategory, &cfg, &head, train, valid, &Hooks::NONE).unwrap())
     }
 
     #[test]
@@ -754,12 +765,13 @@ mod tests {
     }
 
     #[test]
-    fn an_unchecked_empty_population_runs_as_one_individual() {
-        // `GaConfig::check` refuses it; `finetune` itself never indexes out of bounds.
-        let zero = GaConfig { population: 0, elitism: 0, ..GaConfig::default() };
-        assert!(zero.check().is_err());
-        let one = GaConfig { population: 1, elitism: 0, ..GaConfig::default() };
-        assert_eq!(run(Method::Ga(zero), 1).head, run(Method::Ga(one), 1).head);
+    fn an_empty_population_never_reaches_an_engine() {
+        // The engines take only a `CheckedFineTune`, and checking refuses populations under 2.
+        for population in [0, 1] {
+            let ga = GaConfig { population, elitism: 0, ..GaConfig::default() };
+            let e = FineTuneConfig::reference(Method::Ga(ga)).check().unwrap_err();
+            assert_eq!(e.param, "ga.population");
+        }
     }
 
     #[test]

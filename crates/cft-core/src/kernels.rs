@@ -8,14 +8,25 @@
 //! only independent outputs, so the thread count does not matter either.
 //!
 //! The same source is compiled for the baseline target, with AVX2 and with AVX-512F (x86-64);
-//! [`KernelLevel`] picks one at run time (`CFT_KERNEL=scalar|avx2|avx512|auto`, or
-//! [`set_kernel_level`]). The levels differ in speed only; the tests compare every level the
-//! machine has, bit for bit.
+//! one is picked at run time (`CFT_KERNEL=scalar|avx2|avx512|auto`, or [`set_kernel_level`]).
+//! The levels differ in speed only; the tests compare every level the machine has, bit for bit.
+//!
+//! **Soundness.** Running the AVX-512 copy on a processor without AVX-512 is undefined
+//! behaviour, so no safe function takes a bare [`KernelLevel`]: the `*_at` functions take a
+//! [`Detected`] level, a token whose field is private and which only detection hands out
+//! ([`Detected::all`], [`Detected::best`], [`Detected::check`]). A level the processor lacks
+//! cannot be turned into one:
+//!
+//! ```compile_fail
+//! use cft_core::kernels::{Detected, KernelLevel};
+//! let forged = Detected(KernelLevel::Avx512); // error: the field is private
+//! ```
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Which compiled copy of the kernels runs.
+/// The compiled copies of the kernels, by name (for flags, manifests and reports). A name is
+/// not a permission to run: see [`Detected`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelLevel {
@@ -30,19 +41,7 @@ pub enum KernelLevel {
 impl KernelLevel {
     /// The levels this machine can run, slowest first.
     pub fn available() -> Vec<KernelLevel> {
-        let mut v = vec![KernelLevel::Scalar];
-        if avx2_detected() {
-            v.push(KernelLevel::Avx2);
-        }
-        if avx512_detected() {
-            v.push(KernelLevel::Avx512);
-        }
-        v
-    }
-
-    /// The fastest level this machine can run.
-    pub fn best() -> KernelLevel {
-        *Self::available().last().expect("scalar is always available")
+        Detected::all().into_iter().map(Detected::level).collect()
     }
 
     /// Its name (`scalar`, `avx2`).
@@ -53,6 +52,47 @@ impl KernelLevel {
             KernelLevel::Avx512 => "avx512",
         }
     }
+
+    /// Whether the processor reports the instruction set this level needs (asked each time:
+    /// the standard library caches the answer).
+    fn detected(self) -> bool {
+        match self {
+            KernelLevel::Scalar => true,
+            KernelLevel::Avx2 => avx2_detected(),
+            KernelLevel::Avx512 => avx512_detected(),
+        }
+    }
+}
+
+/// Proof that this processor runs a kernel level: the only way into the kernels' dispatch.
+/// The field is private, so safe code obtains one only from detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detected(KernelLevel);
+
+impl Detected {
+    /// Every level this processor runs, slowest first (scalar always).
+    pub fn all() -> Vec<Detected> {
+        [KernelLevel::Scalar, KernelLevel::Avx2, KernelLevel::Avx512]
+            .into_iter()
+            .filter(|l| l.detected())
+            .map(Detected)
+            .collect()
+    }
+
+    /// The fastest level this processor runs.
+    pub fn best() -> Detected {
+        Self::all().into_iter().last().unwrap_or(Detected(KernelLevel::Scalar))
+    }
+
+    /// `level`, if this processor runs it.
+    pub fn check(level: KernelLevel) -> Result<Detected, UnavailableKernel> {
+        check_level(level, &KernelLevel::available())
+    }
+
+    /// The level it stands for.
+    pub fn level(self) -> KernelLevel {
+        self.0
+    }
 }
 
 impl std::str::FromStr for KernelLevel {
@@ -60,12 +100,20 @@ impl std::str::FromStr for KernelLevel {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "scalar" => Ok(KernelLevel::Scalar),
-            "avx2" if avx2_detected() => Ok(KernelLevel::Avx2),
-            "avx2" => Err("kernel level avx2: this processor has no AVX2".into()),
-            "avx512" if avx512_detected() => Ok(KernelLevel::Avx512),
-            "avx512" => Err("kernel level avx512: this processor has no AVX-512".into()),
-            "auto" => Ok(KernelLevel::best()),
+            "avx2" => Ok(KernelLevel::Avx2),
+            "avx512" => Ok(KernelLevel::Avx512),
             other => Err(format!("kernel level `{other}`: expected scalar, avx2, avx512 or auto")),
+        }
+    }
+}
+
+impl std::str::FromStr for Detected {
+    type Err = String;
+    /// A level name (or `auto`, the best), refused when this processor lacks it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Detected::best()),
+            name => Detected::check(name.parse()?).map_err(|e| e.to_string()),
         }
     }
 }
@@ -92,11 +140,12 @@ fn avx512_detected() -> bool {
     }
 }
 
-/// 0: not chosen yet (read `CFT_KERNEL` on first use); 1: scalar; 2: avx2; 3: avx512.
+/// 0: not chosen yet (read `CFT_KERNEL` on first use); 1: scalar; 2: avx2; 3: avx512. Only
+/// [`Detected`] levels are stored.
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 
 /// A kernel level the processor cannot run: selecting it would execute instructions the CPU
-/// lacks (undefined behaviour), so [`set_kernel_level`] refuses it.
+/// lacks (undefined behaviour), so it is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("kernel level {}: this processor cannot run it (available: {})", .level.name(), .available.iter().map(|l| l.name()).collect::<Vec<_>>().join(", "))]
 pub struct UnavailableKernel {
@@ -106,27 +155,20 @@ pub struct UnavailableKernel {
     pub available: Vec<KernelLevel>,
 }
 
-/// `level` if it is among `available` (the detected levels; a parameter so tests can pretend
-/// a processor without AVX-512).
-fn check_level(level: KernelLevel, available: &[KernelLevel]) -> Result<KernelLevel, UnavailableKernel> {
+/// `level` as a [`Detected`] token if it is among `available` (the detected levels; a
+/// parameter so that tests can pretend a processor without AVX-512).
+fn check_level(level: KernelLevel, available: &[KernelLevel]) -> Result<Detected, UnavailableKernel> {
     if available.contains(&level) {
-        Ok(level)
+        Ok(Detected(level))
     } else {
         Err(UnavailableKernel { level, available: available.to_vec() })
     }
 }
 
-/// Chooses the kernel level for the rest of the process; a level the processor lacks is an
-/// error, never selected.
-pub fn set_kernel_level(level: KernelLevel) -> Result<(), UnavailableKernel> {
-    let level = check_level(level, &KernelLevel::available())?;
-    store_level(level);
-    Ok(())
-}
-
-fn store_level(level: KernelLevel) {
+/// Chooses the kernel level for the rest of the process (only a detected one can be given).
+pub fn set_kernel_level(level: Detected) {
     LEVEL.store(
-        match level {
+        match level.0 {
             KernelLevel::Scalar => 1,
             KernelLevel::Avx2 => 2,
             KernelLevel::Avx512 => 3,
@@ -137,15 +179,15 @@ fn store_level(level: KernelLevel) {
 
 /// The kernel level in use: set by [`set_kernel_level`], else `CFT_KERNEL`, else the best.
 /// An unusable `CFT_KERNEL` falls back to the best level (the CLI checks it and says so).
-pub fn kernel_level() -> KernelLevel {
+pub fn kernel_level() -> Detected {
     match LEVEL.load(Ordering::Relaxed) {
-        1 => KernelLevel::Scalar,
-        2 => KernelLevel::Avx2,
-        3 => KernelLevel::Avx512,
+        1 => Detected(KernelLevel::Scalar),
+        2 => Detected(KernelLevel::Avx2),
+        3 => Detected(KernelLevel::Avx512),
         _ => {
-            // `parse` only accepts detected levels.
-            let level = std::env::var("CFT_KERNEL").ok().and_then(|v| v.parse().ok()).unwrap_or_else(KernelLevel::best);
-            store_level(level);
+            // `Detected::from_str` only accepts detected levels.
+            let level = std::env::var("CFT_KERNEL").ok().and_then(|v| v.parse().ok()).unwrap_or_else(Detected::best);
+            set_kernel_level(level);
             level
         }
     }
@@ -222,12 +264,12 @@ fn tile_avx512<const R: usize, const M: usize>(xs: [&[f32]; R], tile: &[f32], ac
 }
 
 #[inline(always)]
-fn tile<const R: usize, const M: usize>(level: KernelLevel, xs: [&[f32]; R], t: &[f32], acc: &mut [[f32; M]; R]) {
-    match level {
+fn tile<const R: usize, const M: usize>(level: Detected, xs: [&[f32]; R], t: &[f32], acc: &mut [[f32; M]; R]) {
+    match level.0 {
         #[cfg(target_arch = "x86_64")]
         KernelLevel::Avx2 => {
-            // SAFETY: `KernelLevel::Avx2` is only ever chosen when the processor reports AVX2
-            // (`avx2_detected`, checked by `KernelLevel::available` and `from_str`).
+            // SAFETY: a `Detected` level is only constructed for a level the processor reports
+            // (`Detected::all`/`check`); the public entry points assert it once more.
             #[allow(unsafe_code)]
             unsafe {
                 tile_avx2(xs, t, acc)
@@ -235,7 +277,7 @@ fn tile<const R: usize, const M: usize>(level: KernelLevel, xs: [&[f32]; R], t: 
         }
         #[cfg(target_arch = "x86_64")]
         KernelLevel::Avx512 => {
-            // SAFETY: as above, with AVX-512F (`avx512_detected`).
+            // SAFETY: as above, with AVX-512F.
             #[allow(unsafe_code)]
             unsafe {
                 tile_avx512(xs, t, acc)
@@ -249,7 +291,7 @@ fn tile<const R: usize, const M: usize>(level: KernelLevel, xs: [&[f32]; R], t: 
 /// writing `local[q * len + (i - rows.start)] = sum + bias[q]` for the tile's real heads.
 #[allow(clippy::too_many_arguments)]
 fn run_tile<const M: usize>(
-    level: KernelLevel,
+    level: Detected,
     x: &[f32],
     k: usize,
     rows: std::ops::Range<usize>,
@@ -294,7 +336,7 @@ pub fn scores_nt(x: &[f32], n: usize, k: usize, w: &[f32], p: usize, bias: &[f32
 /// [`scores_nt`] with the given kernel level (same bits at every level; for tests and benches).
 #[allow(clippy::too_many_arguments)]
 pub fn scores_nt_at(
-    level: KernelLevel,
+    level: Detected,
     x: &[f32],
     n: usize,
     k: usize,
@@ -307,6 +349,7 @@ pub fn scores_nt_at(
     assert_eq!(w.len(), p * k, "w must be p × k");
     assert_eq!(bias.len(), p, "one bias per head");
     assert_eq!(out.len(), n * p, "out must be p × n");
+    assert_detected(level);
     if n == 0 || p == 0 {
         return;
     }
@@ -335,6 +378,12 @@ pub fn scores_nt_at(
             out[q * n + start..q * n + start + len].copy_from_slice(chunk);
         }
     }
+}
+
+/// What the dispatch's SAFETY notes rely on, checked at every public entry (a cached flag
+/// read, once per call): the token's level is one the processor reports.
+fn assert_detected(level: Detected) {
+    assert!(level.0.detected(), "kernel level {} used on a processor without it", level.0.name());
 }
 
 /// Columns of `x` per tile of [`weighted_row_sums`]: the vector direction.
@@ -383,11 +432,11 @@ fn sums_avx512<const H: usize>(a: [&[f32]; H], x: &[f32], k: usize, col: usize, 
 }
 
 #[inline(always)]
-fn sums<const H: usize>(level: KernelLevel, a: [&[f32]; H], x: &[f32], k: usize, col: usize, acc: &mut [[f32; CW]; H]) {
-    match level {
+fn sums<const H: usize>(level: Detected, a: [&[f32]; H], x: &[f32], k: usize, col: usize, acc: &mut [[f32; CW]; H]) {
+    match level.0 {
         #[cfg(target_arch = "x86_64")]
         KernelLevel::Avx2 => {
-            // SAFETY: as in `tile`: Avx2 is only chosen when the processor reports AVX2.
+            // SAFETY: as in `tile`: a `Detected` Avx2 exists only where the processor reports AVX2.
             #[allow(unsafe_code)]
             unsafe {
                 sums_avx2(a, x, k, col, acc)
@@ -395,7 +444,7 @@ fn sums<const H: usize>(level: KernelLevel, a: [&[f32]; H], x: &[f32], k: usize,
         }
         #[cfg(target_arch = "x86_64")]
         KernelLevel::Avx512 => {
-            // SAFETY: as in `tile`: Avx512 is only chosen when the processor reports AVX-512F.
+            // SAFETY: as in `tile`: a `Detected` Avx512 exists only where the processor reports AVX-512F.
             #[allow(unsafe_code)]
             unsafe {
                 sums_avx512(a, x, k, col, acc)
@@ -419,13 +468,13 @@ pub fn weighted_row_sums_onto(a: &[f32], m: usize, x: &[f32], n: usize, k: usize
 }
 
 /// [`weighted_row_sums`] with the given kernel level (same bits at every level).
-pub fn weighted_row_sums_at(level: KernelLevel, a: &[f32], m: usize, x: &[f32], n: usize, k: usize, out: &mut [f32]) {
+pub fn weighted_row_sums_at(level: Detected, a: &[f32], m: usize, x: &[f32], n: usize, k: usize, out: &mut [f32]) {
     weighted_row_sums_from(level, a, m, x, n, k, out, false)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn weighted_row_sums_from(
-    level: KernelLevel,
+    level: Detected,
     a: &[f32],
     m: usize,
     x: &[f32],
@@ -437,6 +486,7 @@ fn weighted_row_sums_from(
     assert_eq!(a.len(), m * n, "a must be m × n");
     assert_eq!(x.len(), n * k, "x must be n × k");
     assert_eq!(out.len(), m * k, "out must be m × k");
+    assert_detected(level);
     if !carry_on {
         out.fill(0.0);
     }
@@ -516,21 +566,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_level_the_processor_lacks_is_refused_never_selected() {
-        // A processor with AVX2 but no AVX-512 (detection overridden by the list).
+    fn no_safe_call_reaches_an_instruction_set_the_processor_lacks() {
+        // A processor with AVX2 but no AVX-512 (detection overridden by the list): the level is
+        // refused, so no `Detected` token for it exists and no kernel can be asked to run it.
         let without = [KernelLevel::Scalar, KernelLevel::Avx2];
         let e = check_level(KernelLevel::Avx512, &without).unwrap_err();
         assert_eq!(e.to_string(), "kernel level avx512: this processor cannot run it (available: scalar, avx2)");
-        assert_eq!(check_level(KernelLevel::Avx2, &without), Ok(KernelLevel::Avx2));
-        // On this processor: every detected level is accepted, and the one in use stays valid.
-        for level in KernelLevel::available() {
-            set_kernel_level(level).unwrap();
-            assert_eq!(kernel_level(), level);
+        assert_eq!(check_level(KernelLevel::Avx2, &without).map(Detected::level), Ok(KernelLevel::Avx2));
+        // On this processor: every token that detection hands out is a level it reports, the
+        // names parse to tokens only when detected, and the one in use stays valid.
+        for level in [KernelLevel::Scalar, KernelLevel::Avx2, KernelLevel::Avx512] {
+            let token: Result<Detected, String> = level.name().parse();
+            assert_eq!(token.is_ok(), level.detected(), "{level:?}");
+            assert_eq!(Detected::check(level).is_ok(), level.detected(), "{level:?}");
         }
-        if !KernelLevel::available().contains(&KernelLevel::Avx512) {
-            assert!(set_kernel_level(KernelLevel::Avx512).is_err());
+        for token in Detected::all() {
+            assert!(token.level().detected());
+            set_kernel_level(token);
+            assert_eq!(kernel_level(), token);
         }
-        set_kernel_level(KernelLevel::best()).unwrap();
+        assert!(Detected::all().contains(&Detected::best()));
+        set_kernel_level(Detected::best());
+        // The only constructors of `Detected` outside this module are the detected ones: the
+        // field is private (the module docs' `compile_fail` example checks that a forged
+        // token does not compile).
     }
 
     /// Values with many significant bits, so that any change of order changes the sums.
@@ -566,7 +625,7 @@ mod tests {
         for &(n, k, p) in &[(1, 1, 1), (7, 3, 2), (130, 37, 50), (67, 64, 17), (5, 0, 3)] {
             let (x, w, b) = (values(n * k, 1), values(p * k, 2), values(p, 3));
             let want = scores_reference(&x, n, k, &w, p, &b);
-            for level in KernelLevel::available() {
+            for level in Detected::all() {
                 let mut got = vec![f32::NAN; n * p];
                 scores_nt_at(level, &x, n, k, &w, p, &b, &mut got);
                 let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
@@ -589,7 +648,7 @@ mod tests {
                     want[h * k + j] = s;
                 }
             }
-            for level in KernelLevel::available() {
+            for level in Detected::all() {
                 let mut got = vec![f32::NAN; m * k];
                 weighted_row_sums_at(level, &a, m, &x, n, k, &mut got);
                 let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());

@@ -59,17 +59,18 @@ impl Label {
     }
 }
 
-/// What to do with uncertain labels before CFT (CheXpert's U-Ignore, U-Ones, U-Zeros).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum UncertainPolicy {
-    /// Uncertain becomes unknown (the reference's default, `uncertain_to_unknown`).
-    #[default]
-    Ignore,
-    /// Uncertain becomes positive.
-    Ones,
-    /// Uncertain becomes negative.
-    Zeros,
+crate::choice! {
+    /// What to do with uncertain labels before CFT (CheXpert's U-Ignore, U-Ones, U-Zeros).
+    #[derive(Default)]
+    pub enum UncertainPolicy {
+        /// Uncertain becomes unknown (the reference's default, `uncertain_to_unknown`).
+        #[default]
+        Ignore = "ignore",
+        /// Uncertain becomes positive.
+        Ones = "ones",
+        /// Uncertain becomes negative.
+        Zeros = "zeros",
+    }
 }
 
 impl UncertainPolicy {
@@ -332,6 +333,29 @@ pub fn drop_labels(labels: &PartialLabels, known_ratio: f64, seed: u64) -> Parti
                 }
             }
         }
+    }
+    out
+}
+
+/// The single-positive protocol of Cole et al. (CVPR 2021; their `observe_uniform` with one
+/// positive and no negative): from full labels, each image keeps one observed positive drawn
+/// uniformly among its positives, and nothing else. One `np.random.RandomState(seed)` stream
+/// runs over the images in order: an image's positive categories are shuffled and the first
+/// kept, then its negative categories are shuffled too (none is kept, but the draws are made,
+/// as in their code). An image without a positive keeps no label. Uncertain and unknown
+/// entries are neither positive nor negative here.
+pub fn single_positive(labels: &PartialLabels, seed: u32) -> PartialLabels {
+    let mut rng = crate::rng::Mt19937::new(seed);
+    let mut out = PartialLabels::unknown(labels.n_samples, labels.n_categories);
+    for s in 0..labels.n_samples {
+        let row = labels.row(s);
+        let of = |kind: Label| -> Vec<usize> { (0..row.len()).filter(|&c| row[c] == kind).collect() };
+        let mut positives = of(Label::Positive);
+        rng.shuffle(&mut positives);
+        if let Some(&c) = positives.first() {
+            out.set(s, c, Label::Positive);
+        }
+        rng.shuffle(&mut of(Label::Negative));
     }
     out
 }

@@ -10,19 +10,19 @@
 
 use crate::error::CoreError;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-/// Storage precision of features: computation always accumulates in f32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 32-bit floats.
-    #[default]
-    F32,
-    /// IEEE half precision (halves storage; ~3 significant digits).
-    F16,
-    /// bfloat16 (halves storage; f32's range, ~2 significant digits).
-    Bf16,
+crate::choice! {
+    /// Storage precision of features: computation always accumulates in f32.
+    #[derive(Default)]
+    pub enum Precision {
+        /// 32-bit floats.
+        #[default]
+        F32 = "f32",
+        /// IEEE half precision (halves storage; ~3 significant digits).
+        F16 = "f16",
+        /// bfloat16 (halves storage; f32's range, ~2 significant digits).
+        Bf16 = "bf16",
+    }
 }
 
 impl Precision {

@@ -28,8 +28,12 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// The reference's floor inside ASL's logarithms (not a setting of the spec).
+    pub const ASL_REFERENCE_EPS: f32 = 1e-8;
+
     /// The reference's ASL: γ− = 4, γ+ = 0, clip 0.05, eps 1e-8.
-    pub const ASL_REFERENCE: Loss = Loss::Asl { gamma_neg: 4.0, gamma_pos: 0.0, clip: 0.05, eps: 1e-8 };
+    pub const ASL_REFERENCE: Loss =
+        Loss::Asl { gamma_neg: 4.0, gamma_pos: 0.0, clip: 0.05, eps: Loss::ASL_REFERENCE_EPS };
 
     /// Returns the summed loss and writes `∂loss/∂logit` into `grad`.
     pub fn value_and_grad(&self, logits: &[f32], targets: &[bool], grad: &mut [f32]) -> f64 {

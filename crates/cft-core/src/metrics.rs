@@ -14,37 +14,20 @@
 
 use crate::labels::PartialLabels;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-/// Which ranking metric to compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Metric {
-    /// Average precision (COCO, OpenImages, Mulan).
-    #[default]
-    Ap,
-    /// Area under the ROC curve (CheXpert).
-    Auc,
+crate::choice! {
+    /// Which ranking metric to compute.
+    #[derive(Default)]
+    pub enum Metric {
+        /// Average precision (COCO, OpenImages, Mulan).
+        #[default]
+        Ap = "ap",
+        /// Area under the ROC curve (CheXpert).
+        Auc = "auc",
+    }
 }
 
 impl Metric {
-    /// The metric's short name (`ap` or `auc`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Ap => "ap",
-            Metric::Auc => "auc",
-        }
-    }
-
-    /// Parses [`Metric::name`].
-    pub fn parse(name: &str) -> Result<Self, crate::params::ParamError> {
-        match name {
-            "ap" => Ok(Metric::Ap),
-            "auc" => Ok(Metric::Auc),
-            other => Err(crate::params::ParamError::unknown("metric", other, &["ap", "auc"])),
-        }
-    }
-
     /// Scores one binary problem; `None` when a class is missing or the lengths differ.
     pub fn score<S: ScoreValue>(self, scores: &[S], labels: &[bool]) -> Option<f64> {
         let mut keys = Vec::with_capacity(scores.len());
@@ -254,15 +237,16 @@ pub fn mean_defined(per_category: &[Option<f64>]) -> Option<f64> {
     (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
 }
 
-/// What a class's count is when classes are cut into frequency groups ([`group_means`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupBy {
-    /// Known positive labels: how often the class occurs, the sense of "rare" in a long tail.
-    #[default]
-    Positives,
-    /// All known labels (positives and negatives): how much evidence the class has.
-    Known,
+crate::choice! {
+    /// What a class's count is when classes are cut into frequency groups ([`group_means`]).
+    #[derive(Default)]
+    pub enum GroupBy {
+        /// Known positive labels: how often the class occurs, the sense of "rare" in a long tail.
+        #[default]
+        Positives = "positives",
+        /// All known labels (positives and negatives): how much evidence the class has.
+        Known = "known",
+    }
 }
 
 /// Each class's count in `labels` (typically the training labels) under `by`.

@@ -6,56 +6,14 @@
 //! library caller gets the same checks.
 
 use crate::adam::AdamConfig;
-use crate::base_head::BaseHeadConfig;
+use crate::base_head::{BaseHeadConfig, BaseMode, CheckedBaseHead};
 use crate::finetune::{FineTuneConfig, GaConfig, Method};
 use crate::loss::Loss;
 
+pub use crate::error::ParamError;
+
 /// The most GA individuals: each holds a score per training sample (the reference uses 50).
 pub const MAX_POPULATION: usize = 10_000;
-
-/// A parameter outside its range: `{param} = {value}: {expected}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamError {
-    /// The parameter's name (the core's, or the front end's key or flag after [`ParamError::named`]).
-    pub param: String,
-    /// The refused value, as written.
-    pub value: String,
-    /// What is allowed.
-    pub expected: String,
-}
-
-impl std::fmt::Display for ParamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // A flag reads as on the command line (`--lr 0`), a key as in a spec (`cft.bp_lr = 0`).
-        let sep = if self.param.starts_with("--") { " " } else { " = " };
-        write!(f, "{}{sep}{}: {}", self.param, self.value, self.expected)
-    }
-}
-
-impl std::error::Error for ParamError {}
-
-impl ParamError {
-    fn new(param: &str, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
-        Self { param: param.to_string(), value: value.to_string(), expected: expected.into() }
-    }
-
-    /// A name that is not one of `choices` (`method = "sgd": expected one of "bp-asl", …`).
-    pub fn unknown(param: &str, value: &str, choices: &[&str]) -> Self {
-        let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
-        Self::new(param, format!("{value:?}"), format!("expected one of {}", quoted.join(", ")))
-    }
-
-    /// The same error under the front end's name for the parameter: a spec key (`cft.bp_lr`;
-    /// shown as `cft.bp_lr = 0: …`) or a flag (`--lr`; shown as `--lr 0: …`).
-    pub fn named(self, name: &str) -> Self {
-        Self { param: name.to_string(), ..self }
-    }
-
-    /// The same error with `prefix` before the parameter's name (`ga.` → `cft.ga.population`).
-    pub fn under(self, prefix: &str) -> Self {
-        Self { param: format!("{prefix}{}", self.param), ..self }
-    }
-}
 
 /// A learning rate: finite, in (0, 1].
 pub fn check_lr(param: &str, lr: f32) -> Result<(), ParamError> {
@@ -164,9 +122,10 @@ impl GaConfig {
 }
 
 impl FineTuneConfig {
-    /// The method's parameters (Adam and the loss under `adam.` / `loss.`, the GA under `ga.`),
-    /// `max_epochs` and `patience` at least 1, requested categories listed once each.
-    pub fn check(&self) -> Result<(), ParamError> {
+    /// Checks the method's parameters (Adam and the loss under `adam.` / `loss.`, the GA under
+    /// `ga.`), `max_epochs` and `patience` at least 1, requested categories listed once each;
+    /// the checked configuration is the only form [`crate::finetune()`] takes.
+    pub fn check(self) -> Result<CheckedFineTune, ParamError> {
         match self.method {
             Method::Bp { loss, adam } => {
                 adam.check().map_err(|e| e.under("adam."))?;
@@ -177,20 +136,52 @@ impl FineTuneConfig {
         at_least_one("max_epochs", self.max_epochs, "expected at least 1")?;
         at_least_one("patience", self.patience, "expected at least 1")?;
         if let Some(cats) = &self.categories {
+            if cats.is_empty() {
+                return Err(ParamError::new(
+                    "categories",
+                    "[]",
+                    "expected at least one category (leave it out for all)",
+                ));
+            }
             let mut seen = std::collections::HashSet::with_capacity(cats.len());
             if let Some(&twice) = cats.iter().find(|&&c| !seen.insert(c)) {
                 return Err(ParamError::new("categories", twice, "listed twice; each category runs once"));
             }
         }
-        Ok(())
+        Ok(CheckedFineTune(self))
+    }
+}
+
+/// A [`FineTuneConfig`] whose parameters passed [`FineTuneConfig::check`]: a reference to the
+/// checked configuration can only be obtained by checking (linfa's `ParamGuard` in spirit), so
+/// the engines never meet an unchecked population, learning rate or epoch limit. Reads as the
+/// configuration (`Deref`); changing it means checking again.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct CheckedFineTune(FineTuneConfig);
+
+impl CheckedFineTune {
+    /// The configuration.
+    pub fn config(&self) -> &FineTuneConfig {
+        &self.0
     }
 
-    /// [`FineTuneConfig::check`], and every requested category an index of the data's
-    /// `n_categories` (the engine passes over an index it does not have, so a front end that
-    /// knows the data checks here).
-    pub fn check_for(&self, n_categories: usize) -> Result<(), ParamError> {
-        self.check()?;
-        match self.categories.iter().flatten().find(|&&k| k >= n_categories) {
+    /// The configuration, to change and check again.
+    pub fn into_inner(self) -> FineTuneConfig {
+        self.0
+    }
+
+    /// The same configuration keeping (or not) every category's per-epoch history, which
+    /// changes what is recorded, never what is computed (so no new check).
+    pub fn with_history(self, keep_history: bool) -> Self {
+        CheckedFineTune(FineTuneConfig { keep_history, ..self.0 })
+    }
+
+    /// Every requested category an index of data with `n_categories` (the core's own check at
+    /// the start of [`crate::finetune()`]; a front end that knows the data may call it first,
+    /// to refuse before reading more).
+    pub fn check_categories(&self, n_categories: usize) -> Result<(), ParamError> {
+        match self.0.categories.iter().flatten().find(|&&k| k >= n_categories) {
             Some(&bad) => Err(ParamError::new(
                 "categories",
                 bad,
@@ -201,15 +192,100 @@ impl FineTuneConfig {
     }
 }
 
+impl std::ops::Deref for CheckedFineTune {
+    type Target = FineTuneConfig;
+    fn deref(&self) -> &FineTuneConfig {
+        &self.0
+    }
+}
+
 impl BaseHeadConfig {
-    /// `epochs` at least 1, `lr` in (0, 1], `weight_decay` finite and ≥ 0.
-    pub fn check(&self) -> Result<(), ParamError> {
+    /// `epochs` at least 1, `lr` in (0, 1], `weight_decay` finite and ≥ 0, and the parameters
+    /// its mode reads (each under `<mode>.`, e.g. `em-apl.beta`); the checked configuration is
+    /// the only form the trainers take.
+    pub fn check(self) -> Result<CheckedBaseHead, ParamError> {
         at_least_one("epochs", self.epochs, "a base head needs at least one epoch")?;
         check_lr("lr", self.lr)?;
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(ParamError::new("weight_decay", self.weight_decay, "expected a finite number ≥ 0"));
         }
-        Ok(())
+        self.check_loss_params().map_err(|e| e.under(&format!("{}.", self.mode.name())))?;
+        Ok(CheckedBaseHead(self))
+    }
+
+    fn check_loss_params(&self) -> Result<(), ParamError> {
+        let p = &self.params;
+        let positive = |param: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ParamError::new(param, v, "expected a finite number > 0"))
+            }
+        };
+        let probability = |param: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(ParamError::new(param, v, "expected a value in [0, 1]"))
+            }
+        };
+        let non_negative = |param: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(ParamError::new(param, v, "expected a finite number ≥ 0"))
+            }
+        };
+        match self.mode {
+            BaseMode::An | BaseMode::Ignore | BaseMode::Wan => Ok(()),
+            BaseMode::AnLs => {
+                if (0.0..1.0).contains(&p.ls_coef) {
+                    Ok(())
+                } else {
+                    Err(ParamError::new("ls_coef", p.ls_coef, "expected a smoothing coefficient in [0, 1)"))
+                }
+            }
+            BaseMode::Epr => positive("expected_positives", p.expected_positives),
+            BaseMode::Role => {
+                positive("expected_positives", p.expected_positives)?;
+                positive("estimator_lr_mult", p.estimator_lr_mult)?;
+                let lr = f64::from(self.lr) * p.estimator_lr_mult;
+                if lr > 10.0 {
+                    return Err(ParamError::new(
+                        "estimator_lr_mult",
+                        p.estimator_lr_mult,
+                        format!("the estimates' learning rate lr × estimator_lr_mult = {lr} is above 10"),
+                    ));
+                }
+                Ok(())
+            }
+            BaseMode::Em => non_negative("alpha", p.alpha),
+            BaseMode::EmApl => {
+                non_negative("alpha", p.alpha)?;
+                non_negative("beta", p.beta)?;
+                probability("neg_proportion", p.neg_proportion)?;
+                let w = p.warmup_for(self.epochs);
+                if w == 0 || w >= self.epochs {
+                    return Err(ParamError::new(
+                        "warmup_epoch",
+                        w,
+                        format!(
+                            "expected an epoch from 1 to {} (below the {} epochs)",
+                            self.epochs.saturating_sub(1),
+                            self.epochs
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            BaseMode::LlR | BaseMode::LlCt | BaseMode::LlCp => {
+                if p.delta_rel > 0.0 && p.delta_rel < 1.0 {
+                    Ok(())
+                } else {
+                    Err(ParamError::new("delta_rel", p.delta_rel, "expected a fraction per epoch in (0, 1)"))
+                }
+            }
+        }
     }
 }
 
@@ -238,19 +314,34 @@ mod tests {
         let ga = GaConfig { elitism: 50, ..GaConfig::default() };
         assert_eq!(ga.check().unwrap_err().to_string(), "elitism = 50: must be below the population (50)");
         let fc = FineTuneConfig { patience: 0, ..FineTuneConfig::reference(Method::Ga(GaConfig::default())) };
-        assert_eq!(fc.check().unwrap_err().to_string(), "patience = 0: expected at least 1");
+        assert_eq!(fc.clone().check().unwrap_err().to_string(), "patience = 0: expected at least 1");
         let fc = FineTuneConfig { categories: Some(vec![3, 1, 3]), ..fc };
         let fc = FineTuneConfig { patience: 300, ..fc };
-        assert_eq!(fc.check().unwrap_err().to_string(), "categories = 3: listed twice; each category runs once");
-        let fc = FineTuneConfig { categories: Some(vec![0, 6]), ..fc };
-        fc.check().unwrap();
-        fc.check_for(7).unwrap();
         assert_eq!(
-            fc.check_for(6).unwrap_err().named("--categories").to_string(),
+            fc.clone().check().unwrap_err().to_string(),
+            "categories = 3: listed twice; each category runs once"
+        );
+        let fc = FineTuneConfig { categories: Some(vec![0, 6]), ..fc };
+        let checked = fc.check().unwrap();
+        checked.check_categories(7).unwrap();
+        assert_eq!(
+            checked.check_categories(6).unwrap_err().named("--categories").to_string(),
             "--categories 6: not a category index (the data has 6 categories)"
         );
         let base = BaseHeadConfig { weight_decay: f32::NAN, ..BaseHeadConfig::recipe(crate::BaseMode::An) };
         assert_eq!(base.check().unwrap_err().to_string(), "weight_decay = NaN: expected a finite number ≥ 0");
+        let mut apl = BaseHeadConfig::recipe(crate::BaseMode::EmApl);
+        apl.params.beta = -1.0;
+        assert_eq!(apl.check().unwrap_err().to_string(), "em-apl.beta = -1: expected a finite number ≥ 0");
+        let mut ll = BaseHeadConfig::recipe(crate::BaseMode::LlR);
+        ll.params.delta_rel = 1.5;
+        assert_eq!(
+            ll.check().unwrap_err().to_string(),
+            "ll-r.delta_rel = 1.5: expected a fraction per epoch in (0, 1)"
+        );
+        ll.params.warmup_epoch = Some(0); // another mode's parameter is not checked
+        ll.params.delta_rel = 0.01;
+        ll.check().unwrap();
         assert_eq!(
             check_holdout_fraction("selection.holdout_fraction", 1.0).unwrap_err().to_string(),
             "selection.holdout_fraction = 1: expected a fraction in (0, 1)"

@@ -1,51 +1,41 @@
 //! The per-category engine: each category runs its own loop ([`finetune_category`]),
-//! categories in parallel. [`finetune`] is the core's main call.
+//! categories in parallel.
 
-use crate::engine::Engine;
-use crate::finetune::{finetune_category, CategoryOutcome, CategorySamples, FineTuneConfig, FineTuneRun, SplitRef};
+use crate::engine::{Engine, Hooks};
+use crate::error::CoreError;
+use crate::finetune::{finetune_category, CategoryOutcome, CategorySamples, SplitRef};
 use crate::head::LinearHead;
+use crate::params::CheckedFineTune;
 use rayon::prelude::*;
 
-/// Fine-tunes every category of `head` (in parallel) and returns the new head.
-///
-/// `on_done` is called once per category as it finishes (progress bars, checkpoints); it may be
-/// called from several threads.
-pub fn finetune(
-    head: &LinearHead,
-    train: SplitRef<'_>,
-    valid: SplitRef<'_>,
-    cfg: &FineTuneConfig,
-    on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-) -> FineTuneRun {
-    let Ok(run) = crate::engine::finetune_with(&PerCategory, head, train, valid, cfg, on_done);
-    run
-}
-
-/// The per-category engine: each category runs its own loop, categories in parallel.
+/// The per-category engine: each category runs its own loop, categories in parallel. It
+/// reports a category's epochs when the category finishes, and can only stop between
+/// categories.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PerCategory;
 
 impl Engine for PerCategory {
-    type Error = std::convert::Infallible;
+    type Error = CoreError;
 
     fn run_categories(
         &self,
         head: &LinearHead,
         train: SplitRef<'_>,
         valid: SplitRef<'_>,
-        cfg: &FineTuneConfig,
+        cfg: &CheckedFineTune,
         runnable: &[usize],
-        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
-    ) -> Result<Vec<CategoryOutcome>, Self::Error> {
-        Ok(runnable
+        hooks: &Hooks<'_>,
+    ) -> Result<Vec<CategoryOutcome>, CoreError> {
+        runnable
             .par_iter()
             .map(|&cat| {
                 let tr = CategorySamples::gather(train, cat);
                 let va = CategorySamples::gather(valid, cat);
                 let out = finetune_category(cat, head.weight.row(cat), head.bias[cat], &tr, &va, cfg);
-                on_done(&out);
-                out
+                (hooks.on_done)(&out);
+                hooks.epochs(out.epochs_run)?;
+                Ok(out)
             })
-            .collect())
+            .collect()
     }
 }

@@ -178,3 +178,80 @@ mod tests {
         assert_ne!(a, b);
     }
 }
+
+/// numpy's legacy `RandomState` bit generator, MT19937 seeded by an integer
+/// (`np.random.RandomState(seed)`: Matsumoto and Nishimura's `init_genrand`), with the two
+/// draws the single-positive protocol of Cole et al. uses: 32-bit outputs and
+/// `RandomState.shuffle` of a 1-D array. Bit for bit with numpy (`labels::single_positive`'s
+/// fixture).
+#[derive(Debug, Clone)]
+pub struct Mt19937 {
+    state: Box<[u32; 624]>,
+    index: usize,
+}
+
+impl Mt19937 {
+    /// `np.random.RandomState(seed)`.
+    pub fn new(seed: u32) -> Self {
+        let mut state = Box::new([0u32; 624]);
+        state[0] = seed;
+        for i in 1..624 {
+            let prev = state[i - 1];
+            state[i] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
+        }
+        Self { state, index: 624 }
+    }
+
+    fn twist(&mut self) {
+        const UPPER: u32 = 0x8000_0000;
+        const LOWER: u32 = 0x7fff_ffff;
+        for i in 0..624 {
+            let y = (self.state[i] & UPPER) | (self.state[(i + 1) % 624] & LOWER);
+            let mut next = self.state[(i + 397) % 624] ^ (y >> 1);
+            if y & 1 == 1 {
+                next ^= 0x9908_b0df;
+            }
+            self.state[i] = next;
+        }
+        self.index = 0;
+    }
+
+    /// The next 32-bit output (tempered).
+    pub fn next_u32(&mut self) -> u32 {
+        if self.index >= 624 {
+            self.twist();
+        }
+        let mut y = self.state[self.index];
+        self.index += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c_5680;
+        y ^= (y << 15) & 0xefc6_0000;
+        y ^ (y >> 18)
+    }
+
+    /// numpy's `random_interval(max)`: a value in `[0, max]` by masked rejection.
+    fn interval(&mut self, max: u32) -> u32 {
+        if max == 0 {
+            return 0;
+        }
+        let mut mask = max;
+        for shift in [1, 2, 4, 8, 16] {
+            mask |= mask >> shift;
+        }
+        loop {
+            let v = self.next_u32() & mask;
+            if v <= max {
+                return v;
+            }
+        }
+    }
+
+    /// `RandomState.shuffle` of a 1-D array: Fisher–Yates from the end, `j =
+    /// random_interval(i)` for `i = n−1 … 1` (nothing is drawn for fewer than two items).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.interval(i as u32) as usize;
+            items.swap(i, j);
+        }
+    }
+}

@@ -176,7 +176,8 @@ fn bp_runs_follow_the_reference_epoch_by_epoch() {
         cfg.keep_history = true;
         let train = SplitRef { features: &zt, labels: &yt };
         let valid = SplitRef { features: &zv, labels: &yv };
-        let out = finetune(&head, train, valid, &cfg, &|_| {});
+        let cfg = cfg.check().unwrap();
+        let out = finetune(&PerCategory, &cfg, &head, train, valid, &Hooks::NONE).unwrap();
         for (key, log) in run["per_category_log"].as_object().unwrap() {
             let cat: usize = key.trim_start_matches("category_").parse().unwrap();
             let hist = &out.categories[cat].history;
@@ -203,7 +204,8 @@ fn bp_runs_follow_the_reference_epoch_by_epoch() {
         }
         assert_eq!(out.categories[3].skipped, Some(SkipReason::NoTrainPositive), "{name}: cat 3");
         // The batched engine computes the very same run.
-        let batched = finetune_batched(&head, train, valid, &cfg, 2, &|_| {});
+        let batched =
+            finetune(&Batched { batch: 2, working_set: None }, &cfg, &head, train, valid, &Hooks::NONE).unwrap();
         assert_eq!(batched.head, out.head, "{name}: batched engine");
         assert_eq!(out.head.weight.row(3), head.weight.row(3));
     }

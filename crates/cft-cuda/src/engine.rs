@@ -14,7 +14,10 @@
 
 use crate::batch::{BatchLabels, EpochTracker};
 use crate::rank::POSITIVE;
-use cft_core::{CategoryOutcome, FineTuneConfig, FineTuneRun, LinearHead, Loss, Method, Metric, SplitRef};
+use cft_core::{
+    CategoryOutcome, CheckedFineTune, CoreError, FineTuneConfig, FineTuneRun, Hooks, LinearHead, Loss, Method, Metric,
+    SplitRef,
+};
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DriverError, LaunchConfig, PushKernelArg,
@@ -40,36 +43,18 @@ pub enum CudaError {
     /// cuBLAS failed.
     #[error("cuBLAS: {0:?}")]
     Blas(#[from] cudarc::cublas::result::CublasError),
-    /// A configuration the engine does not support.
-    #[error("{0}")]
-    Unsupported(String),
+    /// A configuration the engine does not support ([`crate::supports`] says so before any work).
+    #[error(transparent)]
+    Unsupported(#[from] crate::Unsupported),
+    /// The core refused the call (shapes, categories) or the caller stopped it.
+    #[error(transparent)]
+    Core(#[from] CoreError),
 }
 
 /// Result of the CUDA engine.
 pub type Result<T> = std::result::Result<T, CudaError>;
 
-/// How the GEMMs multiply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GemmPrecision {
-    /// f32 features, f32 arithmetic (no tensor-core shortcuts).
-    F32,
-    /// f32 features, TF32 tensor cores with f32 accumulation.
-    Tf32,
-    /// Features and genes rounded to bf16, f32 accumulation.
-    Bf16,
-}
-
-impl std::str::FromStr for GemmPrecision {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "f32" => Ok(Self::F32),
-            "tf32" => Ok(Self::Tf32),
-            "bf16" => Ok(Self::Bf16),
-            other => Err(format!("unknown GEMM precision `{other}` (f32, tf32, bf16)")),
-        }
-    }
-}
+use crate::GemmPrecision;
 
 /// Options of a CUDA run.
 #[derive(Debug, Clone, Copy)]
@@ -139,9 +124,9 @@ impl cft_core::Engine for CudaCategories<'_> {
         head: &LinearHead,
         train: SplitRef<'_>,
         valid: SplitRef<'_>,
-        cfg: &FineTuneConfig,
+        cfg: &CheckedFineTune,
         runnable: &[usize],
-        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+        hooks: &Hooks<'_>,
     ) -> Result<Vec<CategoryOutcome>> {
         let (gpu, opts) = (self.gpu, self.opts);
         let shared = SharedData::upload(gpu, train, valid, opts.precision)?;
@@ -157,10 +142,13 @@ impl cft_core::Engine for CudaCategories<'_> {
             opts.max_batch.unwrap_or_else(|| gpu.auto_batch(cfg, nmax, head.dim(), valid.features.rows(), opts));
         let mut out = Vec::with_capacity(runnable.len());
         for chunk in runnable.chunks(batch.max(1)) {
+            let mut epochs = 0;
             for o in gpu.run_batch(head, train, valid, &shared, cfg, opts, chunk)? {
-                on_done(&o);
+                (hooks.on_done)(&o);
+                epochs += o.epochs_run;
                 out.push(o);
             }
+            hooks.epochs(epochs).map_err(CoreError::from)?;
         }
         Ok(out)
     }
@@ -370,30 +358,21 @@ impl Gpu {
     /// Same algorithm, skip rules, selection and patience as [`cft_core::finetune`]; BP is
     /// deterministic and agrees with the CPU to float tolerance (different summation order,
     /// TF32/bf16 when chosen); the GA draws from counter-based streams ([`crate::rng`]), so it
-    /// agrees statistically, not bit for bit. `on_done` is called per category as batches
-    /// finish; a category's `seconds` is its batch's wall time divided by the batch size.
+    /// agrees statistically, not bit for bit. `hooks.on_done` is called per category as batches
+    /// finish (a category's `seconds` is its batch's wall time divided by the batch size), and
+    /// `hooks.on_epochs` once per finished batch, where the run may be stopped. What the engine
+    /// cannot run ([`crate::supports`]) is refused before anything is uploaded.
     pub fn finetune(
         &self,
+        cfg: &CheckedFineTune,
         head: &LinearHead,
         train: SplitRef<'_>,
         valid: SplitRef<'_>,
-        cfg: &FineTuneConfig,
         opts: &CudaOptions,
-        on_done: &(dyn Fn(&CategoryOutcome) + Sync),
+        hooks: &Hooks<'_>,
     ) -> Result<FineTuneRun> {
-        if let Method::Ga(ga) = cfg.method {
-            if ga.population == 0 || ga.population > 1024 {
-                return Err(CudaError::Unsupported(format!("GA population {} (1..=1024 on CUDA)", ga.population)));
-            }
-            if ga.elite_ties != cft_core::GaEliteTies::First {
-                return Err(CudaError::Unsupported(format!(
-                    "GA elite_ties = \"{}\" (the CUDA engine keeps the first fittest individual; \
-                     run the reference's CPU tie order on a CPU engine)",
-                    ga.elite_ties.name()
-                )));
-            }
-        }
-        cft_core::finetune_with(&CudaCategories { gpu: self, opts }, head, train, valid, cfg, on_done)
+        crate::supports(cfg)?;
+        cft_core::finetune(&CudaCategories { gpu: self, opts }, cfg, head, train, valid, hooks)
     }
 
     fn auto_batch(&self, cfg: &FineTuneConfig, nmax: usize, d: usize, nv: usize, opts: &CudaOptions) -> usize {

@@ -13,13 +13,17 @@
 
 pub mod batch;
 pub mod bounds;
+pub mod check;
+pub mod choice;
 pub mod rank;
 pub mod rng;
 
 #[cfg(feature = "cuda")]
 mod engine;
 #[cfg(feature = "cuda")]
-pub use engine::{CudaError, CudaOptions, GemmPrecision, Gpu};
+pub use engine::{CudaError, CudaOptions, Gpu};
+
+pub use choice::{supports, GemmPrecision, Unsupported, MAX_CUDA_POPULATION};
 
 /// Whether this build contains the CUDA engine (the `cuda` feature).
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");

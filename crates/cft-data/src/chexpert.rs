@@ -88,6 +88,46 @@ impl ChexpertOptions {
     }
 }
 
+cft_core::choice! {
+    /// A spec's policy for CheXpert's uncertain labels (`labels.uncertain`).
+    #[derive(Default)]
+    pub enum Uncertain {
+        /// U-Ignore: uncertain becomes unknown.
+        #[default]
+        Ignore = "ignore",
+        /// U-Ones: uncertain becomes positive.
+        Ones = "ones",
+        /// U-Zeros: uncertain becomes negative.
+        Zeros = "zeros",
+        /// U-Ones for Atelectasis and Edema, U-Zeros for the others.
+        UOnesUZeros = "u-ones-u-zeros",
+    }
+}
+
+impl Uncertain {
+    /// The reader's options for the 5 competition tasks under this policy.
+    pub fn options(self) -> ChexpertOptions {
+        let opts = ChexpertOptions::default();
+        let one = |p: UncertainPolicy| ChexpertOptions { policies: vec![p], ..opts.clone() };
+        match self {
+            Uncertain::Ignore => opts.clone(),
+            Uncertain::Ones => one(UncertainPolicy::Ones),
+            Uncertain::Zeros => one(UncertainPolicy::Zeros),
+            Uncertain::UOnesUZeros => opts.clone().with_u_ones_u_zeros(),
+        }
+    }
+
+    /// What the tables say about it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Uncertain::Ignore => "U-Ignore (uncertain → unknown)",
+            Uncertain::Ones => "U-Ones (uncertain → positive)",
+            Uncertain::Zeros => "U-Zeros (uncertain → negative)",
+            Uncertain::UOnesUZeros => "U-Ones for Atelectasis and Edema, U-Zeros for the others",
+        }
+    }
+}
+
 /// One image row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChexpertImage {

@@ -33,16 +33,20 @@
 
 pub mod arff;
 pub mod arrays;
+pub mod bench;
 pub mod chexpert;
 pub mod coco;
 pub mod csvio;
 pub mod error;
 pub mod fsutil;
 pub mod image_list;
+pub mod inputs;
+pub mod inspect;
 pub mod manifest;
 pub mod openimages;
 pub mod outputs;
 pub mod records_csv;
+pub mod sniff;
 pub mod streamed;
 pub mod tensors;
 
@@ -50,6 +54,7 @@ pub use arff::{read_arff, read_mulan_labels, ArffDataset, LabelLayout};
 pub use error::{DataError, Result};
 pub use fsutil::write_atomic;
 pub use image_list::LabelledImages;
+pub use inputs::{check_same_categories, read_head_for, read_labelled, Labelled};
 pub use manifest::{real_data_folder, DatasetFormat, DatasetManifest};
 pub use outputs::{check_collisions, check_folder_apart, check_output_folder, check_outputs, Named, OutputLock};
 pub use streamed::{read_labelled_set, write_labelled_set, LabelledSet};

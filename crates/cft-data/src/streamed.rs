@@ -330,6 +330,15 @@ fn categories(path: &Path, header: &Header, count: Option<usize>) -> Result<Opti
     Ok(Some(list))
 }
 
+/// Whether a safetensors feature set stores its labels sparse (`labels_index` +
+/// `labels_value`, what `cft run` reads and `cft data synthesize --like openimages` writes)
+/// rather than as a dense `labels` tensor; only the header is read.
+pub fn has_sparse_labels(path: &Path) -> Result<bool> {
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let header = read_header(path, &mut file)?;
+    Ok(!header.tensors.contains_key("labels") && header.tensors.contains_key("labels_index"))
+}
+
 /// Reads a feature set with dense (`labels`) or sparse (`labels_index` + `labels_value`)
 /// labels into features and sparse labels, holding the features once. Rejects non-finite
 /// features, label values outside {1, 0, −1, NaN}, indices out of range and a label given twice.

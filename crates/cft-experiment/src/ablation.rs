@@ -59,7 +59,9 @@ pub struct GridOptions<'a> {
     /// Run only shard `i` of `n`.
     pub shard: Option<(usize, usize)>,
     /// The engine that fits the heads (default: the batched CPU engine).
-    pub engine: Option<&'a dyn crate::partial_label::CftEngine>,
+    pub engine: Option<&'a dyn crate::engine::CftEngine>,
+    /// Asked between epochs, units and cells: `true` stops the grid with [`cft_core::Interrupted`].
+    pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// What a grid run did.
@@ -157,6 +159,7 @@ pub fn run_grid(
             engine: opts.engine,
             stages: None,
             shard: None,
+            stop: opts.stop,
         };
         run_protocol(&cfg, data, &dir.join("cells"), &run_config, on_step, run)
             .with_context(|| format!("cell {} ({})", c.id, c.describe()))?;

@@ -46,7 +46,7 @@ pub enum ExperimentError {
     #[error(transparent)]
     Number(#[from] std::num::TryFromIntError),
     /// An error of a front end's part: a [`crate::run::FeatureSource`] or a
-    /// [`crate::partial_label::CftEngine`] (a GPU engine, an image pipeline).
+    /// [`crate::engine::CftEngine`] (a GPU engine, an image pipeline).
     #[error(transparent)]
     Source(Box<dyn std::error::Error + Send + Sync>),
 }

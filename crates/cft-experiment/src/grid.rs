@@ -14,8 +14,9 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// Lists that are values of their own, not grids: the proportions (one unit each), notes,
-/// the methods run, and the seeds.
-const NATIVE_LISTS: [&str; 4] = ["labels.proportions", "output.notes", "cft.methods", "seeds"];
+/// the methods run, the base heads and those CFT repairs, and the seeds.
+const NATIVE_LISTS: [&str; 6] =
+    ["labels.proportions", "output.notes", "cft.methods", "cft.repair", "base.losses", "seeds"];
 
 /// The most cells one grid spec may have (the canned ablations have at most 135).
 pub const MAX_CELLS: usize = 10_000;
@@ -200,13 +201,7 @@ pub fn expand(spec: &ExperimentSpec) -> Result<Vec<Cell>> {
 
 /// Parses `--shard i/n` (0-based).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let bad = || crate::error::refused!("--shard {s}: expected i/n with 0 ≤ i < n");
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
-    if n == 0 || i >= n {
-        return Err(bad());
-    }
-    Ok((i, n))
+    Ok(s.parse::<crate::shard::Shard>()?.pair())
 }
 
 /// The cells of shard `i` of `n`: every `n`-th cell from the `i`-th, so shards are balanced
@@ -228,6 +223,13 @@ impl ExperimentSpec {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let spec: ExperimentSpec = toml::from_str(text.trim_start_matches('\u{feff}'))
             .map_err(|e| crate::error::refused!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        spec.checked_at(path)
+    }
+
+    /// Checks a spec built in code (`cft reproduce` builds one from its flags) as a file's is
+    /// checked: a grid cell by cell; errors name `path`.
+    pub fn checked_at(self, path: &Path) -> Result<Self> {
+        let spec = self;
         // A grid is checked cell by cell: every value of every list must be valid.
         let cells = expand(&spec).map_err(|e| crate::error::refused!("{}: {e}", path.display()))?;
         for cell in &cells {

@@ -29,13 +29,19 @@
 //! ```
 
 pub mod ablation;
+pub mod bench;
 pub mod checkpoint;
+pub mod engine;
 pub mod error;
+pub mod finetune_job;
 pub mod grid;
+pub mod head_job;
 pub mod manifest;
+pub mod merge;
 pub mod partial_label;
 pub mod progress;
 pub mod rehearsal;
 pub mod run;
+pub mod shard;
 pub mod spec;
 pub mod stages;

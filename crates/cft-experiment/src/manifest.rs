@@ -79,7 +79,7 @@ impl Versions {
                 std::env::consts::OS,
                 if cfg!(debug_assertions) { "debug" } else { "release" }
             ),
-            kernel: cft_core::kernels::kernel_level().name(),
+            kernel: cft_core::kernels::kernel_level().level().name(),
         }
     }
 }

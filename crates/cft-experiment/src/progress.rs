@@ -11,6 +11,11 @@ pub trait Progress: Sync {
     fn note(&self, line: &str) {
         let _ = line;
     }
+    /// Whether the user asked to stop (Python's Ctrl-C): long work checks it between epochs,
+    /// units and cells, and ends with [`cft_core::Interrupted`].
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// No progress shown.

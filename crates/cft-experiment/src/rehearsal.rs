@@ -20,13 +20,14 @@ use cft_core::{KnownSamples, LinearHead, Matrix, Pcg64, SparseLabels};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// Which dataset the synthetic data is shaped like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// Partial MS-COCO 2014.
-    Coco,
-    /// OpenImages V3.
-    OpenImages,
+cft_core::choice! {
+    /// Which dataset the synthetic data is shaped like.
+    pub enum Shape {
+        /// Partial MS-COCO 2014.
+        Coco = "coco",
+        /// OpenImages V3.
+        OpenImages = "openimages",
+    }
 }
 
 /// One split's size and label density.
@@ -85,11 +86,11 @@ impl Shape {
         }
     }
 
-    /// Short name (`coco`, `openimages`).
-    pub fn name(self) -> &'static str {
+    /// The dataset's name in messages.
+    pub fn label(self) -> &'static str {
         match self {
-            Shape::Coco => "coco",
-            Shape::OpenImages => "openimages",
+            Shape::Coco => "partial COCO 2014-shaped",
+            Shape::OpenImages => "OpenImages V3-shaped",
         }
     }
 }

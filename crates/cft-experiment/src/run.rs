@@ -5,14 +5,26 @@
 //! the output folder against every input, and runs the single protocol or the grid.
 
 use crate::ablation::{GridOptions, GridRun};
+use crate::engine::CftEngine;
 use crate::error::{bail, Result};
-use crate::partial_label::{CftEngine, ProtocolData, Reproduction, RunOptions};
+use crate::partial_label::{ProtocolData, Reproduction, RunOptions};
 use crate::progress::Progress;
 use crate::spec::{BaseFrom, DataSource, ExperimentSpec};
 use crate::stages::StageLog;
 use cft_data::DatasetManifest;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+
+/// Finds the bundled datasets folder: `./datasets`, else the source tree's (every front end's
+/// default for the ARFF specs' `data.dataset` names).
+pub fn default_datasets_dir() -> PathBuf {
+    let here = PathBuf::from("datasets");
+    if here.is_dir() {
+        here
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets"))
+    }
+}
 
 /// The data of image specs (COCO 2014, OpenImages V3, CheXpert): images → features through a
 /// backbone. The experiment layer does not link one (no candle here); `cft-images` has it.
@@ -34,9 +46,9 @@ pub trait FeatureSource: Sync {
 pub struct RunRequest<'a> {
     /// The spec file (relative paths in it are resolved against its folder).
     pub spec_path: &'a Path,
-    /// The spec's text, when it is not read from `spec_path` (`cft reproduce` writes one from
-    /// its flags; `spec_path` then only names it and anchors its relative paths).
-    pub spec_text: Option<String>,
+    /// The spec, when it is not read from `spec_path` (`cft reproduce` builds one from its
+    /// flags; `spec_path` then only names it and anchors its relative paths).
+    pub spec: Option<ExperimentSpec>,
     /// Reports folder (default: the spec's `output.dir`).
     pub out: Option<PathBuf>,
     /// Folder of the bundled datasets (ARFF specs).
@@ -141,8 +153,8 @@ impl RunRequest<'_> {
 /// asked). The spec's seeds reach the random streams through its protocol configuration only
 /// ([`ExperimentSpec::protocol_config`]).
 pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
-    let spec = match &req.spec_text {
-        Some(text) => ExperimentSpec::parse(text, req.spec_path)?,
+    let spec = match &req.spec {
+        Some(spec) => spec.clone().checked_at(req.spec_path)?,
         None => ExperimentSpec::load(req.spec_path)?,
     };
     let out = req.out_for(&spec);
@@ -155,7 +167,8 @@ pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
         let total: u64 = cells.iter().filter(mine).map(|c| c.spec.protocol_config("").steps() as u64).sum();
         let done = std::sync::atomic::AtomicU64::new(0);
         let label = std::sync::Mutex::new(String::from("grid"));
-        let opts = GridOptions { resume: req.resume, shard: req.shard, engine: Some(req.engine) };
+        let stop = || req.progress.stop_requested();
+        let opts = GridOptions { resume: req.resume, shard: req.shard, engine: Some(req.engine), stop: Some(&stop) };
         let run = crate::ablation::run_grid(
             &spec,
             req.spec_path,
@@ -196,12 +209,14 @@ pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
         spec: &'a ExperimentSpec,
     }
     let run_config = RunConfig { spec_file: req.spec_path.display().to_string(), spec: &spec };
+    let stop = || req.progress.stop_requested();
     let opts = RunOptions {
         resume: req.resume,
         interrupt_after_units: req.interrupt_after_units,
         engine: Some(req.engine),
         stages: req.stages,
         shard: req.shard,
+        stop: Some(&stop),
         ..RunOptions::default()
     };
     let total = cfg.steps() as u64;

@@ -8,10 +8,17 @@
 //! `chexpert.toml`); the image side (adapters, extraction) is the front end's, this module only
 //! reads and checks the file.
 
+use crate::engine::EngineName;
 use crate::error::{bail, Result};
-use crate::partial_label::{GroupSpec, LabelSource, ReproduceConfig};
-use cft_core::{GaConfig, GaEliteTies, GroupBy, Metric, Precision};
+use crate::partial_label::{default_bases, default_repair, GroupSpec, LabelSource, ReproduceConfig};
+use cft_core::{
+    BaseMode, GaConfig, GaEliteTies, GroupBy, HeadInit, LossParams, MethodName, Metric, Precision, RoleInit,
+};
+use cft_cuda::GemmPrecision;
+use cft_data::chexpert::Uncertain;
+use cft_pipeline::{BackboneName, Device, Normalize, Resize};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A parameter an ablation may vary: one value, or a list of values that expands the spec to
@@ -98,7 +105,7 @@ pub const MAX_IMAGE_SIZE: usize = 2048;
 pub const MAX_BATCH_PIXELS: usize = 64 * 448 * 448;
 
 /// A whole spec file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
     /// What the experiment is (shown in the manifest).
@@ -165,7 +172,7 @@ impl DataSource {
 }
 
 /// `[data]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     /// The kind of data (default: an ARFF dataset).
@@ -197,7 +204,7 @@ pub struct DataSpec {
 #[serde(deny_unknown_fields)]
 pub struct BackboneSpec {
     /// resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
-    pub name: String,
+    pub name: BackboneName,
     /// A torchvision-named state dict as safetensors (`--weights` overrides; relative to the
     /// spec); `{percent}` in the path makes it one checkpoint per known-label proportion
     /// (`coco_{percent}.safetensors` → `coco_10.safetensors`, …).
@@ -209,12 +216,12 @@ pub struct BackboneSpec {
     /// Whose bilinear resize: `pillow13` (today's Pillow, the default) or `pillow12` (Pillow ≤
     /// 12, which the CFT authors pinned at 9.3): they order the two passes differently for
     /// images whose height shrinks much more than their width (portrait photos).
-    #[serde(default = "resize", skip_serializing_if = "is_pillow13")]
-    pub resize: String,
+    #[serde(default, skip_serializing_if = "is_pillow13")]
+    pub resize: Resize,
     /// `imagenet` (mean/std) or `none` ([0, 1]: the CFT authors' networks, trained on
     /// Resize + ToTensor only).
     #[serde(default = "normalize")]
-    pub normalize: String,
+    pub normalize: Normalize,
     /// Prefix of the backbone's keys in the checkpoint (`backbone.` for the authors'
     /// `best.pth`); detected when unambiguous (`--key-prefix` overrides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,31 +233,25 @@ pub struct BackboneSpec {
     #[serde(default)]
     pub precision: Precision,
     /// `cpu`, `cuda` or `cuda:N` (`--device` overrides).
-    #[serde(default = "device")]
-    pub device: String,
+    #[serde(default)]
+    pub device: Device,
 }
 
 fn image_size() -> usize {
     224
 }
-fn normalize() -> String {
-    "imagenet".into()
+fn normalize() -> Normalize {
+    Normalize::Imagenet
 }
-fn resize() -> String {
-    "pillow13".into()
-}
-fn is_pillow13(s: &str) -> bool {
-    s == "pillow13"
+fn is_pillow13(r: &Resize) -> bool {
+    *r == Resize::Pillow13
 }
 fn batch() -> usize {
     32
 }
-fn device() -> String {
-    "cpu".into()
-}
 
 /// `[labels]`: the training labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelSpec {
     /// `drop` (the reference protocol on full labels) or `real` (the dataset's partial labels).
@@ -267,7 +268,7 @@ pub struct LabelSpec {
     /// CheXpert's uncertain labels: `ignore` (unknown), `ones`, `zeros` or `u-ones-u-zeros`
     /// (U-Ones for Atelectasis and Edema, U-Zeros for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uncertain: Option<String>,
+    pub uncertain: Option<Uncertain>,
 }
 
 /// `[evaluation]`.
@@ -325,6 +326,191 @@ pub struct BaseSpec {
     /// `from = "head"`: the head file (relative to the spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<PathBuf>,
+    /// The linear base heads, in row order: `an`, `ignore` (the default, the paper's), and the
+    /// field's losses `an-ls`, `wan`, `epr`, `role`, `em`, `em-apl`, `ll-r`, `ll-ct`, `ll-cp`.
+    #[serde(default = "default_bases", skip_serializing_if = "is_default_bases")]
+    pub losses: Vec<BaseMode>,
+    /// Where the linear heads start: `zeros` or `prior` (default: `prior` for AN and Ignore,
+    /// `zeros` for the field's losses, as their references).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Param<HeadInit>>,
+    /// `[base.an-ls]`: AN with label smoothing.
+    #[serde(default, rename = "an-ls", skip_serializing_if = "Option::is_none")]
+    pub an_ls: Option<AnLsSpec>,
+    /// `[base.epr]`: expected positive regularisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epr: Option<EprSpec>,
+    /// `[base.role]`: regularised online label estimation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleSpec>,
+    /// `[base.em]`: entropy maximisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub em: Option<EmSpec>,
+    /// `[base.em-apl]`: EM with asymmetric pseudo-labelling.
+    #[serde(default, rename = "em-apl", skip_serializing_if = "Option::is_none")]
+    pub em_apl: Option<EmAplSpec>,
+    /// `[base.ll-r]`: large loss rejection.
+    #[serde(default, rename = "ll-r", skip_serializing_if = "Option::is_none")]
+    pub ll_r: Option<LlSpec>,
+    /// `[base.ll-ct]`: large loss correction, temporary.
+    #[serde(default, rename = "ll-ct", skip_serializing_if = "Option::is_none")]
+    pub ll_ct: Option<LlSpec>,
+    /// `[base.ll-cp]`: large loss correction, permanent.
+    #[serde(default, rename = "ll-cp", skip_serializing_if = "Option::is_none")]
+    pub ll_cp: Option<LlSpec>,
+}
+
+fn is_default_bases(b: &[BaseMode]) -> bool {
+    b == default_bases().as_slice()
+}
+fn is_default_repair(b: &[BaseMode]) -> bool {
+    b == default_repair().as_slice()
+}
+
+fn loss_defaults() -> LossParams {
+    LossParams::default()
+}
+
+/// `[base.an-ls]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnLsSpec {
+    /// The smoothing coefficient (0.1).
+    #[serde(default = "ls_coef")]
+    pub ls_coef: Param<f64>,
+}
+fn ls_coef() -> Param<f64> {
+    Param::One(loss_defaults().ls_coef)
+}
+
+/// `[base.epr]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EprSpec {
+    /// Expected positives per image (1.5).
+    #[serde(default = "expected_positives")]
+    pub expected_positives: Param<f64>,
+}
+fn expected_positives() -> Param<f64> {
+    Param::One(loss_defaults().expected_positives)
+}
+
+/// `[base.role]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Expected positives per image (1.5).
+    #[serde(default = "expected_positives")]
+    pub expected_positives: Param<f64>,
+    /// The estimates' learning rate as a multiple of `base.lr` (10).
+    #[serde(default = "estimator_lr_mult")]
+    pub estimator_lr_mult: Param<f64>,
+    /// `fixed` (deterministic) or `random` (the official draw, seeded by `seed`).
+    #[serde(default)]
+    pub init: RoleInit,
+    /// The random start's seed (0).
+    #[serde(default)]
+    pub seed: u64,
+}
+fn estimator_lr_mult() -> Param<f64> {
+    Param::One(loss_defaults().estimator_lr_mult)
+}
+
+/// `[base.em]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmSpec {
+    /// Weight of the entropy term (0.1).
+    #[serde(default = "alpha")]
+    pub alpha: Param<f64>,
+}
+fn alpha() -> Param<f64> {
+    Param::One(loss_defaults().alpha)
+}
+
+/// `[base.em-apl]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmAplSpec {
+    /// Weight of the entropy term (0.1).
+    #[serde(default = "alpha")]
+    pub alpha: Param<f64>,
+    /// Weight of the pseudo-labelled entries (0.2).
+    #[serde(default = "beta")]
+    pub beta: Param<f64>,
+    /// Share of each category's unknown entries pseudo-labelled over the rounds (0.9).
+    #[serde(default = "neg_proportion")]
+    pub neg_proportion: Param<f64>,
+    /// The first epoch after which pseudo-labels are drawn (default: half of `base.epochs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_epoch: Option<Param<usize>>,
+}
+fn beta() -> Param<f64> {
+    Param::One(loss_defaults().beta)
+}
+fn neg_proportion() -> Param<f64> {
+    Param::One(loss_defaults().neg_proportion)
+}
+
+/// `[base.ll-r]`, `[base.ll-ct]`, `[base.ll-cp]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlSpec {
+    /// The clean rate's decrease per epoch, a fraction (1e-4).
+    #[serde(default = "delta_rel")]
+    pub delta_rel: Param<f64>,
+}
+fn delta_rel() -> Param<f64> {
+    Param::One(loss_defaults().delta_rel)
+}
+
+impl BaseSpec {
+    /// The loss parameters a spec sets, per base loss (only the tables it has).
+    pub fn loss_params(&self) -> BTreeMap<BaseMode, LossParams> {
+        let d = LossParams::default();
+        let mut out = BTreeMap::new();
+        if let Some(t) = &self.an_ls {
+            out.insert(BaseMode::AnLs, LossParams { ls_coef: *t.ls_coef.get(), ..d });
+        }
+        if let Some(t) = &self.epr {
+            out.insert(BaseMode::Epr, LossParams { expected_positives: *t.expected_positives.get(), ..d });
+        }
+        if let Some(t) = &self.role {
+            out.insert(
+                BaseMode::Role,
+                LossParams {
+                    expected_positives: *t.expected_positives.get(),
+                    estimator_lr_mult: *t.estimator_lr_mult.get(),
+                    role_init: t.init,
+                    role_seed: t.seed,
+                    ..d
+                },
+            );
+        }
+        if let Some(t) = &self.em {
+            out.insert(BaseMode::Em, LossParams { alpha: *t.alpha.get(), ..d });
+        }
+        if let Some(t) = &self.em_apl {
+            out.insert(
+                BaseMode::EmApl,
+                LossParams {
+                    alpha: *t.alpha.get(),
+                    beta: *t.beta.get(),
+                    neg_proportion: *t.neg_proportion.get(),
+                    warmup_epoch: t.warmup_epoch.as_ref().map(|w| *w.get()),
+                    ..d
+                },
+            );
+        }
+        for (mode, t) in [(BaseMode::LlR, &self.ll_r), (BaseMode::LlCt, &self.ll_ct), (BaseMode::LlCp, &self.ll_cp)] {
+            if let Some(t) = t {
+                out.insert(mode, LossParams { delta_rel: *t.delta_rel.get(), ..d });
+            }
+        }
+        // Tables at their defaults change nothing (and keep the configuration's bytes).
+        out.retain(|_, p| !p.is_default());
+        out
+    }
 }
 
 fn base_recipe() -> cft_core::BaseHeadConfig {
@@ -349,6 +535,16 @@ impl Default for BaseSpec {
             weight_decay: base_weight_decay(),
             head_key: None,
             head: None,
+            losses: default_bases(),
+            init: None,
+            an_ls: None,
+            epr: None,
+            role: None,
+            em: None,
+            em_apl: None,
+            ll_r: None,
+            ll_ct: None,
+            ll_cp: None,
         }
     }
 }
@@ -369,9 +565,13 @@ pub struct CftSpec {
     /// Seed of the GA's per-category streams.
     #[serde(default = "zero_seed")]
     pub ga_seed: Param<u64>,
-    /// The CFT methods run on the base head, in this order (`bp-asl`, `bp-bce`, `ga`).
+    /// The CFT methods run on each repaired base head, in this order (`bp-asl`, `bp-bce`, `ga`).
     #[serde(default = "all_methods")]
-    pub methods: Vec<String>,
+    pub methods: Vec<MethodName>,
+    /// The base heads CFT repairs, in row order (each one of `base.losses`; default `["an"]`,
+    /// the paper's).
+    #[serde(default = "default_repair", skip_serializing_if = "is_default_repair")]
+    pub repair: Vec<BaseMode>,
     /// The asymmetric loss of CFT-BP-ASL.
     #[serde(default)]
     pub asl: AslSpec,
@@ -381,28 +581,19 @@ pub struct CftSpec {
     /// What fits the heads: `auto` (the CUDA engine when the device is CUDA in a CUDA build,
     /// else the batched CPU engine), `per-category`, `batched` or `cuda` (`--engine` overrides).
     /// The CPU engines give the same numbers bit for bit.
-    #[serde(default = "engine", skip_serializing_if = "is_auto")]
-    pub engine: String,
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub engine: EngineName,
     /// The CUDA engine's GEMM precision: `f32`, `tf32` or `bf16`.
-    #[serde(default = "gemm_precision", skip_serializing_if = "is_f32")]
-    pub gemm_precision: String,
+    #[serde(default, skip_serializing_if = "is_f32")]
+    pub gemm_precision: GemmPrecision,
 }
 
-fn engine() -> String {
-    "auto".into()
+fn is_auto(e: &EngineName) -> bool {
+    *e == EngineName::Auto
 }
-fn is_auto(s: &str) -> bool {
-    s == "auto"
+fn is_f32(p: &GemmPrecision) -> bool {
+    *p == GemmPrecision::F32
 }
-fn gemm_precision() -> String {
-    "f32".into()
-}
-fn is_f32(s: &str) -> bool {
-    s == "f32"
-}
-
-/// The engine names `[cft] engine` accepts.
-pub const ENGINES: [&str; 4] = ["auto", "per-category", "batched", "cuda"];
 
 fn max_epochs() -> Param<usize> {
     Param::One(5000)
@@ -416,8 +607,8 @@ fn bp_lr() -> Param<f32> {
 fn zero_seed() -> Param<u64> {
     Param::One(0)
 }
-fn all_methods() -> Vec<String> {
-    crate::partial_label::METHODS.iter().map(|m| m.to_string()).collect()
+fn all_methods() -> Vec<MethodName> {
+    MethodName::ALL.to_vec()
 }
 
 impl Default for CftSpec {
@@ -428,10 +619,11 @@ impl Default for CftSpec {
             bp_lr: bp_lr(),
             ga_seed: zero_seed(),
             methods: all_methods(),
+            repair: default_repair(),
             asl: AslSpec::default(),
             ga: GaSpec::default(),
-            engine: engine(),
-            gemm_precision: gemm_precision(),
+            engine: EngineName::Auto,
+            gemm_precision: GemmPrecision::F32,
         }
     }
 }
@@ -627,12 +819,6 @@ impl ExperimentSpec {
                     (MAX_BATCH_PIXELS / (b.image_size * b.image_size)).max(1)
                 );
             }
-            if !["imagenet", "none"].contains(&b.normalize.as_str()) {
-                bail!("backbone.normalize = {:?}: expected \"imagenet\" or \"none\"", b.normalize);
-            }
-            if !["pillow13", "pillow12"].contains(&b.resize.as_str()) {
-                bail!("backbone.resize = {:?}: expected \"pillow13\" or \"pillow12\"", b.resize);
-            }
         }
         if self.base.head_key.is_some()
             && !self.base.from.values().iter().any(|f| matches!(f, BaseFrom::Checkpoint | BaseFrom::Head))
@@ -656,15 +842,13 @@ impl ExperimentSpec {
             LabelSource::Real if !self.labels.proportions.is_empty() => {
                 bail!("labels.proportions: real partial labels are used as they are; remove the proportions")
             }
+            LabelSource::SinglePositive if !self.labels.proportions.is_empty() => {
+                bail!("labels.proportions: the single-positive protocol keeps one positive per image; remove the proportions")
+            }
             _ => {}
         }
-        if let Some(u) = &self.labels.uncertain {
-            if self.data.source != DataSource::Chexpert {
-                bail!("labels.uncertain: only CheXpert has uncertain labels");
-            }
-            if !["ignore", "ones", "zeros", "u-ones-u-zeros"].contains(&u.as_str()) {
-                bail!("labels.uncertain = {u:?}: expected \"ignore\", \"ones\", \"zeros\" or \"u-ones-u-zeros\"");
-            }
+        if self.labels.uncertain.is_some() && self.data.source != DataSource::Chexpert {
+            bail!("labels.uncertain: only CheXpert has uncertain labels");
         }
         if self.evaluation.groups == Some(0) {
             bail!("evaluation.groups = 0: expected at least 1 group");
@@ -683,42 +867,30 @@ impl ExperimentSpec {
                 );
             }
         }
-        // The numeric ranges are the core's (`cft_core::params`), under this spec's keys.
-        let cfg = self.protocol_config("");
-        let base = cft_core::BaseHeadConfig {
-            mode: cft_core::BaseMode::An,
-            epochs: cfg.base_epochs,
-            lr: cfg.base_lr,
-            weight_decay: cfg.base_weight_decay,
-        };
-        base.check().map_err(|e| e.under("base."))?;
-        cft_core::params::check_lr("cft.bp_lr", cfg.bp_lr)?;
-        let (gamma_neg, gamma_pos, clip) = cfg.asl;
-        cft_core::Loss::Asl { gamma_neg, gamma_pos, clip, eps: 1e-8 }.check().map_err(|e| e.under("cft.asl."))?;
-        let fc = cft_core::FineTuneConfig {
-            max_epochs: cfg.max_epochs,
-            patience: cfg.patience,
-            ..cft_core::FineTuneConfig::reference(cft_core::Method::Ga(cfg.ga))
-        };
-        fc.check().map_err(|e| e.under("cft."))?;
-        cft_core::params::check_holdout_fraction("selection.holdout_fraction", cfg.holdout_fraction)?;
         if self.cft.methods.is_empty() {
-            bail!("cft.methods: at least one method is needed ({})", crate::partial_label::METHODS.join(", "));
+            bail!(
+                "cft.methods: at least one method is needed ({})",
+                MethodName::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+            );
         }
         for (i, m) in self.cft.methods.iter().enumerate() {
-            if !crate::partial_label::METHODS.contains(&m.as_str()) {
-                bail!("cft.methods[{i}] = {m:?}: expected one of {}", crate::partial_label::METHODS.join(", "));
-            }
             if self.cft.methods[..i].contains(m) {
-                bail!("cft.methods[{i}] = {m:?}: appears twice; each method runs once");
+                bail!("cft.methods[{i}] = {:?}: appears twice; each method runs once", m.name());
             }
         }
-        if !ENGINES.contains(&self.cft.engine.as_str()) {
-            bail!("cft.engine = {:?}: expected one of {}", self.cft.engine, ENGINES.join(", "));
+        if self.base.losses.is_empty() {
+            bail!("base.losses: at least one base head is needed");
         }
-        if !["f32", "tf32", "bf16"].contains(&self.cft.gemm_precision.as_str()) {
-            bail!("cft.gemm_precision = {:?}: expected \"f32\", \"tf32\" or \"bf16\"", self.cft.gemm_precision);
+        for (key, list) in [("base.losses", &self.base.losses), ("cft.repair", &self.cft.repair)] {
+            for (i, m) in list.iter().enumerate() {
+                if list[..i].contains(m) {
+                    bail!("{key}[{i}] = {:?}: appears twice; each base runs once", m.name());
+                }
+            }
         }
+        // The numeric ranges are the core's (`cft_core::params`), under this spec's keys, through
+        // the one mapping the run uses (`ReproduceConfig::checked`).
+        self.protocol_config("").checked()?;
         Ok(())
     }
 
@@ -739,7 +911,6 @@ impl ExperimentSpec {
         }
     }
 
-    /// The protocol configuration for a dataset named `dataset`.
     /// The protocol configuration of a cell spec (an unexpanded grid gives its first cell's)
     /// for a dataset named `dataset`.
     pub fn protocol_config(&self, dataset: &str) -> ReproduceConfig {
@@ -772,6 +943,10 @@ impl ExperimentSpec {
             groups: self.evaluation.groups.map(|groups| GroupSpec { groups, by: self.evaluation.group_by }),
             methods: self.cft.methods.clone(),
             asl: (*asl.gamma_neg.get(), *asl.gamma_pos.get(), *asl.clip.get()),
+            bases: self.base.losses.clone(),
+            repair: self.cft.repair.clone(),
+            base_init: self.base.init.as_ref().map(|i| *i.get()),
+            base_params: self.base.loss_params(),
         }
     }
 

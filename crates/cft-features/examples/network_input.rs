@@ -5,7 +5,7 @@
 //! `cargo run --release -p cft-features --example network_input -- IMAGE SIZE pillow13|pillow12 OUT.raw`
 
 use cft_features::image::{decode, resize_bilinear_as};
-use cft_features::PillowResize;
+use cft_features::Resize;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: network_input IMAGE SIZE pillow13|pillow12 OUT.raw".into());
     };
     let size: usize = size.parse()?;
-    let pillow = PillowResize::parse(pillow).ok_or("the resize order is pillow13 or pillow12")?;
+    let pillow: Resize = pillow.parse().map_err(|e| format!("the resize order: {e}"))?;
     let img = resize_bilinear_as(&decode(std::path::Path::new(image))?, size, size, pillow);
     std::fs::write(out, &img.data)?;
     Ok(())

@@ -8,18 +8,8 @@ use crate::resnet::{self, ResNet};
 use crate::weights::WeightSource;
 use candle_core::Tensor;
 
-/// The backbone names `cft extract --backbone` accepts.
-pub const NAMES: &[&str] = &[
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "densenet121",
-    "densenet169",
-    "densenet201",
-    "resnet20-cifar",
-];
+/// The backbone names this crate builds ([`cft_pipeline::BackboneName`]'s spellings).
+pub const NAMES: &[&str] = <cft_pipeline::BackboneName as cft_pipeline::Choice>::NAMES;
 
 enum Net {
     ResNet(ResNet),

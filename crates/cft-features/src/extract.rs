@@ -4,19 +4,12 @@
 
 use crate::backbone::Backbone;
 use crate::error::{FeatureError, Result};
-use crate::image::{load_input, JpegDecode, Normalize, PillowResize};
+use crate::image::{load_input, JpegDecode, Normalize, Resize};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// What to do with an image that cannot be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadImage {
-    /// Leave it out and record it.
-    Skip,
-    /// Stop with an error naming it.
-    Fail,
-}
+pub use cft_pipeline::BadImage;
 
 /// One image to extract: where to read it and the path recorded in the feature set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +34,7 @@ pub struct ExtractOptions {
     /// JPEG decoding: Pillow-exact, or faster at reduced DCT scale.
     pub jpeg: JpegDecode,
     /// Whose bilinear resize (Pillow 13's pass order, or Pillow ≤ 12's).
-    pub resize: PillowResize,
+    pub resize: Resize,
 }
 
 /// Features of the images that could be read.

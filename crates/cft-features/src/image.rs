@@ -4,7 +4,7 @@
 //! `Image.resize((S, S), BILINEAR)` (torchvision `Resize((S, S))`): a separable triangle filter
 //! whose support grows with the downscale factor (antialiasing), 8-bit fixed-point coefficients
 //! with 22 fractional bits, each pass rounded and clipped to u8, the passes in the order of the
-//! chosen Pillow release ([`PillowResize`]: 13 may run the vertical pass first); then
+//! chosen Pillow release ([`Resize`]: 13 may run the vertical pass first); then
 //! `ToTensor` (÷255) and optional ImageNet normalisation.
 
 use crate::error::{FeatureError, Result};
@@ -15,29 +15,7 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// Input normalisation after `ToTensor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Normalize {
-    /// Values in [0, 1] (the reference COCO pipeline).
-    None,
-    /// `(x − mean) / std` with ImageNet statistics (most torchvision weights).
-    Imagenet,
-}
-
-/// How JPEG files are decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum JpegDecode {
-    /// libjpeg-turbo's decoder (built from source through `mozjpeg-sys`, a libjpeg-turbo fork)
-    /// with Pillow's settings — integer IDCT, fancy upsampling: the pixels torchvision's default
-    /// loader sees, bit for bit.
-    #[default]
-    Exact,
-    /// libjpeg's DCT scaling (as in Pillow's `Image.draft`, which also switches to a faster,
-    /// less accurate IDCT; this keeps the exact one): decode at the smallest scale `m/8` whose
-    /// size still covers the target, then resize. Faster on photos much larger than the target,
-    /// but not the pixels torchvision sees (the README states the measured feature difference).
-    Reduced,
-}
+pub use cft_pipeline::{JpegDecode, Normalize, Resize};
 
 /// An 8-bit RGB image, row-major `h × w × 3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,56 +248,17 @@ fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Which Pillow release's bilinear resize to match. Both compute the same coefficients and
-/// round each pass to 8 bits; they differ in the order of the two passes, which changes some
-/// pixel values by one level.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum PillowResize {
-    /// Pillow ≥ 13 (python-pillow/Pillow#9549): the vertical pass runs first when the height
-    /// shrinks by more than twice as many pixels as the width; otherwise horizontal first.
-    #[default]
-    Pillow13,
-    /// Pillow ≤ 12 (and the CFT authors' pinned 9.3): always horizontal first.
-    Pillow12,
-}
-
-impl PillowResize {
-    /// The spelling in specs and on the command line (`pillow13`, `pillow12`).
-    pub fn name(self) -> &'static str {
-        match self {
-            PillowResize::Pillow13 => "pillow13",
-            PillowResize::Pillow12 => "pillow12",
-        }
-    }
-
-    /// Parses [`PillowResize::name`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pillow13" => Some(PillowResize::Pillow13),
-            "pillow12" => Some(PillowResize::Pillow12),
-            _ => None,
-        }
-    }
-
-    /// Whether resizing `in_w × in_h` to `out_w × out_h` runs the vertical pass first.
-    pub fn vertical_first(self, (in_w, in_h): (usize, usize), (out_w, out_h): (usize, usize)) -> bool {
-        let shrink_h = in_h as i64 - out_h as i64;
-        let shrink_w = in_w as i64 - out_w as i64;
-        self == PillowResize::Pillow13 && shrink_h > 0 && shrink_h > 2 * shrink_w
-    }
-}
-
 /// Resizes to `out_w × out_h` like today's Pillow (13) bilinear `resize`; see
 /// [`resize_bilinear_as`].
 pub fn resize_bilinear(img: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
-    resize_bilinear_as(img, out_w, out_h, PillowResize::Pillow13)
+    resize_bilinear_as(img, out_w, out_h, Resize::Pillow13)
 }
 
 /// Resizes to `out_w × out_h` like PIL's bilinear `resize` of the given release: the same
 /// coefficients, the same 32-bit integer accumulation (`int ss` in Pillow's `Resample.c`; it
 /// cannot overflow, the coefficients sum to 2²²), the same pass order, each pass rounded and
 /// clipped to u8. A pass whose size does not change is skipped, as Pillow skips it.
-pub fn resize_bilinear_as(img: &Rgb8, out_w: usize, out_h: usize, pillow: PillowResize) -> Rgb8 {
+pub fn resize_bilinear_as(img: &Rgb8, out_w: usize, out_h: usize, pillow: Resize) -> Rgb8 {
     let (w, h) = (img.width, img.height);
     if pillow.vertical_first((w, h), (out_w, out_h)) {
         let tall = if out_h != h { vertical_pass(img, out_h) } else { img.clone() };
@@ -398,13 +337,7 @@ pub fn to_chw(img: &Rgb8, norm: Normalize) -> Vec<f32> {
 
 /// Decode, resize to `size × size` as the given Pillow release does, `ToTensor`, normalise:
 /// one network input (CHW).
-pub fn load_input(
-    path: &Path,
-    size: usize,
-    norm: Normalize,
-    jpeg: JpegDecode,
-    pillow: PillowResize,
-) -> Result<Vec<f32>> {
+pub fn load_input(path: &Path, size: usize, norm: Normalize, jpeg: JpegDecode, pillow: Resize) -> Result<Vec<f32>> {
     let img = decode_with(path, jpeg, Some((size, size)))?;
     Ok(to_chw(&resize_bilinear_as(&img, size, size, pillow), norm))
 }

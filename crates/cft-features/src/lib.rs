@@ -15,12 +15,12 @@
 //! Runs on the CPU, and on NVIDIA GPUs with the `cuda` feature.
 //!
 //! The image side of the main call, as torchvision's `Resize((S, S))` makes it (Pillow's
-//! bilinear filter; `PillowResize` picks the release whose pass order to follow):
+//! bilinear filter; `Resize` picks the release whose pass order to follow):
 //!
 //! ```
-//! use cft_features::image::{resize_bilinear_as, to_chw, Normalize, PillowResize, Rgb8};
+//! use cft_features::image::{resize_bilinear_as, to_chw, Normalize, Resize, Rgb8};
 //! let grey = Rgb8 { width: 4, height: 6, data: vec![128; 4 * 6 * 3] };
-//! let small = resize_bilinear_as(&grey, 2, 2, PillowResize::Pillow12);
+//! let small = resize_bilinear_as(&grey, 2, 2, Resize::Pillow12);
 //! assert_eq!(small.data, vec![128; 2 * 2 * 3]);
 //! // `ToTensor`: CHW floats in [0, 1]; `Backbone::features` takes a batch of these.
 //! assert!(to_chw(&small, Normalize::None).iter().all(|&v| v == 128.0 / 255.0));
@@ -38,25 +38,21 @@ pub mod resnet;
 pub mod weights;
 
 pub use backbone::{Backbone, NAMES};
+pub use cft_pipeline::{BackboneName, Device, JpegDecode, Normalize, Resize};
 pub use error::{FeatureError, Result};
 pub use extract::{extract, list_folder, BadImage, ExtractOptions, Extracted, ImageRef};
-pub use image::{JpegDecode, Normalize, PillowResize};
 pub use layers::Placement;
 pub use weights::{KeyNames, WeightSource};
 
-/// Parses `cpu`, `cuda` or `cuda:N` into a candle device.
-pub fn device(spec: &str) -> Result<candle_core::Device> {
-    let ordinal = match spec {
-        "cpu" => return Ok(candle_core::Device::Cpu),
-        "cuda" => 0,
-        _ => spec
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| FeatureError::Invalid(format!("device `{spec}`: expected cpu, cuda or cuda:N")))?,
+/// The candle device of `device` (opening a CUDA device checks that there is one).
+pub fn device(device: Device) -> Result<candle_core::Device> {
+    let ordinal = match device {
+        Device::Cpu => return Ok(candle_core::Device::Cpu),
+        Device::Cuda(n) => n,
     };
     if !cfg!(feature = "cuda") {
         return Err(FeatureError::Invalid(format!(
-            "device `{spec}`: this build has no CUDA support (rebuild with `--features cuda`, see gpu/README.md)"
+            "device `{device}`: this build has no CUDA support (rebuild with `--features cuda`, see gpu/README.md)"
         )));
     }
     candle_core::Device::new_cuda(ordinal).map_err(|e| {

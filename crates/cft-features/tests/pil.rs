@@ -4,7 +4,7 @@
 //! `datasets/fixtures/README.md`), and Pillow 12.3's and 13.0's resize of portrait crops, whose
 //! pass order differs (python-pillow/Pillow#9549).
 
-use cft_features::image::{resize_bilinear, resize_bilinear_as, PillowResize, Rgb8};
+use cft_features::image::{resize_bilinear, resize_bilinear_as, Resize, Rgb8};
 use safetensors::SafeTensors;
 use std::path::PathBuf;
 
@@ -70,7 +70,7 @@ fn resize_cases(stem: &str, expected_key: &str) -> Vec<(String, Rgb8, usize, usi
 #[test]
 fn both_pillow_pass_orders_equal_their_pillow_on_portrait_images_bit_for_bit() {
     let mut vertical_first = 0;
-    for (pillow, key) in [(PillowResize::Pillow13, "pillow13"), (PillowResize::Pillow12, "pillow12")] {
+    for (pillow, key) in [(Resize::Pillow13, "pillow13"), (Resize::Pillow12, "pillow12")] {
         let cases = resize_cases("pil_resize_portrait", key);
         assert_eq!(cases.len(), 25);
         for (name, src, w, h, want) in &cases {
@@ -93,8 +93,8 @@ fn pillow12_order_equals_pillow13_where_pillow13_runs_horizontally_first() {
     let cases = resize_cases("pil_resize", "expected");
     let mut same_order = 0;
     for (name, src, w, h, want) in &cases {
-        if !PillowResize::Pillow13.vertical_first((src.width, src.height), (*w, *h)) {
-            assert_eq!(&resize_bilinear_as(src, *w, *h, PillowResize::Pillow12), want, "{name}");
+        if !Resize::Pillow13.vertical_first((src.width, src.height), (*w, *h)) {
+            assert_eq!(&resize_bilinear_as(src, *w, *h, Resize::Pillow12), want, "{name}");
             same_order += 1;
         }
     }

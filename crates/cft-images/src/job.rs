@@ -11,13 +11,14 @@
 
 use crate::error::{bail, Context, Result};
 use cft_core::{LinearHead, Matrix, PartialLabels, Precision};
-use cft_data::fsutil::{first_line, sibling};
+use cft_data::fsutil::sibling;
 use cft_data::{check_outputs, read_feature_set, write_feature_set, FeatureSet, Named};
 use cft_experiment::manifest::{write_manifest, InputFile, RunClock};
 use cft_experiment::progress::Progress;
+use cft_experiment::shard::Shard;
 use cft_features::{
-    Backbone, BadImage, ExtractOptions, ImageRef, JpegDecode, KeyNames, Normalize, PillowResize, Placement,
-    WeightSource,
+    Backbone, BackboneName, BadImage, Device, ExtractOptions, ImageRef, JpegDecode, KeyNames, Normalize, Placement,
+    Resize, WeightSource,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct ExtractionJob {
     /// Backbone: resnet18/34/50/101/152, densenet121/169/201, resnet20-cifar.
-    pub backbone: String,
+    pub backbone: BackboneName,
     /// A safetensors state dict, or `rule` (the deterministic weights of the parity fixtures).
     pub weights: String,
     /// A folder (its .jpg/.jpeg/.png files in file-name order), a text file with one image path
@@ -42,10 +43,10 @@ pub struct ExtractionJob {
     pub batch: usize,
     /// Compute and storage precision.
     pub precision: Precision,
-    /// `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-    /// Only shard `i/n` (contiguous image ranges).
-    pub shard: Option<String>,
+    /// Where the network runs.
+    pub device: Device,
+    /// Only this shard's contiguous range of images.
+    pub shard: Option<Shard>,
     /// Keep the finished parts of an interrupted run.
     pub resume: bool,
     /// Images per part file (the resume granularity).
@@ -57,7 +58,7 @@ pub struct ExtractionJob {
     /// JPEG decoding.
     pub jpeg_decode: JpegDecode,
     /// Whose bilinear resize.
-    pub resize: PillowResize,
+    pub resize: Resize,
     /// The weights file's key names (unset parts are detected).
     pub keys: KeyNames,
     /// TF32 GEMMs for f32 convolutions on CUDA.
@@ -82,10 +83,10 @@ fn jpeg_name(j: JpegDecode) -> &'static str {
         JpegDecode::Reduced => "Reduced",
     }
 }
-fn resize_name(r: PillowResize) -> &'static str {
+fn resize_name(r: Resize) -> &'static str {
     match r {
-        PillowResize::Pillow13 => "Pillow13",
-        PillowResize::Pillow12 => "Pillow12",
+        Resize::Pillow13 => "Pillow13",
+        Resize::Pillow12 => "Pillow12",
     }
 }
 fn precision_name(p: Precision) -> &'static str {
@@ -107,13 +108,13 @@ fn dtype(p: Precision) -> candle_core::DType {
 /// Loads a backbone by name from a weights file or the fixture rule; also returns the key
 /// names in force (given or detected).
 pub fn load_backbone(
-    name: &str,
+    name: BackboneName,
     weights: &str,
     keys: &KeyNames,
-    device: &str,
+    device: Device,
     precision: Precision,
 ) -> Result<(Backbone, KeyNames)> {
-    if precision == Precision::Bf16 && device == "cpu" {
+    if precision == Precision::Bf16 && device == Device::Cpu {
         // candle's CPU backend has no bf16 matmul: refuse here rather than fail inside it.
         bail!("--precision bf16 runs on CUDA devices only; on the CPU use --precision f32 (or f16)");
     }
@@ -129,7 +130,7 @@ pub fn load_backbone(
     let src =
         if weights == "rule" { WeightSource::Rule } else { WeightSource::from_file_with(Path::new(weights), keys)? };
     let placement = Placement { device: cft_features::device(device)?, dtype: dtype(precision) };
-    Ok((Backbone::load(name, &src, placement)?, src.key_names()))
+    Ok((Backbone::load(name.name(), &src, placement)?, src.key_names()))
 }
 
 /// The network input limits of specs (`cft_experiment::spec`), for `cft extract` too: checked
@@ -150,8 +151,8 @@ fn check_input_size(image_size: usize, batch: usize) -> Result<()> {
 }
 
 /// Turns candle's TF32 GEMMs on or off for this process (CUDA, f32 only).
-pub fn set_tf32(on: bool, device: &str, precision: Precision) -> Result<()> {
-    if on && (!device.starts_with("cuda") || precision != Precision::F32) {
+pub fn set_tf32(on: bool, device: Device, precision: Precision) -> Result<()> {
+    if on && (!device.is_cuda() || precision != Precision::F32) {
         bail!("--tf32 applies to --precision f32 on a CUDA device (this run: {device}, {precision:?})");
     }
     candle_core::cuda::set_gemm_reduced_precision_f32(on);
@@ -170,7 +171,7 @@ fn read_list(args: &ExtractionJob) -> Result<ImageList> {
         return Ok(ImageList { images: cft_features::list_folder(p)?, labels: None });
     }
     let root = args.image_root.clone().unwrap_or_else(|| p.parent().map(Path::to_path_buf).unwrap_or_default());
-    if first_line(p)?.starts_with("Path,Sex,") {
+    if cft_data::sniff::is_chexpert_csv(p)? {
         let split = cft_data::chexpert::read_chexpert(p, &cft_data::chexpert::ChexpertOptions::default())?;
         let images =
             split.images.iter().map(|im| ImageRef { file: root.join(&im.path), name: im.path.clone() }).collect();
@@ -189,16 +190,6 @@ fn read_list(args: &ExtractionJob) -> Result<ImageList> {
     Ok(ImageList { images, labels: None })
 }
 
-fn parse_shard(s: &str, n: usize) -> Result<std::ops::Range<usize>> {
-    let bad = || crate::error::refused!("--shard {s}: expected i/n with 0 ≤ i < n");
-    let (i, k) = s.split_once('/').ok_or_else(bad)?;
-    let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
-    if k == 0 || i >= k {
-        return Err(bad());
-    }
-    Ok(i * n / k..(i + 1) * n / k)
-}
-
 #[derive(Serialize)]
 struct ExtractConfig<'a> {
     backbone: &'a str,
@@ -214,8 +205,8 @@ struct ExtractConfig<'a> {
     tf32: bool,
     batch: usize,
     precision: &'static str,
-    device: &'a str,
-    shard: Option<&'a str>,
+    device: String,
+    shard: Option<String>,
     image_range: (usize, usize),
     extracted: usize,
     skipped: usize,
@@ -238,13 +229,13 @@ impl ExtractionJob {
         let weights_path = PathBuf::from(&args.weights);
         self.check_paths(&parts_dir, &skipped_path, &manifest_path, &weights_path)?;
         let _lock = cft_data::OutputLock::acquire(&args.out)?;
-        set_tf32(args.tf32, &args.device, args.precision)?;
+        set_tf32(args.tf32, args.device, args.precision)?;
         let list = read_list(args)?;
-        let range = match &args.shard {
-            Some(s) => parse_shard(s, list.images.len())?,
+        let range = match args.shard {
+            Some(s) => s.range(list.images.len()),
             None => 0..list.images.len(),
         };
-        let (net, net_keys) = load_backbone(&args.backbone, &args.weights, &args.keys, &args.device, args.precision)?;
+        let (net, net_keys) = load_backbone(args.backbone, &args.weights, &args.keys, args.device, args.precision)?;
         let opts = ExtractOptions {
             image_size: args.image_size,
             normalize: args.normalize,
@@ -353,7 +344,7 @@ impl ExtractionJob {
     ) -> ExtractConfig<'a> {
         let args = self;
         ExtractConfig {
-            backbone: &args.backbone,
+            backbone: args.backbone.name(),
             weights: &args.weights,
             parameters: net.parameters,
             images: args.images.display().to_string(),
@@ -366,8 +357,8 @@ impl ExtractionJob {
             tf32: args.tf32,
             batch: args.batch,
             precision: precision_name(args.precision),
-            device: &args.device,
-            shard: args.shard.as_deref(),
+            device: args.device.to_string(),
+            shard: args.shard.map(|s| s.to_string()),
             image_range,
             extracted,
             skipped,
@@ -598,7 +589,7 @@ impl<'a> ExtractionKey<'a> {
             cft_experiment::manifest::fnv1a64(h, &c.to_le_bytes())
         });
         Self {
-            backbone: &args.backbone,
+            backbone: args.backbone.name(),
             weights_rule: args.weights == "rule",
             images: (images.len(), format!("{h:016x}")),
             image_size: args.image_size,
@@ -609,7 +600,7 @@ impl<'a> ExtractionKey<'a> {
             head_key: args.keys.head_key.as_deref(),
             precision: precision_name(args.precision),
             tf32: args.tf32,
-            device_kind: if args.device.starts_with("cuda") { "cuda" } else { "cpu" },
+            device_kind: if args.device.is_cuda() { "cuda" } else { "cpu" },
             chunk,
             image_range: (range.start, range.end),
         }
@@ -659,4 +650,44 @@ impl FeatureCache {
         cft_data::write_atomic(&self.meta, (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
         Ok(())
     }
+}
+
+/// Concatenates the rows of feature-set shards written by `cft extract --shard` (each the
+/// same dimension, categories and label layout) into `out`; returns the rows written.
+pub fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<usize> {
+    let inputs: Vec<Named<'_>> = shards.iter().map(|p| Named::new("a shard", p)).collect();
+    check_outputs(&inputs, &[Named::new("--out", out)])?;
+    let sets: Vec<FeatureSet> = shards.iter().map(|p| read_feature_set(p)).collect::<std::result::Result<_, _>>()?;
+    let Some(first) = sets.first() else { bail!("merge-features: no shard given") };
+    let d = first.features.cols();
+    for (s, p) in sets.iter().zip(shards) {
+        if s.features.cols() != d {
+            bail!("{}: {} features per image, the first shard has {d}", p.display(), s.features.cols());
+        }
+        if s.categories != first.categories || s.labels.is_some() != first.labels.is_some() {
+            bail!("{}: categories or labels differ from the first shard's", p.display());
+        }
+    }
+    let rows: usize = sets.iter().map(|s| s.features.rows()).sum();
+    let mut data = Vec::with_capacity(rows * d);
+    let (mut paths, mut labels) = (Vec::new(), Vec::new());
+    for s in &sets {
+        data.extend_from_slice(s.features.as_slice());
+        paths.extend(s.paths.clone().unwrap_or_default());
+        if let Some(l) = &s.labels {
+            labels.extend_from_slice(l.as_slice());
+        }
+    }
+    let labels = match first.labels.as_ref().map(|l| l.n_categories()) {
+        Some(c) => Some(PartialLabels::new(rows, c, labels)?),
+        None => None,
+    };
+    let merged = FeatureSet {
+        features: Matrix::new(rows, d, data)?,
+        labels,
+        categories: first.categories.clone(),
+        paths: (paths.len() == rows).then_some(paths),
+    };
+    write_feature_set(out, &merged, Precision::F32)?;
+    Ok(rows)
 }

@@ -10,12 +10,12 @@
 
 use crate::error::{bail, Context, Result};
 use crate::job::{load_backbone, ExtractionJob};
-use cft_core::{SparseLabels, UncertainPolicy};
+use cft_core::SparseLabels;
 use cft_data::{read_feature_set, LabelledImages};
 use cft_experiment::partial_label::{GivenHead, LabelSource, LabelledFeatures, ProportionFeatures, ProtocolData};
 use cft_experiment::progress::Progress;
 use cft_experiment::spec::{BackboneSpec, BaseFrom, DataSource, ExperimentSpec};
-use cft_features::{BadImage, JpegDecode, Normalize, PillowResize};
+use cft_features::{BadImage, Device, JpegDecode, Normalize, Resize};
 use std::path::{Path, PathBuf};
 
 /// Where the image data and the weights are, after the command line's overrides.
@@ -25,8 +25,8 @@ pub struct ImageInputs {
     pub root: PathBuf,
     /// The checkpoint (safetensors state dict).
     pub weights: PathBuf,
-    /// `cpu`, `cuda`, `cuda:N`.
-    pub device: String,
+    /// Where the network runs.
+    pub device: Device,
     /// The reports folder (`<out>/<name>/features/` receives the features).
     pub out: PathBuf,
     /// Report folder name.
@@ -155,24 +155,11 @@ fn openimages(root: &Path) -> Result<ImageDataset> {
     })
 }
 
-fn uncertain_policy(name: Option<&str>) -> (cft_data::chexpert::ChexpertOptions, &'static str) {
-    let opts = cft_data::chexpert::ChexpertOptions::default();
-    let one = |p: UncertainPolicy| cft_data::chexpert::ChexpertOptions { policies: vec![p], ..opts.clone() };
-    match name.unwrap_or("ignore") {
-        "ones" => (one(UncertainPolicy::Ones), "U-Ones (uncertain → positive)"),
-        "zeros" => (one(UncertainPolicy::Zeros), "U-Zeros (uncertain → negative)"),
-        "u-ones-u-zeros" => {
-            (opts.clone().with_u_ones_u_zeros(), "U-Ones for Atelectasis and Edema, U-Zeros for the others")
-        }
-        _ => (opts, "U-Ignore (uncertain → unknown)"),
-    }
-}
-
-fn chexpert(root: &Path, uncertain: Option<&str>) -> Result<ImageDataset> {
+fn chexpert(root: &Path, uncertain: cft_data::chexpert::Uncertain) -> Result<ImageDataset> {
     let layout =
         "CheXpert layout: train.csv and valid.csv (CheXpert-v1.0 or -small), images where their Path column says";
     let (tf, vf) = (need(root, "train.csv", layout)?, need(root, "valid.csv", layout)?);
-    let (opts, policy) = uncertain_policy(uncertain);
+    let (opts, policy) = (uncertain.options(), uncertain.describe());
     let train = cft_data::chexpert::read_chexpert(&tf, &opts)?;
     let valid = cft_data::chexpert::read_chexpert(&vf, &opts)?;
     // `Path` starts with the dataset folder's own name (`CheXpert-v1.0-small/train/…`): the
@@ -260,17 +247,17 @@ fn extract_split(
     cft_data::write_atomic(&list, text.as_bytes())?;
     let out = dir.join(format!("{stem}.safetensors"));
     let job = ExtractionJob {
-        backbone: b.name.clone(),
+        backbone: b.name,
         weights: weights.display().to_string(),
         images: list,
         image_root: Some(split.image_root.clone()),
         image_size: b.image_size,
-        resize: if b.resize == "pillow12" { PillowResize::Pillow12 } else { PillowResize::Pillow13 },
+        resize: b.resize,
         keys: inputs.keys.clone(),
-        normalize: if b.normalize == "none" { Normalize::None } else { Normalize::Imagenet },
+        normalize: b.normalize,
         batch: b.batch,
         precision: b.precision,
-        device: inputs.device.clone(),
+        device: inputs.device,
         shard: None,
         resume: inputs.resume,
         chunk: 1024,
@@ -305,7 +292,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress
     let ds = match spec.data.source {
         DataSource::Coco2014 => coco(&inputs.root)?,
         DataSource::OpenimagesV3 => openimages(&inputs.root)?,
-        DataSource::Chexpert => chexpert(&inputs.root, spec.labels.uncertain.as_deref())?,
+        DataSource::Chexpert => chexpert(&inputs.root, spec.labels.uncertain.unwrap_or_default())?,
         DataSource::Arff | DataSource::Features => {
             bail!("data.source = \"{}\" is not an image dataset", spec.data.source.name())
         }
@@ -317,7 +304,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress
     // the file and the tensor).
     let given = *spec.base.from.get() == BaseFrom::Checkpoint;
     for (_, w) in &checkpoints {
-        check_checkpoint(b, w, &inputs.keys, &inputs.device, given, ds.categories.len())?;
+        check_checkpoint(b, w, &inputs.keys, inputs.device, given, ds.categories.len())?;
     }
     let mut files = ds.label_files.clone();
     let mut extracted = Vec::new();
@@ -425,8 +412,11 @@ fn model_notes(b: &cft_experiment::spec::BackboneSpec, weights: &Path, given: bo
     };
     let preprocessing = format!(
         "Preprocessing: {} bilinear resize to {s}×{s} px, ToTensor, {}.",
-        if b.resize == "pillow12" { "Pillow ≤ 12 (the authors' 9.3)" } else { "Pillow 13" },
-        if b.normalize == "none" {
+        match b.resize {
+            Resize::Pillow12 => "Pillow ≤ 12 (the authors' 9.3)",
+            Resize::Pillow13 => "Pillow 13",
+        },
+        if b.normalize == Normalize::None {
             "no normalisation (the CFT authors' pipeline: Resize + ToTensor only)"
         } else {
             "ImageNet mean/std normalisation (what torchvision's pretrained weights expect; the CFT authors' own networks were trained without it — use normalize = \"none\" with them)"
@@ -442,7 +432,7 @@ fn check_checkpoint(
     b: &BackboneSpec,
     weights: &Path,
     keys: &cft_features::KeyNames,
-    device: &str,
+    device: Device,
     given: bool,
     categories: usize,
 ) -> Result<()> {
@@ -450,7 +440,7 @@ fn check_checkpoint(
         bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", weights.display());
     }
     let w = weights.display().to_string();
-    let (net, found) = load_backbone(&b.name, &w, keys, device, b.precision)
+    let (net, found) = load_backbone(b.name, &w, keys, device, b.precision)
         .map_err(|e| crate::error::refused!("backbone.weights: {e}"))?;
     if found.backbone_prefix.as_deref().is_some_and(|p| !p.is_empty()) || found.head_key.is_some() {
         eprintln!(
@@ -486,8 +476,8 @@ pub struct ImageSource {
     pub data_root: Option<PathBuf>,
     /// The checkpoint (overrides the spec's `backbone.weights`).
     pub weights: Option<PathBuf>,
-    /// `cpu`, `cuda`, `cuda:N` (overrides the spec's `backbone.device`).
-    pub device: Option<String>,
+    /// Where the network runs (overrides the spec's `backbone.device`).
+    pub device: Option<Device>,
     /// Prefix of the backbone's keys (overrides `backbone.key_prefix`).
     pub key_prefix: Option<String>,
     /// The classifier's key (overrides `base.head_key`).
@@ -552,7 +542,7 @@ impl ImageSource {
         let inputs = ImageInputs {
             root,
             weights,
-            device: self.device.clone().unwrap_or_else(|| b.device.clone()),
+            device: self.device.unwrap_or(b.device),
             out: out.to_path_buf(),
             name: spec.name(None),
             resume: self.resume,

@@ -6,9 +6,14 @@
 //! `cft-data` and `cft-experiment`, as in the `cft` command.
 
 use cft_core::{
-    drop_labels as core_drop_labels, mean_defined, partial_scores, BaseHeadConfig, BaseMode, CategoryOutcome,
-    FineTuneConfig, LinearHead, Matrix, Method, Metric, PartialLabels, SkipReason, SplitRef,
+    drop_labels as core_drop_labels, mean_defined, partial_scores, BaseHeadConfig, BaseMode, CategoryOutcome, Choice,
+    GaEliteTies, HeadInit, Hooks, LinearHead, LossParams, Matrix, MethodName, Metric, ParamError, PartialLabels,
+    RoleInit, SkipReason, SplitRef,
 };
+use cft_cuda::GemmPrecision;
+use cft_experiment::engine::{EngineChoice, EngineName};
+use cft_experiment::finetune_job::FinetuneRequest;
+use cft_pipeline::Device;
 use numpy::ndarray::{Array1, Array2};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -21,8 +26,48 @@ use std::time::Duration;
 /// How often the waiting thread looks for Ctrl-C and reports progress.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The process that first ran work: a different process id later means a forked child.
+static FIRST_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
 fn value_error(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
+}
+
+/// A choice keyword (`method="ga"`), parsed by the owning crate's enum: a misspelling is one
+/// `ValueError` naming the keyword and the accepted spellings, as the command line's.
+fn choice<T: Choice>(keyword: &str, value: &str) -> PyResult<T> {
+    value.parse::<T>().map_err(|e| value_error(e.named(keyword)))
+}
+
+/// A count keyword (`max_epochs`, `threads`): an integer from `min`; a negative or too large
+/// one is a `ValueError` naming the keyword, not an `OverflowError`.
+fn count(keyword: &str, value: i64, min: i64, max: Option<usize>) -> PyResult<usize> {
+    let max = max.unwrap_or(usize::MAX);
+    match usize::try_from(value) {
+        Ok(v) if value >= min && v <= max => Ok(v),
+        _ if max == usize::MAX => Err(value_error(format!("{keyword} = {value}: expected an integer ≥ {min}"))),
+        _ => Err(value_error(format!("{keyword} = {value}: expected an integer from {min} to {max}"))),
+    }
+}
+
+/// A seed keyword: 0 to 2⁶⁴ − 1.
+fn seed(keyword: &str, value: i128) -> PyResult<u64> {
+    u64::try_from(value)
+        .map_err(|_| value_error(format!("{keyword} = {value}: expected an integer from 0 to 2**64 - 1")))
+}
+
+/// The worker threads of `threads=`: 1 to [`cft_experiment::engine::max_threads`].
+fn threads(value: Option<i64>) -> PyResult<Option<usize>> {
+    value.map(|t| count("threads", t, 1, Some(cft_experiment::engine::max_threads()))).transpose()
+}
+
+/// The core's refusal under the keyword the caller used (`max_epochs`, `lr`, `categories`).
+fn keyword_error(e: ParamError) -> PyErr {
+    let keyword = match e.param.as_str() {
+        "adam.lr" => "lr".to_string(),
+        other => other.rsplit('.').next().unwrap_or(other).to_string(),
+    };
+    value_error(e.named(&keyword))
 }
 
 /// A 2-D float32 array argument, copied into the engine's row-major matrix memory (one
@@ -107,9 +152,14 @@ fn run_watched<R: Send>(
     progress: Option<&Bound<'_, PyAny>>,
     work: impl FnOnce(&Watch) -> R + Send,
 ) -> PyResult<R> {
-    if threads == Some(0) {
-        return Err(PyValueError::new_err("threads = 0: expected at least one thread"));
-    }
+    // In a child forked after the parent used the engine (multiprocessing's default on Linux,
+    // PyTorch DataLoader workers), the global pool's threads did not survive the fork: waiting
+    // on them would hang. Such a child gets a pool of its own.
+    let forked = std::process::id() != *FIRST_PID.get_or_init(std::process::id);
+    let threads = match (threads, forked) {
+        (None, true) => Some(std::thread::available_parallelism().map_or(1, usize::from)),
+        (t, _) => t,
+    };
     let pool = threads
         .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
         .transpose()
@@ -188,33 +238,11 @@ fn outcome_dict<'py>(py: Python<'py>, o: &CategoryOutcome) -> PyResult<Bound<'py
     Ok(d)
 }
 
-/// The fine-tuning configuration of the keyword arguments, checked by the core.
-#[allow(clippy::too_many_arguments)]
-fn finetune_config(
-    method: &str,
-    metric: &str,
-    max_epochs: usize,
-    patience: usize,
-    lr: f32,
-    seed: u64,
-    categories: Option<Vec<usize>>,
-    c: usize,
-) -> PyResult<FineTuneConfig> {
-    let mut cfg = FineTuneConfig::reference(Method::reference(method, lr).map_err(value_error)?);
-    cfg.metric = Metric::parse(metric).map_err(value_error)?;
-    cfg.max_epochs = max_epochs;
-    cfg.patience = patience;
-    cfg.seed = seed;
-    cfg.categories = categories;
-    cfg.check_for(c).map_err(value_error)?;
-    Ok(cfg)
-}
-
 /// CFT on in-memory features: see `cft.finetune` in the package.
 #[pyfunction]
 #[pyo3(signature = (train_features, train_labels, valid_features, valid_labels, weight, bias=None, *,
-    method="bp-asl", metric="ap", max_epochs=5000, patience=300, lr=1e-4, seed=0, engine="auto",
-    threads=None, categories=None, progress=None))]
+    method="bp-asl", metric="ap", max_epochs=5000, patience=300, lr=1e-4, seed=0, ga_elite_ties="first",
+    engine="auto", device="cpu", gemm_precision="f32", threads=None, categories=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn finetune<'py>(
     py: Python<'py>,
@@ -226,28 +254,37 @@ fn finetune<'py>(
     bias: Option<&Bound<'py, PyAny>>,
     method: &str,
     metric: &str,
-    max_epochs: usize,
-    patience: usize,
+    max_epochs: i64,
+    patience: i64,
     lr: f32,
-    seed: u64,
+    seed: i128,
+    ga_elite_ties: &str,
     engine: &str,
-    threads: Option<usize>,
-    categories: Option<Vec<usize>>,
+    device: &str,
+    gemm_precision: &str,
+    threads: Option<i64>,
+    categories: Option<Vec<i64>>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    match engine {
-        "auto" | "batched" => {}
-        "cuda" => {
-            return Err(PyValueError::new_err(
-                "engine = \"cuda\": this `cft` package was built without CUDA support; use engine=\"auto\" (the CPU engine)",
-            ))
-        }
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "engine = {other:?}: expected one of \"auto\", \"batched\", \"cuda\""
-            )))
-        }
-    }
+    let request = FinetuneRequest {
+        method: choice::<MethodName>("method", method)?,
+        lr,
+        max_epochs: count("max_epochs", max_epochs, 1, None)?,
+        patience: count("patience", patience, 1, None)?,
+        seed: self::seed("seed", seed)?,
+        metric: choice::<Metric>("metric", metric)?,
+        elite_ties: choice::<GaEliteTies>("ga_elite_ties", ga_elite_ties)?,
+        categories: categories.map(|c| c.into_iter().map(|k| count("categories", k, 0, None)).collect()).transpose()?,
+        keep_history: false,
+    };
+    request.config().check().map_err(keyword_error)?;
+    let device: Device = device.parse().map_err(|e| value_error(format!("device = {device:?}: {e}")))?;
+    let engine = choice::<EngineName>("engine", engine)?;
+    let precision = choice::<GemmPrecision>("gemm_precision", gemm_precision)?;
+    let engine = EngineChoice::resolve(engine, device, precision, cft_core::DEFAULT_BATCH)
+        .and_then(EngineChoice::build)
+        .map_err(|e| value_error(format!("engine = {:?}: {e}", engine.name())))?;
+    let threads = self::threads(threads)?;
     let tx = features("train_features", train_features)?;
     let ty = labels_for("train_labels", "train_features", tx.rows(), train_labels)?;
     let vx = features("valid_features", valid_features)?;
@@ -263,9 +300,10 @@ fn finetune<'py>(
         )));
     }
     let head = head(weight, bias, d, c)?;
-    let cfg = finetune_config(method, metric, max_epochs, patience, lr, seed, categories, c)?;
+    let cfg = request.checked(c).map_err(keyword_error)?;
+    engine.supports(&cfg).map_err(value_error)?;
     let requested = cfg.categories.as_ref().map_or(c, Vec::len) as u64;
-    let per_category = cfg.max_epochs.max(1) as u64;
+    let per_category = cfg.max_epochs as u64;
     let (st, sv) = (ty.to_sparse(), vy.to_sparse());
     let run = run_watched(py, requested * per_category, threads, progress, |watch| {
         let on_done = |o: &CategoryOutcome| {
@@ -282,14 +320,12 @@ fn finetune<'py>(
                 ControlFlow::Continue(())
             }
         };
-        cft_core::finetune_batched_controlled(
+        engine.finetune(
+            &cfg,
             &head,
             SplitRef { features: &tx, labels: &st },
             SplitRef { features: &vx, labels: &sv },
-            &cfg,
-            cft_core::DEFAULT_BATCH,
-            &on_done,
-            &on_epochs,
+            &Hooks { on_done: &on_done, on_epochs: &on_epochs },
         )
     })?
     // Interrupted without a raised KeyboardInterrupt cannot happen: only a raised error stops.
@@ -301,27 +337,67 @@ fn finetune<'py>(
     Ok(out)
 }
 
-/// A base head (AN or Ignore) trained on in-memory features: see `cft.train_head`.
+/// A base head trained on in-memory features with AN, Ignore or one of the field's
+/// partial-label losses: see `cft.train_head`. The keywords are `cft train-head`'s flags.
 #[pyfunction]
-#[pyo3(signature = (features, labels, *, mode="an", epochs=300, lr=1e-2, weight_decay=1e-4, threads=None, progress=None))]
+#[pyo3(signature = (features, labels, *, mode="an", epochs=300, lr=1e-2, weight_decay=1e-4, init=None,
+    ls_coef=None, expected_positives=None, estimator_lr_mult=None, role_init="fixed", role_seed=0, alpha=None,
+    beta=None, neg_proportion=None, warmup_epoch=None, delta_rel=None, threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn train_head<'py>(
     py: Python<'py>,
     features: &Bound<'py, PyAny>,
     labels: &Bound<'py, PyAny>,
     mode: &str,
-    epochs: usize,
+    epochs: i64,
     lr: f32,
     weight_decay: f32,
-    threads: Option<usize>,
+    init: Option<&str>,
+    ls_coef: Option<f64>,
+    expected_positives: Option<f64>,
+    estimator_lr_mult: Option<f64>,
+    role_init: &str,
+    role_seed: i128,
+    alpha: Option<f64>,
+    beta: Option<f64>,
+    neg_proportion: Option<f64>,
+    warmup_epoch: Option<i64>,
+    delta_rel: Option<f64>,
+    threads: Option<i64>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let cfg = BaseHeadConfig { mode: BaseMode::parse(mode).map_err(value_error)?, epochs, lr, weight_decay };
-    cfg.check().map_err(value_error)?;
+    let d = LossParams::default();
+    let cfg = BaseHeadConfig {
+        mode: choice::<BaseMode>("mode", mode)?,
+        epochs: count("epochs", epochs, 1, None)?,
+        lr,
+        weight_decay,
+        init: init.map(|i| choice::<HeadInit>("init", i)).transpose()?,
+        params: LossParams {
+            ls_coef: ls_coef.unwrap_or(d.ls_coef),
+            expected_positives: expected_positives.unwrap_or(d.expected_positives),
+            estimator_lr_mult: estimator_lr_mult.unwrap_or(d.estimator_lr_mult),
+            role_init: choice::<RoleInit>("role_init", role_init)?,
+            role_seed: seed("role_seed", role_seed)?,
+            alpha: alpha.unwrap_or(d.alpha),
+            beta: beta.unwrap_or(d.beta),
+            neg_proportion: neg_proportion.unwrap_or(d.neg_proportion),
+            warmup_epoch: warmup_epoch.map(|w| count("warmup_epoch", w, 1, None)).transpose()?,
+            delta_rel: delta_rel.unwrap_or(d.delta_rel),
+        },
+    };
+    let cfg = cfg.check().map_err(keyword_error)?;
+    let threads = self::threads(threads)?;
     let x = self::features("features", features)?;
-    let y = labels_for("labels", "features", x.rows(), labels)?;
-    let head = run_watched(py, 1, threads, progress, |_| cft_core::train_base_head(&x, &y, &cfg))?;
-    head_dict(py, &head)
+    let y = labels_for("labels", "features", x.rows(), labels)?.to_sparse();
+    let trained = run_watched(py, 1, threads, progress, |watch| {
+        let stop = || watch.stop.load(Ordering::Relaxed);
+        cft_core::train_base_head_stoppable(&x, None, &y, &cfg, &stop)
+    })?
+    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let out = head_dict(py, &trained.head)?;
+    out.set_item("notes", trained.notes)?;
+    Ok(out)
 }
 
 /// Per-category AP or ROC-AUC on the known labels (scikit-learn's definitions) and their mean
@@ -336,7 +412,7 @@ fn evaluate<'py>(
     weight: Option<&Bound<'py, PyAny>>,
     bias: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Vec<Option<f64>>, Option<f64>)> {
-    let metric = Metric::parse(metric).map_err(value_error)?;
+    let metric = choice::<Metric>("metric", metric)?;
     let name = if weight.is_some() { "features" } else { "scores" };
     let per = match (weight, scores_or_features.cast::<PyArray2<f64>>()) {
         (None, Ok(scores64)) => {
@@ -401,41 +477,52 @@ fn drop_labels<'py>(
     Ok(Array2::from_shape_vec((n, c), out).expect("shape").into_pyarray(py))
 }
 
-/// Runs an experiment spec (single or grid) as `cft run` does, with the CPU engine: see
-/// `cft.run`. Returns the output folder and, for a single spec, `results.json`'s text.
+/// Runs an experiment spec (single or grid) as `cft run` does: see `cft.run`. Returns the
+/// output folder and, for a single spec, `results.json`'s text. Ctrl-C stops it between
+/// epochs, units and cells.
 #[pyfunction]
-#[pyo3(signature = (spec_path, *, out=None, datasets_dir=None, resume=false, engine=None, progress=None))]
+#[pyo3(signature = (spec_path, *, out=None, datasets_dir=None, resume=false, engine=None, device=None,
+    gemm_precision=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
 fn run<'py>(
     py: Python<'py>,
     spec_path: std::path::PathBuf,
     out: Option<std::path::PathBuf>,
     datasets_dir: Option<std::path::PathBuf>,
     resume: bool,
-    engine: Option<String>,
+    engine: Option<&str>,
+    device: Option<&str>,
+    gemm_precision: Option<&str>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    use cft_experiment::partial_label::CpuEngine;
-    use cft_experiment::run::{run_spec, RunOutcome, RunRequest};
+    use cft_experiment::run::{default_datasets_dir, run_spec, RunOutcome, RunRequest};
     let spec = cft_experiment::spec::ExperimentSpec::load(&spec_path).map_err(|e| value_error(format!("{e:#}")))?;
-    let name = engine.as_deref().unwrap_or(spec.cft.engine.as_str());
-    let engine = CpuEngine::for_name(name).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "engine = {name:?}: this `cft` package runs the CPU engines (\"auto\", \"batched\", \"per-category\")"
-        ))
-    })?;
-    let datasets_dir = datasets_dir.unwrap_or_else(|| std::path::PathBuf::from("datasets"));
+    let name = engine.map(|e| choice::<EngineName>("engine", e)).transpose()?.unwrap_or(spec.cft.engine);
+    let device: Device = match device {
+        Some(d) => d.parse().map_err(|e| value_error(format!("device = {d:?}: {e}")))?,
+        None => spec.backbone.as_ref().map(|b| b.device).unwrap_or_default(),
+    };
+    let precision = gemm_precision
+        .map(|p| choice::<GemmPrecision>("gemm_precision", p))
+        .transpose()?
+        .unwrap_or(spec.cft.gemm_precision);
+    let engine = EngineChoice::resolve(name, device, precision, cft_core::DEFAULT_BATCH)
+        .and_then(EngineChoice::build)
+        .map_err(|e| value_error(format!("engine = {:?}: {e}", name.name())))?;
+    // The bundled datasets are found as `cft run` finds them.
+    let datasets_dir = datasets_dir.unwrap_or_else(default_datasets_dir);
     let outcome = run_watched(py, 0, None, progress, |watch| {
         let sink = WatchedProgress(watch);
         let req = RunRequest {
             spec_path: &spec_path,
-            spec_text: None,
+            spec: None,
             out,
             datasets_dir,
             head_key: None,
             resume,
             shard: None,
             stages: None,
-            engine: &engine,
+            engine: &*engine,
             progress: &sink,
             images: None,
             interrupt_after_units: None,
@@ -466,6 +553,10 @@ impl cft_experiment::progress::Progress for WatchedProgress<'_> {
     fn update(&self, done: u64, total: u64, _label: &str) {
         self.0.total.store(total, Ordering::Relaxed);
         self.0.done.store(done, Ordering::Relaxed);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.0.stop.load(Ordering::Relaxed)
     }
 }
 

@@ -28,16 +28,26 @@ __version__ = _cft.version()
 
 
 def _is_torch(x: Any) -> bool:
-    return type(x).__module__.split(".")[0] == "torch"
+    """Whether ``x`` is a torch tensor (not a module or anything else from torch)."""
+    if type(x).__module__.split(".")[0] != "torch":
+        return False
+    import torch
+
+    return isinstance(x, torch.Tensor)
 
 
-def _f32(x: Any, *, labels: bool = False) -> Any:
+def _f32(x: Any, name: str = "array", *, labels: bool = False) -> Any:
     """Float32, C-contiguous numpy view of ``x``: no copy when it already is one (numpy arrays
     and CPU torch tensors alike); other float dtypes (and, for labels, integers and booleans)
-    are converted. Anything else goes through unchanged for the engine to refuse by name."""
+    are converted. Tensors without data here (meta, sparse) are refused naming ``name``;
+    anything else goes through unchanged for the engine to refuse by name."""
     if _is_torch(x):
         import torch
 
+        if x.layout != torch.strided:
+            raise TypeError(f"{name}: a {x.layout} tensor; expected a dense tensor (call .to_dense() first)")
+        if x.device.type == "meta":
+            raise TypeError(f"{name}: a tensor on the meta device holds no values")
         x = x.detach()
         if x.device.type != "cpu":
             x = x.cpu()
@@ -61,6 +71,18 @@ def _like(template: Any, array: np.ndarray) -> Any:
     return array
 
 
+def _categories(categories: Any) -> Optional[list]:
+    """The category indices as given (the engine refuses non-integers and an empty list by
+    name); booleans are refused here, as Python counts them as integers."""
+    if categories is None:
+        return None
+    out = list(categories)
+    for c in out:
+        if isinstance(c, (bool, np.bool_)):
+            raise TypeError(f"categories: {c!r} is a boolean; expected category indices")
+    return [int(c) if isinstance(c, np.integer) else c for c in out]
+
+
 def _frame(rows: list, otherwise: Any) -> Any:
     """``rows`` (a list of dicts) as a polars or pandas frame when one is installed, else
     ``otherwise``."""
@@ -74,8 +96,13 @@ def _frame(rows: list, otherwise: Any) -> Any:
 
 
 def _progress(progress: Any) -> Optional[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callable, or a tqdm bar (anything with ``update``)."""
-    if progress is None or not hasattr(progress, "update"):
+    """A ``progress(done, total)`` callable, or a tqdm bar (anything with ``update``); anything
+    else is refused before the work starts."""
+    if progress is None:
+        return None
+    if not hasattr(progress, "update"):
+        if not callable(progress):
+            raise TypeError(f"progress: expected a callable progress(done, total) or a tqdm bar, got {type(progress).__name__}")
         return progress
     bar = progress
 
@@ -122,37 +149,46 @@ def finetune(
     patience: int = 300,
     lr: float = 1e-4,
     seed: int = 0,
+    ga_elite_ties: str = "first",
     engine: str = "auto",
+    device: str = "cpu",
+    gemm_precision: str = "f32",
     threads: Optional[int] = None,
     categories: Optional[Sequence[int]] = None,
     progress: Any = None,
 ) -> FineTuneResult:
     """Fine-tunes each category's logistic regression (a row of ``weight`` and its ``bias``)
     on the known training labels, keeping the epoch with the best validation ``metric``; as
-    ``cft finetune --engine batched`` with the same settings, bit for bit.
+    ``cft finetune`` with the same settings, bit for bit.
 
     ``method``: ``"bp-asl"`` (Adam on the asymmetric loss), ``"bp-bce"`` or ``"ga"`` (the
-    genetic algorithm, which maximises the metric directly). ``categories``: only these
-    (others keep their weights). ``progress``: ``progress(done, total)`` in category-epochs,
-    or a tqdm bar. The GIL is released while it runs; Ctrl-C stops it between two epochs with
+    genetic algorithm, which maximises the metric directly); ``ga_elite_ties``: ``"first"`` or
+    ``"torch-cpu"`` (the CFT authors' CPU tie order). ``engine``: ``"auto"``, ``"batched"``,
+    ``"per-category"`` (the CPU engines give the same numbers) or ``"cuda"`` (a CUDA build, on
+    ``device="cuda:N"`` with ``gemm_precision``). ``categories``: only these (others keep
+    their weights). ``progress``: ``progress(done, total)`` in category-epochs, or a tqdm bar.
+    The GIL is released while it runs; Ctrl-C stops it between two epochs with
     ``KeyboardInterrupt``.
     """
     out = _cft.finetune(
-        _f32(train_features),
-        _f32(train_labels, labels=True),
-        _f32(valid_features),
-        _f32(valid_labels, labels=True),
-        _f32(weight),
-        None if bias is None else _f32(bias),
+        _f32(train_features, "train_features"),
+        _f32(train_labels, "train_labels", labels=True),
+        _f32(valid_features, "valid_features"),
+        _f32(valid_labels, "valid_labels", labels=True),
+        _f32(weight, "weight"),
+        None if bias is None else _f32(bias, "bias"),
         method=method,
         metric=metric,
         max_epochs=max_epochs,
         patience=patience,
         lr=lr,
         seed=seed,
+        ga_elite_ties=ga_elite_ties,
         engine=engine,
+        device=device,
+        gemm_precision=gemm_precision,
         threads=threads,
-        categories=None if categories is None else [int(c) for c in categories],
+        categories=_categories(categories),
         progress=_progress(progress),
     )
     return FineTuneResult(_like(weight, out["weight"]), _like(weight, out["bias"]), out["outcomes"])
@@ -166,16 +202,36 @@ def train_head(
     epochs: int = 300,
     lr: float = 1e-2,
     weight_decay: float = 1e-4,
+    init: Optional[str] = None,
+    ls_coef: Optional[float] = None,
+    expected_positives: Optional[float] = None,
+    estimator_lr_mult: Optional[float] = None,
+    role_init: str = "fixed",
+    role_seed: int = 0,
+    alpha: Optional[float] = None,
+    beta: Optional[float] = None,
+    neg_proportion: Optional[float] = None,
+    warmup_epoch: Optional[int] = None,
+    delta_rel: Optional[float] = None,
     threads: Optional[int] = None,
+    progress: Any = None,
 ) -> dict:
-    """A base head on partial labels: ``mode="an"`` (unknown → negative) or ``"ignore"``
-    (unknown labels left out of the loss); full-batch Adam, the workspace's recipe. Returns
-    ``{"weight", "bias"}`` (a ``load_state_dict``-ready dict)."""
+    """A base head on partial labels with full-batch Adam: ``mode="an"`` (unknown → negative),
+    ``"ignore"`` (unknown labels left out of the loss), or one of the field's partial-label
+    losses, ``"an-ls"``, ``"wan"``, ``"epr"``, ``"role"`` (Cole et al. 2021), ``"em"``,
+    ``"em-apl"`` (Zhou et al. 2022), ``"ll-r"``, ``"ll-ct"``, ``"ll-cp"`` (Kim et al. 2022),
+    with their parameters as ``cft train-head``'s flags (unset: the defaults). ``init``:
+    ``"zeros"`` or ``"prior"`` (default: prior for an and ignore, zeros otherwise). Returns
+    ``{"weight", "bias"}`` (a ``load_state_dict``-ready dict) and the trainer's ``notes``.
+    Ctrl-C stops it between two epochs with ``KeyboardInterrupt``."""
     out = _cft.train_head(
-        _f32(features), _f32(labels, labels=True), mode=mode, epochs=epochs, lr=lr, weight_decay=weight_decay,
-        threads=threads,
+        _f32(features, "features"), _f32(labels, "labels", labels=True), mode=mode, epochs=epochs, lr=lr,
+        weight_decay=weight_decay, init=init, ls_coef=ls_coef, expected_positives=expected_positives,
+        estimator_lr_mult=estimator_lr_mult, role_init=role_init, role_seed=role_seed, alpha=alpha, beta=beta,
+        neg_proportion=neg_proportion, warmup_epoch=warmup_epoch, delta_rel=delta_rel, threads=threads,
+        progress=_progress(progress),
     )
-    return {"weight": _like(features, out["weight"]), "bias": _like(features, out["bias"])}
+    return {"weight": _like(features, out["weight"]), "bias": _like(features, out["bias"]), "notes": out["notes"]}
 
 
 def evaluate(scores_or_features: Any, labels: Any, *, metric: str = "ap", head: Any = None) -> dict:
@@ -185,20 +241,27 @@ def evaluate(scores_or_features: Any, labels: Any, *, metric: str = "ap", head: 
     argument holds the scores. float64 scores are ranked as float64."""
     weight = bias = None
     if head is not None:
-        weight, bias = (head["weight"], head.get("bias")) if isinstance(head, dict) else (head.weight, head.bias)
+        if isinstance(head, dict):
+            if "weight" not in head:
+                raise TypeError("head: a dict without a \"weight\" entry; expected {\"weight\", \"bias\"} or an nn.Linear")
+            weight, bias = head["weight"], head.get("bias")
+        elif hasattr(head, "weight"):
+            weight, bias = head.weight, getattr(head, "bias", None)
+        else:
+            raise TypeError(f"head: expected a {{\"weight\", \"bias\"}} dict or an nn.Linear, got {type(head).__name__}")
     x = scores_or_features
     if head is None and _is_torch(x) and str(x.dtype) == "torch.float64":
         x = x.detach().cpu().numpy()
     if head is None and isinstance(x, np.ndarray) and x.dtype == np.float64:
         x = np.ascontiguousarray(x)
     else:
-        x = _f32(x)
+        x = _f32(x, "scores_or_features")
     per, mean = _cft.evaluate(
         x,
-        _f32(labels, labels=True),
+        _f32(labels, "labels", labels=True),
         metric=metric,
-        weight=None if weight is None else _f32(weight),
-        bias=None if bias is None else _f32(bias),
+        weight=None if weight is None else _f32(weight, "head.weight"),
+        bias=None if bias is None else _f32(bias, "head.bias"),
     )
     return {"per_category": per, "mean": mean}
 
@@ -206,16 +269,19 @@ def evaluate(scores_or_features: Any, labels: Any, *, metric: str = "ap", head: 
 def drop_labels(labels: Any, proportion: float, seed: int = 526) -> Any:
     """The reference's label masks: each known label kept with probability ``proportion``
     (the authors' seeded draw, seed 526 by default); dropped labels become NaN."""
-    return _like(labels, _cft.drop_labels(_f32(labels, labels=True), float(proportion), seed))
+    return _like(labels, _cft.drop_labels(_f32(labels, "labels", labels=True), float(proportion), seed))
 
 
 def run(spec_path: str, *, out: Optional[str] = None, datasets_dir: Optional[str] = None, resume: bool = False,
-        engine: Optional[str] = None, progress: Any = None, frame: bool = True) -> Any:
-    """Runs an experiment spec (single or grid) as ``cft run`` does, on the CPU engine, writing
-    its reports. A single spec returns its results (``results.json`` as a dict, or its rows as
-    a polars/pandas frame when ``frame`` and one is installed); a grid returns its folder."""
-    done = _cft.run(str(spec_path), out=out, datasets_dir=datasets_dir, resume=resume, engine=engine,
-                    progress=_progress(progress))
+        engine: Optional[str] = None, device: Optional[str] = None, gemm_precision: Optional[str] = None,
+        progress: Any = None, frame: bool = True) -> Any:
+    """Runs an experiment spec (single or grid) as ``cft run`` does, writing its reports; the
+    engine, device and GEMM precision override the spec's, as the command's flags do, and the
+    bundled datasets are found where the command finds them. A single spec returns its results
+    (``results.json`` as a dict, or its rows as a polars/pandas frame when ``frame`` and one is
+    installed); a grid returns its folder. Ctrl-C stops it between epochs, units and cells."""
+    done = _cft.run(str(spec_path), out=out, datasets_dir=datasets_dir, resume=resume, engine=engine, device=device,
+                    gemm_precision=gemm_precision, progress=_progress(progress))
     if done.get("results_json") is None:
         return done
     results = json.loads(done["results_json"])
