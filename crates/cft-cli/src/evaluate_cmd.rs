@@ -114,7 +114,8 @@ pub struct TrainHeadArgs {
     /// em-apl: share of each category's unknown entries pseudo-labelled over the rounds.
     #[arg(long, default_value_t = LossParams::default().neg_proportion)]
     pub neg_proportion: f64,
-    /// em-apl: the first epoch after which pseudo-labels are drawn (default: half of --epochs).
+    /// em-apl: the first epoch after which pseudo-labels are drawn (default: five rounds before the
+    /// end, --epochs − 5, as the official 10-epoch schedule's warm-up at epoch 5).
     #[arg(long)]
     pub warmup_epoch: Option<usize>,
     /// ll-r, ll-ct, ll-cp: the clean rate's decrease per epoch, as a fraction (the papers' 0.1–0.5 %

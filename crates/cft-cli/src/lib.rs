@@ -95,11 +95,20 @@ pub fn error_message(e: &anyhow::Error) -> String {
 /// Parses the process's command line. A negative number is taken as a flag's value (`--lr -1`
 /// reaches the range check that names the flag) rather than as an unknown flag.
 pub fn parse() -> Cli {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses a command line (the program's name first) as the binary does.
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     fn negatives(cmd: clap::Command) -> clap::Command {
         cmd.allow_negative_numbers(true).mut_subcommands(negatives)
     }
-    let cmd = negatives(Cli::command());
-    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+    let matches = negatives(Cli::command()).try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
 }
 
 /// Runs a parsed command line.

@@ -864,14 +864,39 @@ fn the_feature_cache_reuses_extractions_of_the_same_key_only() {
     assert_ne!(cft_data::read_feature_set(&d.join("c.safetensors")).unwrap().features, a.features);
     let entries = std::fs::read_dir(d.join("cache")).unwrap().count();
     assert_eq!(entries, 4, "two entries of two files each");
-    // A damaged entry is an error naming it, not a silent reuse.
-    for e in std::fs::read_dir(d.join("cache")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "json") {
-            std::fs::write(&p, "{\"fingerprint\": 1}").unwrap();
-        }
+    // A damaged entry, or one that holds other images' features (a row fewer, other names) is
+    // never reused: the run says so, extracts again and repairs the entry.
+    let entry_of = |size_out: &str| {
+        let log = stderr(&cft(&args("32", "probe.safetensors"), d));
+        assert!(log.contains("feature cache hit"), "{size_out}: {log}");
+        let path = log.split("feature cache hit: ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+        d.join(path)
+    };
+    let features = entry_of("32");
+    let meta = features.with_extension("json");
+    let damage: [(&str, &dyn Fn()); 3] = [
+        ("is not a cache entry's record", &|| std::fs::write(&meta, "{\"fingerprint\": 1}").unwrap()),
+        ("8 images where this list has 9", &|| {
+            let mut set = cft_data::read_feature_set(&features).unwrap();
+            let rows: Vec<usize> = (0..8).collect();
+            set.features = set.features.gather_rows(&rows);
+            set.paths = set.paths.map(|p| p[..8].to_vec());
+            cft_data::write_feature_set(&features, &set, cft_core::Precision::F32).unwrap();
+        }),
+        ("first difference at row 0", &|| {
+            let mut set = cft_data::read_feature_set(&features).unwrap();
+            set.paths = set.paths.map(|p| p.iter().map(|n| format!("other/{n}")).collect());
+            cft_data::write_feature_set(&features, &set, cft_core::Precision::F32).unwrap();
+        }),
+    ];
+    for (why, damage) in damage {
+        damage();
+        let o = cft(&args("32", "d.safetensors"), d);
+        let log = stderr(&o);
+        assert!(o.status.success() && log.contains(why) && log.contains("extracting again"), "{why}: {log}");
+        assert_eq!(cft_data::read_feature_set(&d.join("d.safetensors")).unwrap(), a, "{why}: extracted again");
+        assert!(stderr(&cft(&args("32", "e.safetensors"), d)).contains("feature cache hit"), "{why}: repaired");
     }
-    refused(&args("32", "d.safetensors"), d, &["not a feature-cache entry"]);
 }
 
 #[test]

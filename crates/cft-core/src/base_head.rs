@@ -157,7 +157,10 @@ pub struct LossParams {
     pub beta: f64,
     /// EM-APL: share of each category's unknown entries pseudo-labelled over the rounds (0.9).
     pub neg_proportion: f64,
-    /// EM-APL: the first epoch (from 1) after which pseudo-labels are drawn (half the epochs).
+    /// EM-APL: the first epoch (from 1) after which pseudo-labels are drawn (default: five
+    /// rounds before the end, the round count of the official schedule's COCO setting, warm-up
+    /// at epoch 5 of 10; with one round per epoch over hundreds of full-batch epochs, half the
+    /// epochs would give `⌊0.9 u_c / 150⌋ = 0` pseudo-labels per round on small data).
     pub warmup_epoch: Option<usize>,
     /// LL: the clean rate's decrease per epoch, a fraction (1e-4: 3% of the entries modified at
     /// epoch 300; the papers' 0.1–0.5 % per epoch are for 10 epochs).
@@ -188,9 +191,9 @@ impl LossParams {
         *self == Self::default()
     }
 
-    /// EM-APL's warm-up epoch for `epochs` epochs: as set, else half of them.
+    /// EM-APL's warm-up epoch for `epochs` epochs: as set, else five rounds before the end.
     pub fn warmup_for(&self, epochs: usize) -> usize {
-        self.warmup_epoch.unwrap_or((epochs / 2).max(1))
+        self.warmup_epoch.unwrap_or(epochs.saturating_sub(5).max(1))
     }
 }
 
@@ -345,10 +348,7 @@ fn train_in_blocks(
         let mut bias_grads = vec![0.0f64; c];
         for start in (0..n).step_by(block) {
             let len = block.min(n - start);
-            x.clear();
-            for &r in &rows[start..start + len] {
-                x.extend_from_slice(features.row(r));
-            }
+            gather(features, &rows[start..start + len], &mut x);
             let (logits, target) = (&mut logits[..c * len], &mut target[..c * len]);
             crate::kernels::scores_nt(&x, len, d, &params[..c * d], c, &params[c * d..], logits);
             targets.fill(start..start + len, target);
@@ -486,10 +486,7 @@ fn train_field_loss(
 /// The observed labels of `rows` (in that order), row-major `rows × C`.
 fn observed_rows(labels: &SparseLabels, rows: &[usize], n_samples: usize) -> Vec<Label> {
     let c = labels.n_categories();
-    let mut position = vec![u32::MAX; n_samples];
-    for (j, &r) in rows.iter().enumerate() {
-        position[r] = j as u32;
-    }
+    let position = positions(rows, n_samples);
     let mut out = vec![Label::Unknown; rows.len() * c];
     for (cat, k) in labels.per_category.iter().enumerate() {
         for (list, label) in [(&k.positives, Label::Positive), (&k.negatives, Label::Negative)] {
@@ -519,6 +516,15 @@ fn role_start(observed: &[Label], params: &LossParams) -> Vec<f32> {
             (_, RoleInit::Random) => rng.uniform(-a, a) as f32,
         })
         .collect()
+}
+
+/// Each sample's position among `rows` (`u32::MAX` where it is not trained on).
+fn positions(rows: &[usize], n_samples: usize) -> Vec<u32> {
+    let mut position = vec![u32::MAX; n_samples];
+    for (j, &r) in rows.iter().enumerate() {
+        position[r] = j as u32;
+    }
+    position
 }
 
 /// Copies `rows` of `features` into `x`.
@@ -564,10 +570,7 @@ struct Targets {
 impl Targets {
     /// Unknown rows are negatives, or (`ignore_unknown`) out of the loss.
     fn new(labels: &SparseLabels, rows: &[usize], n_samples: usize, ignore_unknown: bool) -> Self {
-        let mut position = vec![u32::MAX; n_samples];
-        for (j, &r) in rows.iter().enumerate() {
-            position[r] = j as u32;
-        }
+        let position = positions(rows, n_samples);
         let known: Vec<Vec<(u32, bool)>> = labels
             .per_category
             .iter()

@@ -316,6 +316,18 @@ impl SparseLabels {
     }
 }
 
+/// The whole percent a known-label proportion is named by (units `p10-paper`, checkpoints'
+/// `{percent}`, figures `delta_at_10`): specs refuse proportions closer than 0.01, so the name
+/// identifies the proportion.
+pub fn percent(p: f64) -> u32 {
+    (100.0 * p).round() as u32
+}
+
+/// Whether two known-label proportions are the same label point (as read back from files).
+pub fn same_proportion(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
 /// The reference's label-dropping protocol that simulates partial labels.
 ///
 /// One `PCG64(seed)` stream runs over the samples in order; for each sample it draws one

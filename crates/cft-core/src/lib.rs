@@ -79,7 +79,10 @@ pub use finetune::{
     GaConfig, GaEliteTies, Method, MethodName, SkipReason, SplitRef,
 };
 pub use head::LinearHead;
-pub use labels::{drop_labels, single_positive, KnownSamples, Label, PartialLabels, SparseLabels, UncertainPolicy};
+pub use labels::{
+    drop_labels, percent, same_proportion, single_positive, KnownSamples, Label, PartialLabels, SparseLabels,
+    UncertainPolicy,
+};
 pub use linalg::{Matrix, Precision, RowSubset};
 pub use loss::Loss;
 pub use metrics::{

@@ -10,7 +10,8 @@ use crate::error::{bail, Context, Result};
 use crate::grid::{expand, show, Cell};
 use crate::partial_label::{run_protocol, unit_id, ProtocolData, ReproduceConfig, RunOptions, UnitResult};
 use crate::spec::ExperimentSpec;
-use cft_report::ablation::{AblationMeta, Tidy, TidyRow};
+use cft_report::ablation::TidyFiles;
+use cft_results::ablation::{AblationMeta, Tidy, TidyRow};
 use cft_results::Protocol;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -293,11 +294,14 @@ fn check_cell_config(cell_dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
     Ok(())
 }
 
-/// The tidy rows of one unit: every method × category.
+/// The tidy rows of one unit: every method × category. A CFT row (`<Base> + CFT-<method>`) is
+/// paired with its own base head; a base row carries the first base head's score.
 fn tidy_rows(e: &GridCellEntry, categories: &[String], u: &UnitResult) -> Vec<TidyRow> {
-    let base = u.methods.iter().find(|m| m.is_base);
+    let first_base = u.methods.iter().find(|m| m.is_base);
     let mut out = Vec::new();
     for m in &u.methods {
+        let own = m.method.split(" + ").next().filter(|_| !m.is_base);
+        let base = own.and_then(|b| u.methods.iter().find(|x| x.is_base && x.method == b)).or(first_base);
         for (k, name) in categories.iter().enumerate() {
             let o = m.outcomes.iter().find(|o| o.category == k);
             out.push(TidyRow {

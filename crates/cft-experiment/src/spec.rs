@@ -441,7 +441,7 @@ pub struct EmAplSpec {
     /// Share of each category's unknown entries pseudo-labelled over the rounds (0.9).
     #[serde(default = "neg_proportion")]
     pub neg_proportion: Param<f64>,
-    /// The first epoch after which pseudo-labels are drawn (default: half of `base.epochs`).
+    /// The first epoch after which pseudo-labels are drawn (default: `base.epochs` − 5, five rounds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup_epoch: Option<Param<usize>>,
 }
@@ -859,7 +859,7 @@ impl ExperimentSpec {
                 bail!("labels.proportions[{i}] = {p}: expected a proportion in (0, 1]");
             }
             // Units (and checkpoints' {percent}) are named by whole percents.
-            let pct = (100.0 * p).round() as u32;
+            let pct = cft_core::percent(*p);
             if let Some(j) = percents.insert(pct, i) {
                 bail!(
                     "labels.proportions[{i}] = {p}: names the same unit ({pct}%) as labels.proportions[{j}] = {}; units are named by whole percents, so give proportions at least 0.01 apart",

@@ -261,7 +261,9 @@ impl ExtractionJob {
         let hit = match &cache {
             // An entry made with `--on-bad-image skip` left images out: a run that must fail on
             // them extracts again (and fails, naming the image) instead of reusing it.
-            Some(c) => c.lookup()?.filter(|(_, _, skipped)| skipped.is_empty() || args.on_bad_image == BadImage::Skip),
+            Some(c) => c
+                .lookup(&list.images[range.clone()], net.dim(), progress)?
+                .filter(|(_, _, skipped)| skipped.is_empty() || args.on_bad_image == BadImage::Skip),
             None => None,
         };
         let cache_hit = hit.is_some();
@@ -419,12 +421,18 @@ impl ExtractionJob {
 
 /// The extracted rows as a feature set, with the image list's labels (if any) in row order.
 fn feature_set(list: &ImageList, names: Vec<String>, features: Vec<f32>, dim: usize) -> Result<FeatureSet> {
-    let labels = list.labels.as_ref().map(|(l, cats)| {
-        let index: std::collections::HashMap<&str, usize> =
-            list.images.iter().enumerate().map(|(i, im)| (im.name.as_str(), i)).collect();
-        let rows: Vec<usize> = names.iter().map(|n| index[n.as_str()]).collect();
-        (l.select_rows(&rows), cats.clone())
-    });
+    let labels = match list.labels.as_ref() {
+        None => None,
+        Some((l, cats)) => {
+            let index: std::collections::HashMap<&str, usize> =
+                list.images.iter().enumerate().map(|(i, im)| (im.name.as_str(), i)).collect();
+            let rows = names
+                .iter()
+                .map(|n| index.get(n.as_str()).copied().with_context(|| format!("image {n} is not in the image list")))
+                .collect::<Result<Vec<usize>>>()?;
+            Some((l.select_rows(&rows), cats.clone()))
+        }
+    };
     let set = FeatureSet {
         features: Matrix::new(names.len(), dim, features).context("feature shape")?,
         categories: labels.as_ref().map(|(_, c)| c.clone()),
@@ -621,20 +629,49 @@ impl FeatureCache {
         })
     }
 
-    /// The cached features, names and skipped images, if this key is cached (a damaged or
-    /// colliding entry is an error naming it).
-    fn lookup(&self) -> Result<Option<CacheEntry>> {
+    /// The cached features, names and skipped images, if this key is cached and the entry holds
+    /// exactly `images` (their names, in order, less the skipped ones, `dim` features each). An
+    /// entry that does not (damaged, or another list's features under this name) is a miss:
+    /// a note says so, and the extraction that follows replaces it.
+    fn lookup(&self, images: &[ImageRef], dim: usize, progress: &dyn Progress) -> Result<Option<CacheEntry>> {
         if !(self.meta.is_file() && self.features.is_file()) {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&self.meta).with_context(|| self.meta.display().to_string())?;
-        let meta: CacheMeta = serde_json::from_str(&text).map_err(|e| {
-            crate::error::refused!("{}: not a feature-cache entry ({e}); remove it", self.meta.display())
-        })?;
-        meta.fingerprint.check_resume(&self.fingerprint, &self.meta)?;
-        let set = read_feature_set(&self.features)?;
+        match self.read_entry(images, dim) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(why) => {
+                progress
+                    .note(&format!("note: feature cache entry {}: {why}; extracting again", self.features.display()));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The entry, checked against what it must hold (see [`FeatureCache::lookup`]).
+    fn read_entry(&self, images: &[ImageRef], dim: usize) -> std::result::Result<CacheEntry, String> {
+        let text = std::fs::read_to_string(&self.meta).map_err(|e| format!("{}: {e}", self.meta.display()))?;
+        let meta: CacheMeta = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a cache entry's record ({e})", self.meta.display()))?;
+        if !meta.fingerprint.differences(&self.fingerprint).is_empty() {
+            return Err("recorded for other images or settings".into());
+        }
+        let set = read_feature_set(&self.features).map_err(|e| e.to_string())?;
         let names = set.paths.clone().unwrap_or_default();
-        Ok(Some((set.features.into_vec(), names, meta.skipped)))
+        let skipped: std::collections::HashSet<&str> = meta.skipped.iter().map(|(n, _)| n.as_str()).collect();
+        let expected: Vec<&str> = images.iter().map(|im| im.name.as_str()).filter(|n| !skipped.contains(n)).collect();
+        if set.features.cols() != dim {
+            return Err(format!("{} features per image, the network gives {dim}", set.features.cols()));
+        }
+        if names.len() != expected.len() || names.iter().zip(&expected).any(|(a, b)| a != b) {
+            let first =
+                names.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(names.len().min(expected.len()));
+            return Err(format!(
+                "{} images where this list has {} (first difference at row {first})",
+                names.len(),
+                expected.len()
+            ));
+        }
+        Ok((set.features.into_vec(), names, meta.skipped))
     }
 
     /// Stores an extraction (features first, then the entry's metadata, each atomically).
@@ -690,4 +727,109 @@ pub fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<usize> {
     };
     write_feature_set(out, &merged, Precision::F32)?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records the notes it is given.
+    #[derive(Default)]
+    struct Notes(Mutex<Vec<String>>);
+
+    impl Progress for Notes {
+        fn update(&self, _: u64, _: u64, _: &str) {}
+        fn note(&self, line: &str) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    fn job(dir: &Path) -> ExtractionJob {
+        ExtractionJob {
+            backbone: BackboneName::Resnet20Cifar,
+            weights: "rule".into(),
+            images: dir.join("list.txt"),
+            image_root: None,
+            image_size: 32,
+            normalize: Normalize::Imagenet,
+            batch: 4,
+            precision: Precision::F32,
+            device: Device::Cpu,
+            shard: None,
+            resume: false,
+            chunk: 16,
+            cache: Some(dir.join("cache")),
+            on_bad_image: BadImage::Fail,
+            jpeg_decode: JpegDecode::Exact,
+            resize: Resize::Pillow13,
+            keys: KeyNames::default(),
+            tf32: false,
+            head_out: None,
+            out: dir.join("out.safetensors"),
+        }
+    }
+
+    fn images(dir: &Path, names: &[&str]) -> Vec<ImageRef> {
+        names
+            .iter()
+            .map(|n| {
+                std::fs::write(dir.join(n), n.as_bytes()).unwrap();
+                ImageRef { file: dir.join(n), name: n.to_string() }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_cache_key_follows_the_images_contents_and_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let j = job(d);
+        let ims = images(d, &["a.jpg", "b.jpg"]);
+        let key = |j: &ExtractionJob, ims: &[ImageRef]| {
+            serde_json::to_string(&ExtractionKey::new(j, ims, &(0..ims.len()), None)).unwrap()
+        };
+        let base = key(&j, &ims);
+        assert_eq!(key(&j, &ims), base, "the same images and settings, the same key");
+        std::fs::write(d.join("b.jpg"), b"another picture").unwrap();
+        assert_ne!(key(&j, &ims), base, "an image replaced in place is a new key");
+        std::fs::write(d.join("b.jpg"), b"b.jpg").unwrap();
+        assert_ne!(key(&ExtractionJob { resize: Resize::Pillow12, ..j.clone() }, &ims), base);
+        assert_ne!(key(&ExtractionJob { normalize: Normalize::None, ..j.clone() }, &ims), base);
+        assert_ne!(key(&ExtractionJob { device: Device::Cuda(0), ..j.clone() }, &ims), base);
+        // The cache-key spellings stay what earlier caches were written with.
+        assert!(base.contains("\"normalize\":\"Imagenet\"") && base.contains("\"resize\":\"Pillow13\""), "{base}");
+    }
+
+    #[test]
+    fn a_cache_entry_that_does_not_hold_this_list_is_a_miss_with_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let j = job(d);
+        let ims = images(d, &["a.jpg", "b.jpg", "c.jpg"]);
+        let key = ExtractionKey::new(&j, &ims, &(0..3), None);
+        let cache = FeatureCache::new(&d.join("cache"), &key, &[]).unwrap();
+        std::fs::create_dir_all(d.join("cache")).unwrap();
+        let names: Vec<String> = ims.iter().map(|i| i.name.clone()).collect();
+        cache.store(2, &[0.0; 6], &names, &[]).unwrap();
+        let notes = Notes::default();
+        let hit = cache.lookup(&ims, 2, &notes).unwrap().unwrap();
+        assert_eq!(hit.1, names);
+        // Another width than the network's, another list, a row fewer: misses, each saying why.
+        assert!(cache.lookup(&ims, 64, &notes).unwrap().is_none());
+        let other = images(d, &["a.jpg", "x.jpg", "c.jpg"]);
+        assert!(cache.lookup(&other, 2, &notes).unwrap().is_none());
+        cache.store(2, &[0.0; 4], &names[..2], &[]).unwrap();
+        assert!(cache.lookup(&ims, 2, &notes).unwrap().is_none());
+        let notes = notes.0.into_inner().unwrap();
+        assert_eq!(notes.len(), 3);
+        assert!(notes[0].contains("2 features per image, the network gives 64"), "{notes:?}");
+        assert!(notes[1].contains("first difference at row 1") && notes[1].ends_with("extracting again"), "{notes:?}");
+        assert!(notes[2].contains("2 images where this list has 3"), "{notes:?}");
+        // A skipped image is not expected in the entry.
+        cache
+            .store(2, &[0.0; 4], &[names[0].clone(), names[2].clone()], &[("b.jpg".into(), "truncated".into())])
+            .unwrap();
+        assert_eq!(cache.lookup(&ims, 2, &Notes::default()).unwrap().unwrap().2.len(), 1);
+    }
 }

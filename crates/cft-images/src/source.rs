@@ -91,19 +91,6 @@ fn from_images(file: PathBuf, image_root: &Path, img: LabelledImages) -> ImageSp
     ImageSplit { label_file: file, image_root: image_root.to_path_buf(), paths: img.paths, labels: img.labels }
 }
 
-fn same_categories(a: (&Path, &[String]), b: (&Path, &[String])) -> Result<()> {
-    if a.1 != b.1 {
-        bail!(
-            "{} and {}: the category lists differ ({} vs {} categories): label files of two different datasets?",
-            a.0.display(),
-            b.0.display(),
-            a.1.len(),
-            b.1.len()
-        );
-    }
-    Ok(())
-}
-
 fn coco(root: &Path) -> Result<ImageDataset> {
     let layout = "MS-COCO 2014 layout: annotations/instances_train2014.json, annotations/instances_val2014.json, train2014/, val2014/";
     let (tf, vf) = (
@@ -112,7 +99,7 @@ fn coco(root: &Path) -> Result<ImageDataset> {
     );
     let train = cft_data::coco::read_coco(&tf, cft_data::coco::ImageOrder::File)?;
     let val = cft_data::coco::read_coco(&vf, cft_data::coco::ImageOrder::File)?;
-    same_categories((&tf, &train.images.categories), (&vf, &val.images.categories))?;
+    cft_data::check_same_categories(&[(&tf, Some(&train.images.categories)), (&vf, Some(&val.images.categories))])?;
     let categories = train.images.categories.clone();
     let (nt, nv) = (train.images.len(), val.images.len());
     Ok(ImageDataset {
@@ -309,7 +296,7 @@ pub fn load(spec: &ExperimentSpec, inputs: &ImageInputs, progress: &dyn Progress
     let mut files = ds.label_files.clone();
     let mut extracted = Vec::new();
     for (p, w) in &checkpoints {
-        let prefix = p.map_or(String::new(), |p| format!("p{:02}-", (100.0 * p).round() as u32));
+        let prefix = p.map_or(String::new(), |p| format!("p{:02}-", cft_core::percent(p)));
         let dir = inputs.features_dir();
         let head_file = given.then(|| dir.join(format!("{prefix}checkpoint-head.safetensors")));
         let (train, train_file) =
@@ -384,7 +371,7 @@ fn checkpoints(spec: &ExperimentSpec, weights: &Path) -> Result<(bool, Vec<Check
         if spec.labels.source != LabelSource::Drop {
             bail!("backbone.weights: a {{percent}} template needs labels.source = \"drop\" (one checkpoint per proportion)");
         }
-        let pct = |p: f64| format!("{:02}", (100.0 * p).round() as u32);
+        let pct = |p: f64| format!("{:02}", cft_core::percent(p));
         spec.labels
             .proportions
             .iter()
@@ -561,5 +548,35 @@ impl ImageSource {
     /// The dataset's folder: `--data-root`, else the spec's `data.root`.
     fn dataset_root(&self, spec: &ExperimentSpec, spec_path: &Path) -> Option<PathBuf> {
         self.data_root.clone().or_else(|| spec.data.root.as_ref().map(|r| ExperimentSpec::resolve(spec_path, r)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> ExperimentSpec {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_percent_template_names_one_checkpoint_per_proportion() {
+        let s = spec("[data]\nsource = \"coco2014\"\n[labels]\nproportions = [0.1, 0.5, 0.9]\n");
+        let (template, list) = checkpoints(&s, Path::new("w/coco_{percent}.safetensors")).unwrap();
+        assert!(template);
+        let names: Vec<(Option<f64>, String)> = list.iter().map(|(p, w)| (*p, w.display().to_string())).collect();
+        assert_eq!(
+            names,
+            [
+                (Some(0.1), "w/coco_10.safetensors".to_string()),
+                (Some(0.5), "w/coco_50.safetensors".into()),
+                (Some(0.9), "w/coco_90.safetensors".into())
+            ]
+        );
+        let (template, list) = checkpoints(&s, Path::new("w/resnet101.safetensors")).unwrap();
+        assert!(!template && list == [(None, PathBuf::from("w/resnet101.safetensors"))]);
+        let real = spec("[data]\nsource = \"openimages_v3\"\n[labels]\nsource = \"real\"\n");
+        let e = checkpoints(&real, Path::new("w_{percent}.safetensors")).unwrap_err().to_string();
+        assert!(e.contains("needs labels.source = \"drop\""), "{e}");
     }
 }

@@ -61,6 +61,24 @@ fn threads(value: Option<i64>) -> PyResult<Option<usize>> {
     value.map(|t| count("threads", t, 1, Some(cft_experiment::engine::max_threads()))).transpose()
 }
 
+/// The engine `engine=` names on `device=` (the command line's resolution and engines); a CUDA
+/// engine in this CPU wheel is refused saying so.
+fn build_engine(
+    name: EngineName,
+    device: Device,
+    precision: GemmPrecision,
+) -> PyResult<Box<dyn cft_experiment::engine::CftEngine>> {
+    let choice = EngineChoice::resolve(name, device, precision, cft_core::DEFAULT_BATCH)
+        .map_err(|e| value_error(format!("engine = {:?}: {e}", name.name())))?;
+    if matches!(choice, EngineChoice::Cuda { .. }) && !cft_cuda::CUDA_BUILT {
+        return Err(value_error(format!(
+            "engine = {:?}: this `cft` package was built without CUDA support; use engine=\"auto\" (the CPU engine)",
+            name.name()
+        )));
+    }
+    choice.build().map_err(|e| value_error(format!("engine = {:?}: {e}", name.name())))
+}
+
 /// The core's refusal under the keyword the caller used (`max_epochs`, `lr`, `categories`).
 fn keyword_error(e: ParamError) -> PyErr {
     let keyword = match e.param.as_str() {
@@ -281,9 +299,7 @@ fn finetune<'py>(
     let device: Device = device.parse().map_err(|e| value_error(format!("device = {device:?}: {e}")))?;
     let engine = choice::<EngineName>("engine", engine)?;
     let precision = choice::<GemmPrecision>("gemm_precision", gemm_precision)?;
-    let engine = EngineChoice::resolve(engine, device, precision, cft_core::DEFAULT_BATCH)
-        .and_then(EngineChoice::build)
-        .map_err(|e| value_error(format!("engine = {:?}: {e}", engine.name())))?;
+    let engine = build_engine(engine, device, precision)?;
     let threads = self::threads(threads)?;
     let tx = features("train_features", train_features)?;
     let ty = labels_for("train_labels", "train_features", tx.rows(), train_labels)?;
@@ -506,9 +522,7 @@ fn run<'py>(
         .map(|p| choice::<GemmPrecision>("gemm_precision", p))
         .transpose()?
         .unwrap_or(spec.cft.gemm_precision);
-    let engine = EngineChoice::resolve(name, device, precision, cft_core::DEFAULT_BATCH)
-        .and_then(EngineChoice::build)
-        .map_err(|e| value_error(format!("engine = {:?}: {e}", name.name())))?;
+    let engine = build_engine(name, device, precision)?;
     // The bundled datasets are found as `cft run` finds them.
     let datasets_dir = datasets_dir.unwrap_or_else(default_datasets_dir);
     let outcome = run_watched(py, 0, None, progress, |watch| {

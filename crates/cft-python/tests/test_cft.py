@@ -150,13 +150,40 @@ def test_bad_input_raises_the_one_line_messages():
          "train_labels: row 0, column 0 is 0.5; expected 1, 0, -1 or NaN"),
         (lambda: cft.finetune(x, y, x, y, w[:, :3]), ValueError,
          "weight: shape [2, 3] does not fit features of width 4 and 2 label columns: expected [2, 4]"),
-        (lambda: cft.finetune(x, y, x, y, w, lr=0.0), ValueError, "adam.lr = 0: expected a learning rate in (0, 1]"),
+        (lambda: cft.finetune(x, y, x, y, w, lr=0.0), ValueError, "lr = 0: expected a learning rate in (0, 1]"),
         (lambda: cft.finetune(x[0], y, x, y, w), ValueError, "train_features: shape [4]; expected a 2-D array [rows, columns]"),
         (lambda: cft.finetune("x", y, x, y, w), TypeError, "train_features: expected a numpy array or a torch tensor, got str"),
         (lambda: cft.drop_labels(y, 1.5), ValueError, "proportion = 1.5: expected a proportion of known labels in [0, 1]"),
         (lambda: cft.finetune(x, y, x, y, w, categories=[1, 2]), ValueError,
          "categories = 2: not a category index (the data has 2 categories)"),
-        (lambda: cft.train_head(x, y, mode="full"), ValueError, 'mode = "full": expected one of "an", "ignore"'),
+        (lambda: cft.train_head(x, y, mode="full"), ValueError,
+         'mode = "full": expected one of "an", "ignore", "an-ls", "wan", "epr", "role", "em", "em-apl", "ll-r", '
+         '"ll-ct", "ll-cp"'),
+        (lambda: cft.train_head(x, y, mode="em-apl", beta=-1.0), ValueError,
+         "beta = -1: expected a finite number ≥ 0"),
+        (lambda: cft.finetune(x, y, x, y, w, ga_elite_ties="last"), ValueError,
+         'ga_elite_ties = "last": expected one of "first", "torch-cpu"'),
+        (lambda: cft.finetune(x, y, x, y, w, engine="gpu"), ValueError,
+         'engine = "gpu": expected one of "auto", "per-category", "batched", "cuda"'),
+        (lambda: cft.finetune(x, y, x, y, w, device="tpu"), ValueError,
+         'device = "tpu": "tpu" is not a device: expected cpu, cuda or cuda:N'),
+        (lambda: cft.finetune(x, y, x, y, w, gemm_precision="bf16"), ValueError,
+         'engine = "auto": gemm_precision = "bf16": only the CUDA engine has a GEMM precision; the batched engine computes in f32'),
+        (lambda: cft.finetune(x, y, x, y, w, max_epochs=-1), ValueError, "max_epochs = -1: expected an integer ≥ 1"),
+        (lambda: cft.finetune(x, y, x, y, w, patience=0), ValueError, "patience = 0: expected an integer ≥ 1"),
+        (lambda: cft.finetune(x, y, x, y, w, seed=-3), ValueError, "seed = -3: expected an integer from 0 to 2**64 - 1"),
+        (lambda: cft.finetune(x, y, x, y, w, threads=-2), ValueError,
+         f"threads = -2: expected an integer from 1 to {max(64, 8 * os.cpu_count())}"),
+        (lambda: cft.finetune(x, y, x, y, w, threads=100000), ValueError,
+         f"threads = 100000: expected an integer from 1 to {max(64, 8 * os.cpu_count())}"),
+        (lambda: cft.finetune(x, y, x, y, w, categories=[]), ValueError,
+         "categories = []: expected at least one category (leave it out for all)"),
+        (lambda: cft.finetune(x, y, x, y, w, categories=[True]), TypeError,
+         "categories: True is a boolean; expected category indices"),
+        (lambda: cft.finetune(x, y, x, y, w, progress=42), TypeError,
+         "progress: expected a callable progress(done, total) or a tqdm bar, got int"),
+        (lambda: cft.evaluate(x, y, head=w), TypeError,
+         "head: expected a {\"weight\", \"bias\"} dict or an nn.Linear, got ndarray"),
         (lambda: cft.finetune(x, y, x, y, w, engine="cuda"), ValueError,
          'engine = "cuda": this `cft` package was built without CUDA support; use engine="auto" (the CPU engine)'),
     ]
@@ -164,6 +191,9 @@ def test_bad_input_raises_the_one_line_messages():
         with pytest.raises(kind) as e:
             call()
         assert str(e.value) == message
+    # A fraction among the categories is refused by the argument's conversion, naming it.
+    with pytest.raises(TypeError, match="categories"):
+        cft.finetune(x, y, x, y, w, categories=[1.5])
 
 
 def test_float16_and_float64_inputs_are_converted(own):
@@ -205,3 +235,76 @@ def test_the_readme_shows_the_example_file_verbatim():
     readme = (ROOT / "README.md").read_text()
     example = (ROOT / "crates" / "cft-python" / "examples" / "readme_example.py").read_text()
     assert "```python\n" + example + "```" in readme
+
+
+def _interrupt_after(seconds, call):
+    """Runs ``call`` with a SIGINT sent ``seconds`` in (the handler an interactive interpreter
+    has, the signal unblocked: see the finetune Ctrl-C test); returns the seconds it took."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return time.monotonic() - start
+
+
+def test_ctrl_c_stops_train_head_and_run(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 64)).astype(np.float32)
+    y = (x[:, :16] > 1).astype(np.float32)
+    # 10^6 epochs would take hours: the signal must end it between two epochs.
+    assert _interrupt_after(0.5, lambda: cft.train_head(x, y, mode="an", epochs=1_000_000)) < 5
+    assert _interrupt_after(0.5, lambda: cft.train_head(x, y, mode="ll-r", epochs=1_000_000, delta_rel=1e-7)) < 5
+    spec = tmp_path / "long.toml"
+    spec.write_text('[data]\ndataset = "scene"\n[labels]\nproportions = [0.5]\n[cft]\nmax_epochs = 1000000\n'
+                    'patience = 1000000\nmethods = ["ga"]\n')
+    took = _interrupt_after(1.0, lambda: cft.run(spec, out=str(tmp_path / "out"), datasets_dir=str(ROOT / "datasets")))
+    assert took < 10
+    assert not (tmp_path / "out" / "scene" / "results.json").exists(), "an interrupted run writes no results"
+
+
+def _finetune_in_child(queue):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 16)).astype(np.float32)
+    y = (x[:, :4] > 0).astype(np.float32)
+    r = cft.finetune(x, y, x, y, np.zeros((4, 16), np.float32), method="ga", max_epochs=10, patience=10)
+    queue.put(r.weight.shape)
+
+
+def test_a_forked_child_runs_after_the_parent_used_the_engine():
+    import multiprocessing
+
+    _finetune_in_child(type("Q", (), {"put": lambda self, v: None})())  # the parent's pool is up
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_finetune_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in cft.finetune")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == (4, 16)
+
+
+def test_train_head_with_a_field_loss_equals_cft_train_head_bit_for_bit(tmp_path, cft_bin, own):
+    train, _, _ = own
+    for mode, extra, flags in [
+        ("ll-r", dict(delta_rel=0.002), ["--delta-rel", "0.002"]),
+        ("role", dict(expected_positives=2.0), ["--expected-positives", "2"]),
+        ("em-apl", dict(warmup_epoch=20), ["--warmup-epoch", "20"]),
+    ]:
+        out = tmp_path / f"{mode}.safetensors"
+        subprocess.run([str(cft_bin), "train-head", "--train", str(OWN / "train.safetensors"), "--mode", mode,
+                        "--epochs", "40", "--out", str(out), *flags], check=True, capture_output=True)
+        cli = read_safetensors(out)
+        py = cft.train_head(train["features"], train["labels"], mode=mode, epochs=40, **extra)
+        assert same_bits(py["weight"], cli["weight"]), mode
+        assert same_bits(py["bias"], cli["bias"]), mode

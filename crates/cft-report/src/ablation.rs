@@ -19,75 +19,25 @@ use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The fixed columns of a tidy table, in order; the varied parameters follow `cell`.
-pub const TIDY_COLUMNS: [&str; 14] = [
-    "dataset",
-    "cell",
-    "seed",
-    "method",
-    "protocol",
-    "proportion",
-    "category",
-    "is_base",
-    "score",
-    "base_score",
-    "selection_original",
-    "selection_best",
-    "best_epoch",
-    "epochs_run",
-];
-
-/// One row of a tidy ablation table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TidyRow {
-    /// Dataset name.
-    pub dataset: String,
-    /// Cell id without the seed (`c003`).
-    pub cell: String,
-    /// The repetition's seed (none when the grid has no `seeds`).
-    pub seed: Option<u64>,
-    /// The varied parameters' values, in [`Tidy::param_keys`] order, as shown.
-    pub params: Vec<String>,
-    /// Row name (`AN`, `AN + CFT-GA`, …).
-    pub method: String,
-    /// `paper` or `held-out`.
-    pub protocol: String,
-    /// Known-label proportion (or the real labels' known fraction).
-    pub proportion: f64,
-    /// Category name.
-    pub category: String,
-    /// Whether the row is a base head.
-    pub is_base: bool,
-    /// The evaluation score (AP or AUC), undefined where the category has no positive or negative.
-    pub score: Option<f64>,
-    /// The first base head's score on the same category, cell, seed, protocol and proportion.
-    pub base_score: Option<f64>,
-    /// CFT: the base head's score on the selection split.
-    pub selection_original: Option<f64>,
-    /// CFT: the best epoch's score on the selection split.
-    pub selection_best: Option<f64>,
-    /// CFT: the selected epoch (−1: the base head was kept).
-    pub best_epoch: Option<i64>,
-    /// CFT: epochs run before patience or the limit stopped it.
-    pub epochs_run: Option<i64>,
-}
-
-/// A grid's tidy table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tidy {
-    /// The varied parameters' key paths (`cft.bp_lr`), the columns after `cell`.
-    pub param_keys: Vec<String>,
-    /// The rows, sorted by cell, seed, protocol, method, proportion and category position.
-    pub rows: Vec<TidyRow>,
-}
-
 fn invalid(path: &Path, e: impl std::fmt::Display) -> ReportError {
     ReportError::Invalid { path: path.to_path_buf(), message: e.to_string() }
 }
 
-impl Tidy {
+pub use cft_results::ablation::{AblationMeta, Tidy, TidyRow, TIDY_COLUMNS};
+
+/// The tidy table's files: CSV and Parquet through polars (the schema is `cft-results`').
+pub trait TidyFiles {
     /// The table as a polars frame (fixed columns with the parameters after `cell`).
-    pub fn to_frame(&self) -> PolarsResult<DataFrame> {
+    fn to_frame(&self) -> PolarsResult<DataFrame>;
+    /// Writes `tidy.csv` (polars' CSV writer, every digit of every score) atomically.
+    fn write_csv(&self, path: &Path) -> Result<(), ReportError>;
+    /// Writes `tidy.parquet` (polars' Parquet writer, zstd; typed columns for tools that read
+    /// Parquet: pandas, polars, DuckDB, Arrow) atomically.
+    fn write_parquet(&self, path: &Path) -> Result<(), ReportError>;
+}
+
+impl TidyFiles for Tidy {
+    fn to_frame(&self) -> PolarsResult<DataFrame> {
         let r = &self.rows;
         let s = |f: fn(&TidyRow) -> String| r.iter().map(f).collect::<Vec<String>>();
         let mut cols: Vec<Column> = vec![
@@ -114,8 +64,7 @@ impl Tidy {
         DataFrame::new_infer_height(cols)
     }
 
-    /// Writes `tidy.csv` (polars' CSV writer, every digit of every score) atomically.
-    pub fn write_csv(&self, path: &Path) -> Result<(), ReportError> {
+    fn write_csv(&self, path: &Path) -> Result<(), ReportError> {
         let mut df = self.to_frame().map_err(|e| invalid(path, e))?;
         let mut buf = Vec::new();
         CsvWriter::new(&mut buf).include_header(true).finish(&mut df).map_err(|e| invalid(path, e))?;
@@ -123,18 +72,18 @@ impl Tidy {
         Ok(())
     }
 
-    /// Writes `tidy.parquet` (polars' Parquet writer, zstd; typed columns for tools that read
-    /// Parquet: pandas, polars, DuckDB, Arrow) atomically.
-    pub fn write_parquet(&self, path: &Path) -> Result<(), ReportError> {
+    fn write_parquet(&self, path: &Path) -> Result<(), ReportError> {
         let mut df = self.to_frame().map_err(|e| invalid(path, e))?;
         let mut buf = Vec::new();
         ParquetWriter::new(&mut buf).finish(&mut df).map_err(|e| invalid(path, e))?;
         cft_data::write_atomic(path, &buf)?;
         Ok(())
     }
+}
 
-    /// Reads a `tidy.csv` back (parameters are the columns between `cell` and `seed`).
-    pub fn read_csv(path: &Path) -> Result<Self, ReportError> {
+/// Reads a `tidy.csv` back (parameters are the columns between `cell` and `seed`).
+pub fn read_tidy_csv(path: &Path) -> Result<Tidy, ReportError> {
+    {
         // Every column as text: parameter values and scores come back exactly as written.
         let df = CsvReadOptions::default()
             .with_has_header(true)
@@ -199,7 +148,7 @@ impl Tidy {
                 })
             })
             .collect::<Result<_, ReportError>>()?;
-        Ok(Self { param_keys, rows })
+        Ok(Tidy { param_keys, rows })
     }
 }
 
@@ -679,25 +628,6 @@ pub fn write_ablation_report(dir: &Path, meta: &AblationMeta, tidy: &Tidy) -> Re
     Ok(written)
 }
 
-/// What an ablation folder records about itself (`ablation.json`, beside `tidy.csv`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AblationMeta {
-    /// Ablation name (the folder).
-    pub name: String,
-    /// What it varies and why.
-    pub description: String,
-    /// `mAP` or `mAUC`.
-    pub metric: String,
-    /// The spec file it came from.
-    pub spec: String,
-    /// Cells × seeds.
-    pub cells: usize,
-    /// How the label masks were drawn across seeds (a sentence for the table captions; empty
-    /// in files from before it was recorded).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub label_masks: String,
-}
-
 /// Rebuilds every ablation under `root` (folders with `tidy.csv` and `ablation.json`) into the
 /// same folder names under `out`, and the index `out/README.md`; returns the files written
 /// (none when there is no ablation).
@@ -717,7 +647,7 @@ pub fn write_ablations_index(root: &Path, out: &Path) -> Result<Vec<PathBuf>, Re
         let meta_path = d.join("ablation.json");
         let meta: AblationMeta =
             serde_json::from_str(&cft_data::fsutil::read_to_string(&meta_path)?).map_err(|e| invalid(&meta_path, e))?;
-        let tidy = Tidy::read_csv(&d.join("tidy.csv"))?;
+        let tidy = read_tidy_csv(&d.join("tidy.csv"))?;
         check_tidy_against_grid(d, &tidy)?;
         let folder = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let target = out.join(&folder);
@@ -864,7 +794,7 @@ mod tests {
         // A CSV round trip keeps every row.
         let dir = tempfile::tempdir().unwrap();
         tidy.write_csv(&dir.path().join("tidy.csv")).unwrap();
-        assert_eq!(Tidy::read_csv(&dir.path().join("tidy.csv")).unwrap(), tidy);
+        assert_eq!(read_tidy_csv(&dir.path().join("tidy.csv")).unwrap(), tidy);
         // The Parquet file holds the same frame.
         tidy.write_parquet(&dir.path().join("tidy.parquet")).unwrap();
         let back = ParquetReader::new(std::fs::File::open(dir.path().join("tidy.parquet")).unwrap()).finish().unwrap();

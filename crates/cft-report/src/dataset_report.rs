@@ -50,7 +50,7 @@ pub fn write_dataset_report(dir: &Path, res: &ExperimentResults) -> Result<Vec<P
     }
     written.extend(render(&dir.join("score_vs_known"), FIGURE_SIZE, &ScoreVsProportion(res))?);
     let first = res.proportions.first().copied();
-    let delta_name = first.map(|p| format!("delta_at_{:02}", (100.0 * p).round() as u32));
+    let delta_name = first.map(|p| format!("delta_at_{:02}", cft_core::percent(p)));
     if let (Some(p), Some(name)) = (first, &delta_name) {
         let base = res.rows.iter().find(|r| r.is_base).map_or("AN", |r| r.method.as_str());
         let fig = DeltaBars { results: res, proportion: p, base };

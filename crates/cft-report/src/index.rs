@@ -236,10 +236,7 @@ fn dataset_sections(
         }
         md.push_str(&format!("![{name} {} vs known labels]({name}/score_vs_known.png)\n\n", res.metric));
         if let Some(p) = res.proportions.first() {
-            md.push_str(&format!(
-                "![{name} per-category delta]({name}/delta_at_{:02}.png)\n\n",
-                (100.0 * p).round() as u32
-            ));
+            md.push_str(&format!("![{name} per-category delta]({name}/delta_at_{:02}.png)\n\n", cft_core::percent(*p)));
         }
         if let Some(fig) = history_figure(&runs_dir.join(name), res)? {
             let stem = dir.join("history");

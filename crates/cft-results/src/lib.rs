@@ -7,6 +7,8 @@
 //! dataset, holding every (method, protocol, known-label proportion) cell with its
 //! per-category scores and a link to the run that produced it.
 
+pub mod ablation;
+
 use serde::{Deserialize, Serialize};
 
 /// How a CFT epoch (and base model) was selected.

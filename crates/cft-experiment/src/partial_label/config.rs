@@ -274,7 +274,7 @@ fn spec_error(section: &str, e: ParamError) -> ParamError {
 /// real partial labels, `single-positive-paper` for the single-positive protocol.
 pub fn unit_id(cfg: &ReproduceConfig, p: f64, protocol: Protocol) -> String {
     match cfg.label_source {
-        LabelSource::Drop => format!("p{:02}-{}", (100.0 * p).round() as u32, protocol.label()),
+        LabelSource::Drop => format!("p{:02}-{}", cft_core::percent(p), protocol.label()),
         LabelSource::Real => format!("real-{}", protocol.label()),
         LabelSource::SinglePositive => format!("single-positive-{}", protocol.label()),
     }

@@ -128,9 +128,7 @@ impl ProtocolData {
         if te_labels.n_categories() != c {
             bail!("{}: {} label columns, {} has {c}", test.display(), te_labels.n_categories(), train.display());
         }
-        if tr.categories.is_some() && te.categories.is_some() && tr.categories != te.categories {
-            bail!("{} and {}: the category names differ", train.display(), test.display());
-        }
+        cft_data::check_same_categories(&[(train, tr.categories.as_deref()), (test, te.categories.as_deref())])?;
         let categories = tr.categories.clone().unwrap_or_else(|| (0..c).map(|k| format!("category {k}")).collect());
         let mut inputs = vec![train.to_path_buf(), test.to_path_buf()];
         let given_head = match head {
@@ -145,9 +143,7 @@ impl ProtocolData {
                         tr.features.cols()
                     );
                 }
-                if file.categories.as_ref().is_some_and(|hcats| *hcats != categories) {
-                    bail!("{}: the head's categories differ from {}'s", path.display(), train.display());
-                }
+                cft_data::check_same_categories(&[(train, Some(&categories)), (path, file.categories.as_deref())])?;
                 inputs.push(path.to_path_buf());
                 Some(GivenHead { label: "given head".into(), head: file.head })
             }

@@ -130,7 +130,8 @@ pub fn aggregate_plan(plan: &RunPlan, units: &[UnitResult]) -> ExperimentResults
             let cells = proportions
                 .iter()
                 .filter_map(|&p| {
-                    let u = units.iter().find(|u| u.protocol == protocol && (u.proportion - p).abs() < 1e-12)?;
+                    let u =
+                        units.iter().find(|u| u.protocol == protocol && cft_core::same_proportion(u.proportion, p))?;
                     let m = u.methods.iter().find(|m| m.method == name)?;
                     let groups = match (cfg.groups, group_counts) {
                         (Some(g), Some(counts)) => cft_core::group_means(&m.test_per_category, counts, g.groups)

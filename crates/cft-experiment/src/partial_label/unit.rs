@@ -133,7 +133,7 @@ pub(crate) fn run_unit(
         None => f(),
     };
     // A checkpoint per proportion: this unit's features and head.
-    let own = data.per_proportion.iter().find(|f| (f.proportion - p).abs() < 1e-12);
+    let own = data.per_proportion.iter().find(|f| cft_core::same_proportion(f.proportion, p));
     let train_x = own.map_or(&data.train.features, |f| &f.train);
     let given = own.map_or(data.given_head.as_ref(), |f| f.given_head.as_ref());
     let test_x = own.map_or(&data.test.features, |f| &f.test);
