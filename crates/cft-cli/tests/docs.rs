@@ -50,8 +50,8 @@ fn shell_words(line: &str) -> Vec<String> {
 /// The `cft` command lines of a Markdown file's `sh` blocks, with their line numbers.
 fn commands(path: &Path) -> Vec<(usize, Vec<String>)> {
     let text = std::fs::read_to_string(path).unwrap();
-    let (mut out, mut in_sh, mut pending): (Vec<(usize, Vec<String>)>, bool, Option<(usize, String)>) =
-        (Vec::new(), false, None);
+    let mut out: Vec<(usize, Vec<String>)> = Vec::new();
+    let (mut in_sh, mut pending): (bool, Option<(usize, String)>) = (false, None);
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.starts_with("```") {
