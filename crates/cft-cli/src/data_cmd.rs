@@ -43,8 +43,9 @@ pub struct SynthesizeArgs {
     /// Test images (default: the dataset's).
     #[arg(long)]
     pub test_rows: Option<usize>,
-    /// COCO's category list (JSON `[{id, name, …}]`, e.g. `datasets/rehearsal/coco2014_categories_80.json`)
-    /// for the names; without it, `class 0000` …
+    /// Category names: a JSON list `[{id, name, …}]` (e.g. `datasets/rehearsal/coco2014_categories_80.json`)
+    /// or a text file with one name per line (OpenImages' `classes-trainable.txt`), exactly as
+    /// many as the dataset has, each once; without it, `class 0000` …
     #[arg(long)]
     pub categories: Option<PathBuf>,
     /// Seed of the synthetic data.
@@ -128,14 +129,17 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
 
 fn synthesize(a: &SynthesizeArgs) -> Result<()> {
     use cft_experiment::rehearsal::{rows_to_write, write_shaped, Sizes};
-    if a.train_rows == Some(0) || a.test_rows == Some(0) {
-        anyhow::bail!("--train-rows/--test-rows 0: each split needs at least one image");
-    }
     let sizes = Sizes { train: a.train_rows, test: a.test_rows };
     let clock = std::time::Instant::now();
-    let bar = progress(rows_to_write(a.like, sizes) as u64, "rows");
-    let files = write_shaped(a.like, &a.out, sizes, a.categories.as_deref(), a.seed, &|n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
+    // The bar appears with the first rows: a refusal comes without one.
+    let bar = std::sync::OnceLock::new();
+    let total = rows_to_write(a.like, sizes) as u64;
+    let files = write_shaped(a.like, &a.out, sizes, a.categories.as_deref(), a.seed, &|n| {
+        bar.get_or_init(|| progress(total, "rows")).inc(n as u64)
+    })?;
+    if let Some(b) = bar.get() {
+        b.finish_and_clear();
+    }
     for f in &files {
         let bytes = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         eprintln!("wrote {} ({:.2} GiB)", f.display(), bytes as f64 / (1u64 << 30) as f64);

@@ -13,6 +13,7 @@
 
 use crate::engine::Hooks;
 use crate::error::{CoreError, Interrupted};
+use crate::finetune::CheckedFineTune;
 use crate::finetune::{
     skip_reason, skipped, CategoryOutcome, CategoryRun, CategorySamples, FineTuneConfig, SplitRef, StepOutput,
     Validator,
@@ -20,7 +21,6 @@ use crate::finetune::{
 use crate::head::LinearHead;
 use crate::linalg::{dot, Matrix};
 use crate::metrics::RankScorer;
-use crate::params::CheckedFineTune;
 use rayon::prelude::*;
 
 const ROWS_PER_BLOCK: usize = 64;

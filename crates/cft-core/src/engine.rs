@@ -10,9 +10,9 @@
 //! labels, no rows copied), calling the hooks, and assembling the new head.
 
 use crate::error::{CoreError, Interrupted};
+use crate::finetune::CheckedFineTune;
 use crate::finetune::{skip_reason_from_counts, skipped, CategoryOutcome, FineTuneRun, SkipReason, SplitRef};
 use crate::head::LinearHead;
-use crate::params::CheckedFineTune;
 use std::ops::ControlFlow;
 
 /// What a run tells its caller while it goes, and how the caller may stop it.

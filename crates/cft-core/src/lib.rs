@@ -75,8 +75,8 @@ pub use engine::{finetune, Engine, Hooks};
 pub use error::{CoreError, Interrupted, ParamError};
 pub use finetune::should_stop;
 pub use finetune::{
-    elite_order, finetune_category, CategoryOutcome, CategorySamples, EpochRecord, FineTuneConfig, FineTuneRun,
-    GaConfig, GaEliteTies, Method, MethodName, SkipReason, SplitRef,
+    elite_order, finetune_category, CategoryOutcome, CategorySamples, CheckedFineTune, EpochRecord, FineTuneConfig,
+    FineTuneRun, GaConfig, GaEliteTies, Method, MethodName, SkipReason, SplitRef,
 };
 pub use head::LinearHead;
 pub use labels::{
@@ -89,6 +89,6 @@ pub use metrics::{
     group_counts, group_means, mean_defined, numpy_pairwise_sum, partial_scores, roc_auc_sklearn, sparse_scores,
     GroupBy, GroupMean, Metric, RankScorer,
 };
-pub use params::{CheckedFineTune, MAX_POPULATION};
+pub use params::MAX_POPULATION;
 pub use per_category::PerCategory;
 pub use rng::{Mt19937, Pcg64, SeedSequence};

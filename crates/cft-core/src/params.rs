@@ -7,7 +7,7 @@
 
 use crate::adam::AdamConfig;
 use crate::base_head::{BaseHeadConfig, BaseMode, CheckedBaseHead};
-use crate::finetune::{FineTuneConfig, GaConfig, Method};
+use crate::finetune::{CheckedFineTune, FineTuneConfig, GaConfig, Method};
 use crate::loss::Loss;
 
 pub use crate::error::ParamError;
@@ -148,54 +148,7 @@ impl FineTuneConfig {
                 return Err(ParamError::new("categories", twice, "listed twice; each category runs once"));
             }
         }
-        Ok(CheckedFineTune(self))
-    }
-}
-
-/// A [`FineTuneConfig`] whose parameters passed [`FineTuneConfig::check`]: a reference to the
-/// checked configuration can only be obtained by checking (linfa's `ParamGuard` in spirit), so
-/// the engines never meet an unchecked population, learning rate or epoch limit. Reads as the
-/// configuration (`Deref`); changing it means checking again.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(transparent)]
-pub struct CheckedFineTune(FineTuneConfig);
-
-impl CheckedFineTune {
-    /// The configuration.
-    pub fn config(&self) -> &FineTuneConfig {
-        &self.0
-    }
-
-    /// The configuration, to change and check again.
-    pub fn into_inner(self) -> FineTuneConfig {
-        self.0
-    }
-
-    /// The same configuration keeping (or not) every category's per-epoch history, which
-    /// changes what is recorded, never what is computed (so no new check).
-    pub fn with_history(self, keep_history: bool) -> Self {
-        CheckedFineTune(FineTuneConfig { keep_history, ..self.0 })
-    }
-
-    /// Every requested category an index of data with `n_categories` (the core's own check at
-    /// the start of [`crate::finetune()`]; a front end that knows the data may call it first,
-    /// to refuse before reading more).
-    pub fn check_categories(&self, n_categories: usize) -> Result<(), ParamError> {
-        match self.0.categories.iter().flatten().find(|&&k| k >= n_categories) {
-            Some(&bad) => Err(ParamError::new(
-                "categories",
-                bad,
-                format!("not a category index (the data has {n_categories} categories)"),
-            )),
-            None => Ok(()),
-        }
-    }
-}
-
-impl std::ops::Deref for CheckedFineTune {
-    type Target = FineTuneConfig;
-    fn deref(&self) -> &FineTuneConfig {
-        &self.0
+        Ok(CheckedFineTune::checked(self))
     }
 }
 

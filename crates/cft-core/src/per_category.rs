@@ -3,9 +3,9 @@
 
 use crate::engine::{Engine, Hooks};
 use crate::error::CoreError;
+use crate::finetune::CheckedFineTune;
 use crate::finetune::{finetune_category, CategoryOutcome, CategorySamples, SplitRef};
 use crate::head::LinearHead;
-use crate::params::CheckedFineTune;
 use rayon::prelude::*;
 
 /// The per-category engine: each category runs its own loop, categories in parallel. It

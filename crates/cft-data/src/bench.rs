@@ -46,6 +46,28 @@ pub struct DataBench {
     pub baseline_rss_mib: Option<f64>,
 }
 
+/// Memory the system can still give (`MemAvailable` of `/proc/meminfo`), in bytes; `None`
+/// where there is no such file.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Free space for an unprivileged writer on the file system holding `dir`, in bytes.
+#[cfg(unix)]
+pub fn free_disk(dir: &std::path::Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Free space (not known on this platform).
+#[cfg(not(unix))]
+pub fn free_disk(_dir: &std::path::Path) -> Option<u64> {
+    None
+}
+
 /// A memory line of `/proc/self/status` in MiB (`VmHWM`: peak resident, `VmRSS`: current).
 pub fn proc_status_mib(key: &str) -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;

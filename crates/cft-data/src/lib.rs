@@ -56,7 +56,10 @@ pub use fsutil::write_atomic;
 pub use image_list::LabelledImages;
 pub use inputs::{check_same_categories, read_head_for, read_labelled, Labelled};
 pub use manifest::{real_data_folder, DatasetFormat, DatasetManifest};
-pub use outputs::{check_collisions, check_folder_apart, check_output_folder, check_outputs, Named, OutputLock};
+pub use outputs::{
+    check_collisions, check_folder_apart, check_folder_name, check_folder_off_files, check_output_folder,
+    check_outputs, Named, OutputLock,
+};
 pub use streamed::{read_labelled_set, write_labelled_set, LabelledSet};
 pub use tensors::{
     pytorch_pickle_hint, read_feature_set, read_head, read_head_file, write_feature_set, write_head, write_head_as,

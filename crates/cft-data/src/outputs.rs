@@ -169,6 +169,54 @@ pub fn check_folder_apart(out: Named<'_>, input_folders: &[Named<'_>]) -> Result
     Ok(())
 }
 
+/// Refuses an output folder that is the folder holding an input file, or a folder above it:
+/// the run's index, tables and plots would land beside (or over) the input. Paths are compared
+/// resolved (links followed, `..` removed). An output folder *inside* an input file's folder is
+/// allowed (features in the working folder, reports under `reports/`).
+pub fn check_folder_off_files(out: Named<'_>, input_files: &[Named<'_>]) -> Result<()> {
+    let o = folder_location(out.path);
+    for i in input_files {
+        let file = std::fs::canonicalize(i.path).unwrap_or_else(|_| location(i.path));
+        let Some(folder) = file.parent() else { continue };
+        let relation = if o == folder {
+            "is the folder of"
+        } else if folder.starts_with(&o) {
+            "contains"
+        } else {
+            continue;
+        };
+        return Err(DataError::invalid(
+            out.path,
+            format!(
+                "{} {relation} {} ({}): outputs never go into an input's folder; choose another {}",
+                out.role,
+                i.role,
+                i.path.display(),
+                out.role
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a name that becomes one folder under an output folder (a dataset's report folder):
+/// a plain name, not `.`/`..`, without path separators or control characters, so that
+/// `out.join(name)` stays inside `out`.
+pub fn check_folder_name(role: &str, name: &str) -> std::result::Result<(), String> {
+    let why = if name.trim().is_empty() {
+        "is empty"
+    } else if name == "." || name == ".." {
+        "names no folder of its own (`.`/`..`)"
+    } else if name.contains('/') || name.contains('\\') {
+        "contains a path separator"
+    } else if name.chars().any(char::is_control) {
+        "contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(format!("{role} = {name:?} {why}; it names the report folder, so give a plain name such as \"my-dataset\""))
+}
+
 /// Refuses, before any work, outputs that would overwrite an input or each other (see the
 /// module docs). `inputs` may name folders (an image folder): an output equal to one is refused.
 pub fn check_outputs(inputs: &[Named<'_>], outputs: &[Named<'_>]) -> Result<()> {

@@ -390,7 +390,9 @@ fn read_labels(
     header: &Header,
     n: usize,
 ) -> Result<(SparseLabels, Option<Vec<String>>)> {
-    if header.tensors.contains_key("labels") {
+    let (dense, sparse) = (header.tensors.contains_key("labels"), header.tensors.contains_key("labels_index"));
+    crate::tensors::check_one_label_form(path, dense, sparse)?;
+    if dense {
         read_dense_labels(path, file, header, n)
     } else if header.tensors.contains_key("labels_index") {
         read_sparse_labels(path, file, header, n)

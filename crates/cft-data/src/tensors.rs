@@ -110,12 +110,30 @@ fn json_list(
 pub(crate) fn check_unique_categories(path: &Path, list: &[String]) -> Result<()> {
     let mut seen = HashMap::with_capacity(list.len());
     for (i, name) in list.iter().enumerate() {
+        if name.chars().any(char::is_control) {
+            return Err(DataError::invalid(
+                path,
+                format!("metadata `categories` entry {i} ({name:?}) contains a control character; a category name is one line of text (it heads table columns)"),
+            ));
+        }
         if let Some(first) = seen.insert(name.as_str(), i) {
             return Err(DataError::invalid(
                 path,
                 format!("metadata `categories` names `{name}` twice (entries {first} and {i})"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Refuses a feature set that stores its labels both ways (a dense `labels` tensor and sparse
+/// `labels_index` + `labels_value`): which one holds would be a guess, and they may disagree.
+pub fn check_one_label_form(path: &Path, dense: bool, sparse: bool) -> Result<()> {
+    if dense && sparse {
+        return Err(DataError::invalid(
+            path,
+            "holds both a dense `labels` tensor and sparse `labels_index` + `labels_value`; keep one of them, so that the labels are not ambiguous",
+        ));
     }
     Ok(())
 }
@@ -139,6 +157,7 @@ pub fn read_feature_set(path: &Path) -> Result<FeatureSet> {
             format!("tensor `features` {}", crate::arrays::non_finite_feature(row, col, v)),
         ));
     }
+    check_one_label_form(path, st.names().contains(&"labels"), st.names().contains(&"labels_index"))?;
     let labels = if st.names().contains(&"labels") {
         let (lv, lshape) = get(path, &st, "labels", 2)?;
         if lshape[0] != n {

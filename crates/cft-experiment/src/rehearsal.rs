@@ -174,40 +174,161 @@ fn split_labels(shape: Shape, split: &SplitShape, seed: u64) -> Vec<Vec<(usize, 
         .collect()
 }
 
-/// Category names: COCO's 80 (from `coco_names`, a JSON list of `{id, name}` objects as in
-/// the annotation files), or `class 0000` … for OpenImages.
-fn names(shape: Shape, coco_names: Option<&Path>) -> Result<Vec<String>> {
-    match (shape, coco_names) {
-        (Shape::Coco, Some(path)) => {
-            #[derive(serde::Deserialize)]
-            struct Category {
-                name: String,
-            }
-            let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-            let list: Vec<Category> = serde_json::from_str(&text)
-                .with_context(|| format!("{}: a JSON list of categories", path.display()))?;
-            crate::error::ensure!(list.len() == 80, "{}: {} categories, COCO has 80", path.display(), list.len());
-            Ok(list.into_iter().map(|c| c.name).collect())
+/// Category names: from `file` when given — a JSON list of `{id, name, …}` objects as in COCO's
+/// annotation files (`datasets/rehearsal/coco2014_categories_80.json`), or a text file with one
+/// name per line (OpenImages' `classes-trainable.txt`) — else `class 0000` …. The list must
+/// hold exactly the dataset's number of categories, each named once.
+fn names(shape: Shape, file: Option<&Path>) -> Result<Vec<String>> {
+    let Some(path) = file else {
+        return Ok((0..shape.categories()).map(|k| format!("class {k:04}")).collect());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("--categories {}", path.display()))?;
+    let (names, unit): (Vec<String>, &str) = if text.trim_start().starts_with('[') {
+        #[derive(serde::Deserialize)]
+        struct Category {
+            name: String,
         }
-        _ => Ok((0..shape.categories()).map(|k| format!("class {k:04}")).collect()),
+        let list: Vec<Category> = serde_json::from_str(&text)
+            .with_context(|| format!("--categories {}: a JSON list of {{\"name\": …}} objects", path.display()))?;
+        (list.into_iter().map(|c| c.name).collect(), "entry")
+    } else {
+        (text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect(), "line")
+    };
+    crate::error::ensure!(
+        names.len() == shape.categories(),
+        "--categories {}: {} names, {} data has {} categories",
+        path.display(),
+        names.len(),
+        shape.label(),
+        shape.categories()
+    );
+    let mut seen = std::collections::HashMap::new();
+    for (k, name) in names.iter().enumerate() {
+        crate::error::ensure!(
+            !name.trim().is_empty() && !name.chars().any(char::is_control),
+            "--categories {}: {unit} {}: {name:?} is not a category name (empty or with control characters)",
+            path.display(),
+            k + 1
+        );
+        if let Some(first) = seen.insert(name.as_str(), k) {
+            crate::error::bail!(
+                "--categories {}: {unit} {} names {name:?} again (first at {unit} {}); category names must differ",
+                path.display(),
+                k + 1,
+                first + 1
+            );
+        }
     }
+    Ok(names)
+}
+
+/// The files [`write_shaped`] writes into its folder.
+pub fn output_names(shape: Shape) -> &'static [&'static str] {
+    match shape {
+        Shape::Coco => &["train.safetensors", "test.safetensors"],
+        Shape::OpenImages => &["train.safetensors", "test.safetensors", "head.safetensors"],
+    }
+}
+
+/// Bytes of memory and disk a [`write_shaped`] run needs: the labels of a split are held
+/// row by row while its file is written (features are generated block by block).
+fn needs(shape: Shape, splits: &[SplitShape; 2]) -> (u128, u128) {
+    let mut memory = 0u128;
+    let mut disk = 0u128;
+    for split in splits {
+        let known = match shape {
+            Shape::Coco => shape.categories() as f64,
+            Shape::OpenImages => split.positives + split.negatives,
+        };
+        let rows = split.rows as u128;
+        let labels = (rows as f64 * known).ceil() as u128;
+        // Row lists (24 B + 16 B a label), positives per row (24 B + 8 B), the per-category
+        // index (4 B) and the writer's sorted entries (16 B).
+        memory = memory.max(rows * 48 + labels * 44);
+        disk += rows * FEATURES as u128 * 4 + labels * 20;
+    }
+    (memory, disk)
+}
+
+fn gib(bytes: u128) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
 }
 
 /// Writes `train.safetensors` and `test.safetensors` (and, for OpenImages, `head.safetensors`,
 /// the base classifier) into `dir`; returns their paths. `sizes` overrides the split sizes;
-/// `on_rows(n)` reports progress in rows written.
+/// `on_rows(n)` reports progress in rows written. Refused before any work: files that exist
+/// already, another writer of `dir`, sizes beyond the memory or disk there is. Files are
+/// written into a private folder inside `dir` and moved into place together at the end, so an
+/// error or a kill leaves no partial set.
 pub fn write_shaped(
     shape: Shape,
     dir: &Path,
     sizes: Sizes,
-    coco_names: Option<&Path>,
+    names_file: Option<&Path>,
     seed: u64,
     on_rows: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<PathBuf>> {
-    let categories = names(shape, coco_names)?;
+    let splits = shape.splits(sizes);
+    crate::error::ensure!(
+        splits.iter().all(|s| s.rows > 0 && s.rows <= u32::MAX as usize),
+        "--train-rows/--test-rows: each split needs 1 to {} images (image indices are 32-bit)",
+        u32::MAX
+    );
+    cft_data::check_output_folder(cft_data::Named::new("--out", dir))?;
+    let categories = names(shape, names_file)?;
+    let (memory, disk) = needs(shape, &splits);
+    if let Some(free) = cft_data::bench::available_memory() {
+        crate::error::ensure!(
+            memory <= free as u128,
+            "--train-rows/--test-rows: these sizes need about {:.1} GiB of memory for the labels, and {:.1} GiB is available; write fewer rows",
+            gib(memory),
+            gib(free as u128)
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}", dir.display()))?;
+    if let Some(free) = cft_data::bench::free_disk(dir) {
+        crate::error::ensure!(
+            disk <= free as u128,
+            "--out {}: these sizes need about {:.1} GiB of disk, and {:.1} GiB is free there; write fewer rows or choose another --out",
+            dir.display(),
+            gib(disk),
+            gib(free as u128)
+        );
+    }
+    let _lock = cft_data::OutputLock::acquire(&dir.join("synthesize"))?;
+    let finals: Vec<PathBuf> = output_names(shape).iter().map(|n| dir.join(n)).collect();
+    for f in &finals {
+        crate::error::ensure!(
+            !f.exists(),
+            "--out {}: {} exists; `cft data synthesize` never overwrites a feature set, so choose an empty folder or remove it",
+            dir.display(),
+            f.display()
+        );
+    }
+    let staging = dir.join(format!(".synthesize.tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).with_context(|| staging.display().to_string())?;
+    let written = write_files(shape, &staging, &splits, &categories, seed, on_rows);
+    let moved = written.and_then(|files| {
+        for (from, to) in files.iter().zip(&finals) {
+            std::fs::rename(from, to).with_context(|| to.display().to_string())?;
+        }
+        Ok(finals)
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    moved
+}
+
+fn write_files(
+    shape: Shape,
+    dir: &Path,
+    splits: &[SplitShape; 2],
+    categories: &[String],
+    seed: u64,
+    on_rows: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<PathBuf>> {
     let c = categories.len();
     let mut written = Vec::new();
-    for (k, (split, file)) in shape.splits(sizes).iter().zip(["train", "test"]).enumerate() {
+    for (k, (split, file)) in splits.iter().zip(["train", "test"]).enumerate() {
         let split_seed = seed.wrapping_add(k as u64 * 1_000_003);
         let rows = split_labels(shape, split, split_seed);
         let mut per_category = vec![KnownSamples::default(); c];
@@ -222,7 +343,7 @@ pub fn write_shaped(
             rows.iter().map(|r| r.iter().filter(|&&(_, y)| y).map(|&(c, _)| c).collect()).collect();
         drop(rows);
         let path = dir.join(format!("{file}.safetensors"));
-        cft_data::write_labelled_set(&path, (split.rows, FEATURES), &labels, &categories, |first, block| {
+        cft_data::write_labelled_set(&path, (split.rows, FEATURES), &labels, categories, |first, block| {
             let n = block.len() / FEATURES;
             fill_features(first, block, &positives[first..first + n], split_seed);
             on_rows(n);
@@ -232,7 +353,7 @@ pub fn write_shaped(
     if shape == Shape::OpenImages {
         let head = trained_head(c, seed);
         let path = dir.join("head.safetensors");
-        cft_data::write_head(&path, &head, Some(&categories))?;
+        cft_data::write_head(&path, &head, Some(categories))?;
         written.push(path);
     }
     Ok(written)
@@ -285,11 +406,71 @@ mod tests {
         for name in ["train.safetensors", "head.safetensors"] {
             assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), std::fs::read(again.path().join(name)).unwrap());
         }
-        let coco = write_shaped(Shape::Coco, dir.path(), small(5_000), None, 7, &|_| {}).unwrap();
+        let coco_dir = tempfile::tempdir().unwrap();
+        let coco = write_shaped(Shape::Coco, coco_dir.path(), small(5_000), None, 7, &|_| {}).unwrap();
         let set = cft_data::read_labelled_set(&coco[0]).unwrap();
         assert_eq!(set.labels.known_fraction(), 1.0);
         let positives: usize = set.labels.per_category.iter().map(|k| k.positives.len()).sum();
         let per_image = positives as f64 / 5_000.0;
         assert!((2.7..3.3).contains(&per_image), "{per_image} positives per image");
+    }
+
+    fn refusal(r: Result<Vec<PathBuf>>) -> String {
+        r.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn existing_sets_are_never_overwritten_and_a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let test = dir.path().join("test.safetensors");
+        std::fs::write(&test, b"a user's feature set").unwrap();
+        let e = refusal(write_shaped(Shape::Coco, dir.path(), small(50), None, 1, &|_| {}));
+        assert!(e.contains("test.safetensors exists") && e.contains("never overwrites"), "{e}");
+        assert_eq!(std::fs::read(&test).unwrap(), b"a user's feature set");
+        assert!(!dir.path().join("train.safetensors").exists(), "nothing written beside it");
+        std::fs::remove_file(&test).unwrap();
+        // Another live process holds the folder: refused, nothing written.
+        let lock = dir.path().join("synthesize.lock");
+        std::fs::write(&lock, "1\n").unwrap();
+        let e = refusal(write_shaped(Shape::Coco, dir.path(), small(50), None, 1, &|_| {}));
+        assert!(e.contains("another cft process (pid 1)"), "{e}");
+        std::fs::remove_file(&lock).unwrap();
+        let files = write_shaped(Shape::Coco, dir.path(), small(50), None, 1, &|_| {}).unwrap();
+        assert_eq!(files.len(), 2);
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".safetensors"))
+            .collect();
+        assert!(left.is_empty(), "no lock or staging folder left: {left:?}");
+    }
+
+    #[test]
+    fn sizes_beyond_memory_or_disk_are_refused_before_any_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let sizes = Sizes { train: Some(100_000_000_000), test: Some(10) };
+        let e = refusal(write_shaped(Shape::OpenImages, dir.path(), sizes, None, 0, &|_| {}));
+        assert!(e.contains("--train-rows/--test-rows"), "{e}");
+        let sizes = Sizes { train: Some(3_000_000_000), test: Some(10) };
+        let e = refusal(write_shaped(Shape::OpenImages, dir.path(), sizes, None, 0, &|_| {}));
+        assert!(e.contains("GiB"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+    }
+
+    #[test]
+    fn category_lists_are_read_for_both_shapes_and_repeated_names_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("classes.txt");
+        let mut lines: Vec<String> = (0..5000).map(|k| format!("/m/{k:05}")).collect();
+        std::fs::write(&list, lines.join("\n") + "\n").unwrap();
+        assert_eq!(names(Shape::OpenImages, Some(&list)).unwrap()[4999], "/m/04999");
+        lines[7] = lines[3].clone();
+        std::fs::write(&list, lines.join("\n")).unwrap();
+        let e = names(Shape::OpenImages, Some(&list)).unwrap_err().to_string();
+        assert!(e.contains("line 8 names \"/m/00003\" again (first at line 4)"), "{e}");
+        let e = names(Shape::Coco, Some(&list)).unwrap_err().to_string();
+        assert!(e.contains("5000 names") && e.contains("80 categories"), "{e}");
+        let coco = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/rehearsal/coco2014_categories_80.json");
+        assert_eq!(names(Shape::Coco, Some(&coco)).unwrap()[0], "person");
     }
 }

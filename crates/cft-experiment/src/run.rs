@@ -129,6 +129,34 @@ impl RunRequest<'_> {
         }
     }
 
+    /// The files this spec reads by name (every cell's `data.train`, `data.test`, `base.head`,
+    /// `backbone.weights`), resolved against the spec's folder.
+    fn input_files(&self, spec: &ExperimentSpec) -> Result<Vec<(&'static str, PathBuf)>> {
+        let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
+        let cells = if spec.is_grid() {
+            crate::grid::expand(spec)?.into_iter().map(|c| c.spec).collect()
+        } else {
+            vec![spec.clone()]
+        };
+        for cell in &cells {
+            let weights = cell.backbone.as_ref().and_then(|b| b.weights.clone());
+            for (role, path) in [
+                ("data.train", &cell.data.train),
+                ("data.test", &cell.data.test),
+                ("base.head", &cell.base.head),
+                ("backbone.weights", &weights),
+            ] {
+                if let Some(p) = path {
+                    let p = ExperimentSpec::resolve(self.spec_path, p);
+                    if !files.iter().any(|(_, f)| f == &p) {
+                        files.push((role, p));
+                    }
+                }
+            }
+        }
+        Ok(files)
+    }
+
     /// The folders this spec reads data from: every ARFF dataset's folder (a grid may list
     /// several), or the image dataset's root.
     fn input_folders(&self, spec: &ExperimentSpec) -> Result<Vec<(&'static str, PathBuf)>> {
@@ -161,6 +189,9 @@ pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
     let folders = req.input_folders(&spec)?;
     let named: Vec<cft_data::Named<'_>> = folders.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
     cft_data::check_folder_apart(cft_data::Named::new("--out", &out), &named)?;
+    let files = req.input_files(&spec)?;
+    let named: Vec<cft_data::Named<'_>> = files.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
+    cft_data::check_folder_off_files(cft_data::Named::new("--out", &out), &named)?;
     if spec.is_grid() {
         let cells = crate::grid::expand(&spec)?;
         let mine = |c: &&crate::grid::Cell| req.shard.is_none_or(|(i, n)| c.index % n == i);

@@ -835,6 +835,9 @@ impl ExperimentSpec {
 
     /// The checks every data source shares (labels, evaluation, heads, CFT, selection).
     fn check_shared(&self) -> Result<()> {
+        if let Some(name) = &self.data.name {
+            cft_data::check_folder_name("data.name", name).map_err(|e| crate::error::refused!("{e}"))?;
+        }
         match self.labels.source {
             LabelSource::Drop if self.labels.proportions.is_empty() => {
                 bail!("labels.proportions: at least one proportion is needed (or labels.source = \"real\")")

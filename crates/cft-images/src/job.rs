@@ -617,6 +617,12 @@ impl<'a> ExtractionKey<'a> {
 
 impl FeatureCache {
     fn new(dir: &Path, key: &ExtractionKey<'_>, weights: &[(String, InputFile)]) -> Result<Self> {
+        if dir.exists() && !dir.is_dir() {
+            bail!(
+                "the feature cache {} is a file, not a folder (set by --cache or $CFT_CACHE_DIR); name a folder",
+                dir.display()
+            );
+        }
         let fingerprint = cft_experiment::checkpoint::Fingerprint::with_inputs(key, weights)?;
         let id = cft_experiment::manifest::fnv1a64(
             cft_experiment::manifest::FNV_OFFSET,

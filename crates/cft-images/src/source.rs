@@ -426,6 +426,8 @@ fn check_checkpoint(
     if !weights.is_file() {
         bail!("backbone.weights {}: no such file (give the checkpoint with --weights)", weights.display());
     }
+    // The device first: its error is the device's, not the checkpoint's.
+    cft_features::device(device).map_err(|e| crate::error::refused!("backbone.device (or --device): {e}"))?;
     let w = weights.display().to_string();
     let (net, found) = load_backbone(b.name, &w, keys, device, b.precision)
         .map_err(|e| crate::error::refused!("backbone.weights: {e}"))?;

@@ -106,6 +106,13 @@ impl ProtocolData {
         test: &Path,
         head: Option<(&Path, Option<&str>)>,
     ) -> Result<Self> {
+        if cft_data::outputs::same_file(train, test) {
+            bail!(
+                "data.test ({}) is the same file as data.train ({}): a test score on the training rows measures nothing; give the held-out split",
+                test.display(),
+                train.display()
+            );
+        }
         // Read block by block into features and sparse labels (dense `labels` or sparse
         // `labels_index` + `labels_value`): at OpenImages' scale nothing is held twice.
         let load = |p: &Path| -> Result<(cft_data::LabelledSet, SparseLabels)> {

@@ -25,6 +25,21 @@ fn label_points(cfg: &ReproduceConfig, data: &ProtocolData) -> Vec<f64> {
     }
 }
 
+/// The identity of a dataset's name and category names (FNV-1a 64 of their JSON, hex): units
+/// carry it so that a merge refuses a plan whose names were changed after the units ran.
+pub fn dataset_key(name: &str, categories: &[String]) -> String {
+    let json = serde_json::to_string(&(name, categories)).unwrap_or_default();
+    format!("{:016x}", crate::manifest::fnv1a64(crate::manifest::FNV_OFFSET, json.as_bytes()))
+}
+
+/// The unit ids of `label_points` under `cfg`, in table order.
+pub fn unit_ids(cfg: &ReproduceConfig, label_points: &[f64]) -> Vec<String> {
+    label_points
+        .iter()
+        .flat_map(|&p| [Protocol::Paper, Protocol::HeldOut].map(|protocol| unit_id(cfg, p, protocol)))
+        .collect()
+}
+
 /// Everything besides the units that the tables of a run need: what `--shard` writes to
 /// `plan.json` so that `cft report` can merge the units of every shard without the data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,10 +72,7 @@ impl RunPlan {
     /// The plan of running `cfg` on `data` (inputs fingerprinted by the caller).
     pub fn new(cfg: &ReproduceConfig, data: &ProtocolData, inputs: Vec<InputFile>) -> Self {
         let label_points = label_points(cfg, data);
-        let units = label_points
-            .iter()
-            .flat_map(|&p| [Protocol::Paper, Protocol::HeldOut].map(|protocol| unit_id(cfg, p, protocol)))
-            .collect();
+        let units = unit_ids(cfg, &label_points);
         Self {
             config: cfg.clone(),
             dataset: data.name.clone(),

@@ -3,7 +3,7 @@
 
 use super::config::{unit_id, ReproduceConfig};
 use super::data::ProtocolData;
-use super::plan::{aggregate_plan, RunPlan};
+use super::plan::{aggregate_plan, dataset_key, RunPlan};
 use super::store::{resumable_unit, write_plan};
 use super::unit::{run_unit, UnitContext, UnitResult};
 use crate::engine::{CftEngine, CpuEngine};
@@ -98,6 +98,9 @@ pub fn run_protocol<C: Serialize>(
     let input_paths = &data.inputs;
     let (results_path, manifest_path) = (dir.join("results.json"), dir.join("manifest.json"));
     check_report_folder(out, folder, input_paths, &results_path, &manifest_path)?;
+    if opts.stages.is_some() {
+        refuse_folder(&dir.join("stages.md"))?;
+    }
     std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;
     // Shards of one run share the folder: each holds its own lock; the merge is `cft report`'s.
     let _lock = match opts.shard {
@@ -130,7 +133,7 @@ pub fn run_protocol<C: Serialize>(
         let id = unit_id(cfg, p, protocol);
         let path = runs.join(format!("{id}.json"));
         if resume && path.is_file() {
-            let u = resumable_unit(&path, cfg, &inputs)?;
+            let u = resumable_unit(&path, &id, cfg, &inputs, &dataset_key(&data.name, &data.categories))?;
             (0..steps_per_unit).for_each(|_| on_step());
             return Ok(u);
         }
@@ -201,6 +204,17 @@ pub fn run_protocol<C: Serialize>(
 
 /// Refuses a report folder that holds one of the inputs (outside its `features/`), that is a
 /// file, or whose `results.json` / `manifest.json` would overwrite an input.
+/// A file this run writes must not be an existing folder (the write would fail after the work).
+fn refuse_folder(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        bail!(
+            "{}: is a folder, and this run writes a file there; move the folder away or use another --out",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn check_report_folder(
     out: &Path,
     folder: &str,
@@ -208,6 +222,7 @@ fn check_report_folder(
     results_path: &Path,
     manifest_path: &Path,
 ) -> Result<()> {
+    cft_data::check_folder_name("the dataset's name", folder).map_err(|e| crate::error::refused!("{e}"))?;
     let dir = out.join(folder);
     let named_inputs: Vec<Named<'_>> = input_paths.iter().map(|p| Named::new("an input file", p)).collect();
     for p in input_paths {
@@ -228,9 +243,10 @@ fn check_report_folder(
     if dir.exists() && !dir.is_dir() {
         bail!("{}: exists and is not a folder", dir.display());
     }
-    check_collisions(
-        &named_inputs,
-        &[Named::new("results.json", results_path), Named::new("manifest.json", manifest_path)],
-    )?;
+    let outputs = [Named::new("results.json", results_path), Named::new("manifest.json", manifest_path)];
+    for o in outputs {
+        refuse_folder(o.path)?;
+    }
+    check_collisions(&named_inputs, &outputs)?;
     Ok(())
 }

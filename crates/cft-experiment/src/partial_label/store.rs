@@ -1,8 +1,8 @@
 //! The unit store of a run folder: finished units (`runs/<unit>.json`) that `--resume` may
 //! reuse, the plan of a sharded run (`plan.json`), and the merge of every shard's units.
 
-use super::config::ReproduceConfig;
-use super::plan::{aggregate_plan, RunPlan};
+use super::config::{unit_id, ReproduceConfig};
+use super::plan::{aggregate_plan, dataset_key, unit_ids, RunPlan};
 use super::unit::UnitResult;
 use crate::checkpoint::Fingerprint;
 use crate::error::{bail, Context, Result};
@@ -11,9 +11,17 @@ use cft_results::ExperimentResults;
 use serde::Serialize;
 use std::path::Path;
 
-/// A finished unit that `--resume` may reuse: same configuration, same input files; anything
-/// else (another run's unit, an older version's, a damaged file) is refused with the reason.
-pub(crate) fn resumable_unit(path: &Path, cfg: &ReproduceConfig, inputs: &[InputFile]) -> Result<UnitResult> {
+/// A finished unit that `--resume` or a merge may reuse: the unit `id` (its proportion and
+/// protocol), same configuration, same input files, same dataset and category names
+/// (`dataset_key`); anything else (another run's unit, another unit's file under this name, an
+/// older version's, a damaged file) is refused with the reason.
+pub(crate) fn resumable_unit(
+    path: &Path,
+    id: &str,
+    cfg: &ReproduceConfig,
+    inputs: &[InputFile],
+    dataset_key: &str,
+) -> Result<UnitResult> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     let u: UnitResult = serde_json::from_str(&text).map_err(|e| {
         crate::error::refused!(
@@ -29,6 +37,19 @@ pub(crate) fn resumable_unit(path: &Path, cfg: &ReproduceConfig, inputs: &[Input
         })
     };
     fingerprint(&u.config, &u.inputs)?.check_resume(&fingerprint(cfg, inputs)?, path)?;
+    let holds = unit_id(&u.config, u.proportion, u.protocol);
+    if holds != id {
+        bail!(
+            "{}: holds unit {holds}, not {id}: a unit file was replaced or renamed; remove it and rerun that unit",
+            path.display()
+        );
+    }
+    if u.dataset_key != dataset_key {
+        bail!(
+            "{}: computed with other dataset or category names than the run's (plan.json edited, a unit of another run, or of an older version); restore plan.json, or remove the unit and rerun it",
+            path.display()
+        );
+    }
     Ok(u)
 }
 
@@ -66,13 +87,41 @@ pub fn merge_units(dir: &Path) -> Result<Option<ExperimentResults>> {
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
     let plan: RunPlan = serde_json::from_str(&text)
         .map_err(|e| crate::error::refused!("{}: line {}: not a readable run plan ({e})", path.display(), e.line()))?;
+    let expected = unit_ids(&plan.config, &plan.label_points);
+    if plan.units != expected {
+        let missing = expected.iter().find(|id| !plan.units.contains(id));
+        let repeated = plan.units.iter().enumerate().find(|(k, id)| plan.units[..*k].contains(id)).map(|(_, id)| id);
+        let foreign = plan.units.iter().find(|id| !expected.contains(id));
+        let why = match (missing, repeated, foreign) {
+            (Some(id), _, _) => format!("unit {id} is missing from its list"),
+            (_, Some(id), _) => format!("unit {id} is listed twice"),
+            (_, _, Some(id)) => format!("unit {id} is not one of this configuration's"),
+            _ => "its units are out of order".to_string(),
+        };
+        bail!(
+            "{}: units: {why}; the list must be the configuration's units ({}); restore the file a shard wrote, or rerun the shards",
+            path.display(),
+            expected.join(", ")
+        );
+    }
+    let key = dataset_key(&plan.dataset, &plan.categories);
     let mut units = Vec::with_capacity(plan.units.len());
     for id in &plan.units {
         let unit = dir.join("runs").join(format!("{id}.json"));
         if !unit.is_file() {
             return Ok(None);
         }
-        units.push(resumable_unit(&unit, &plan.config, &plan.inputs)?);
+        let u = resumable_unit(&unit, id, &plan.config, &plan.inputs, &key)?;
+        if let Some(m) = u.methods.iter().find(|m| m.test_per_category.len() != plan.categories.len()) {
+            bail!(
+                "{}: {} has {} per-category values, the plan {} categories",
+                unit.display(),
+                m.method,
+                m.test_per_category.len(),
+                plan.categories.len()
+            );
+        }
+        units.push(u);
     }
     let results = aggregate_plan(&plan, &units);
     let (results_path, manifest_path) = (dir.join("results.json"), dir.join("manifest.json"));

@@ -78,6 +78,11 @@ pub struct UnitResult {
     /// never adopts a unit of other data. Absent in units of older versions.
     #[serde(default)]
     pub inputs: Vec<InputFile>,
+    /// [`super::plan::dataset_key`] of the dataset name and category names it was computed
+    /// with, so that a merge never labels its numbers with another list. Empty in units of
+    /// older versions.
+    #[serde(default)]
+    pub dataset_key: String,
 }
 
 fn test_scores(
@@ -254,6 +259,7 @@ pub(crate) fn run_unit(
         fit_known_fraction: if known_entries == 0 { 0.0 } else { fit_y.known_count() as f64 / known_entries as f64 },
         methods,
         inputs: Vec::new(),
+        dataset_key: super::plan::dataset_key(&data.name, &data.categories),
     };
     Ok((unit, history))
 }
