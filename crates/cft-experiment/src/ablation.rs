@@ -214,6 +214,10 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
     tidy.write_parquet(&dir.join("tidy.parquet"))?;
     let label_masks = match (&grid.spec.seeds, &grid.spec.labels.mask_seed, grid.spec.labels.source) {
         (_, _, crate::partial_label::LabelSource::Real) => String::new(),
+        (Some(_), None, crate::partial_label::LabelSource::SinglePositive) => format!(
+            "Single-positive labels: each training image's one observed positive drawn anew for each seed (numpy RandomState seed {} + seed), so the intervals include the draw.",
+            crate::spec::REFERENCE_MASK_SEED
+        ),
         (Some(_), None, _) => format!(
             "Label masks: drawn anew for each seed (mask seed {} + seed), so the intervals include the label sampling.",
             crate::spec::REFERENCE_MASK_SEED
@@ -231,6 +235,10 @@ pub fn merge(dir: &Path) -> Result<Option<(Tidy, AblationMeta)>> {
         spec: grid.spec_file.clone(),
         cells: grid.cells.len(),
         label_masks,
+        label_source: match grid.spec.labels.source {
+            crate::partial_label::LabelSource::Drop => None,
+            other => Some(other.name().to_string()),
+        },
     };
     cft_data::write_atomic(&dir.join("ablation.json"), (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
     Ok(Some((tidy, meta)))

@@ -392,6 +392,185 @@ pub fn summary_table(name: &str, metric: &str, tidy: &Tidy, rows: &[SummaryRow],
     }
 }
 
+/// The base head a row belongs to: `AN-LS + CFT-GA` → `AN-LS`; a base row is its own.
+fn base_of(method: &str) -> &str {
+    method.split(" + ").next().unwrap_or(method)
+}
+
+/// Whether CFT rows sit on more than one base head (`[cft] repair` with several bases): the
+/// grids whose pages get [`per_base_tables`].
+pub fn repairs_several_bases(tidy: &Tidy) -> bool {
+    let mut bases: Vec<&str> = tidy.rows.iter().filter(|r| !r.is_base).map(|r| base_of(&r.method)).collect();
+    bases.sort_unstable();
+    bases.dedup();
+    bases.len() > 1
+}
+
+/// A row's label setting: the rank of its proportion among its dataset's proportions (the
+/// same percents across datasets when labels are dropped; each dataset's own known fraction
+/// under real or single-positive labels).
+fn setting_ranks(tidy: &Tidy) -> BTreeMap<(String, u64), usize> {
+    let mut per_dataset: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for r in &tidy.rows {
+        let v = per_dataset.entry(r.dataset.as_str()).or_default();
+        if !v.iter().any(|&p| cft_core::same_proportion(p, r.proportion)) {
+            v.push(r.proportion);
+        }
+    }
+    let mut ranks = BTreeMap::new();
+    for (ds, mut ps) in per_dataset {
+        ps.sort_by(f64::total_cmp);
+        for (k, p) in ps.into_iter().enumerate() {
+            ranks.insert((ds.to_string(), p.to_bits()), k);
+        }
+    }
+    ranks
+}
+
+/// The number of label settings and each row's setting (see [`setting_ranks`]).
+fn settings_of(tidy: &Tidy) -> (usize, impl Fn(&TidyRow) -> usize) {
+    let ranks = setting_ranks(tidy);
+    let settings = ranks.values().copied().max().map_or(0, |m| m + 1);
+    (settings, move |r: &TidyRow| ranks.get(&(r.dataset.clone(), r.proportion.to_bits())).copied().unwrap_or(0))
+}
+
+/// A label setting in words: `10% of the training labels known`, or each dataset's known
+/// fraction where they differ (real or single-positive labels).
+fn setting_label(rows: &[&TidyRow], label_source: Option<&str>) -> String {
+    let mut fractions: Vec<(&str, f64)> = Vec::new();
+    for r in rows {
+        if !fractions.iter().any(|(d, _)| *d == r.dataset) {
+            fractions.push((r.dataset.as_str(), r.proportion));
+        }
+    }
+    let same = fractions.windows(2).all(|w| cft_core::same_proportion(w[0].1, w[1].1));
+    let known = fractions.iter().map(|(d, p)| format!("{d} {:.1}%", 100.0 * p)).collect::<Vec<_>>().join(", ");
+    match (label_source, fractions.first()) {
+        (Some("single-positive"), _) => {
+            format!("single-positive labels (one observed positive per training image; known fractions {known})")
+        }
+        (Some(source), _) => format!("{source} labels (known fractions {known})"),
+        (None, Some((_, p))) if same => format!("{:.0}% of the training labels known", 100.0 * p),
+        _ => format!("known fractions {known}"),
+    }
+}
+
+/// Per label setting (known-label proportion), one table: each base head's score under both
+/// protocols and each CFT method's paired Δ on it, pooled over the datasets (a category is a
+/// dataset's category; its Δ is the mean over seeds and the other varied parameters), with a
+/// 95% bootstrap interval over categories and W/T/L. The question the field's baselines raise:
+/// does CFT still help over a better partial-label loss than "assume negative"?
+pub fn per_base_tables(name: &str, metric: &str, tidy: &Tidy, label_source: Option<&str>) -> Vec<(Table, String)> {
+    let (settings, rank) = settings_of(tidy);
+    let mut bases: Vec<&str> = Vec::new();
+    let mut methods: Vec<&str> = Vec::new();
+    for r in &tidy.rows {
+        let base = base_of(&r.method);
+        if !bases.contains(&base) {
+            bases.push(base);
+        }
+        if let Some((_, m)) = r.method.split_once(" + ") {
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+    }
+    let protocols = ["paper", "held-out"];
+    (0..settings)
+        .map(|k| {
+            let rows_k: Vec<&TidyRow> = tidy.rows.iter().filter(|r| rank(r) == k).collect();
+            let setting = setting_label(&rows_k, label_source);
+            let mut header = vec!["Base".to_string()];
+            header.extend(protocols.iter().map(|p| format!("{metric} ({p})")));
+            for m in &methods {
+                for p in protocols {
+                    header.push(format!("{m} Δ ({p}) [95% CI]"));
+                    header.push("W/T/L".to_string());
+                }
+            }
+            // (method, protocol) → the bases whose Δ interval lies above zero, with their Δ.
+            let mut improved: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+            let mut repaired = 0usize;
+            let body: Vec<Vec<String>> = bases
+                .iter()
+                .filter(|b| rows_k.iter().any(|r| !r.is_base && base_of(&r.method) == **b))
+                .map(|base| {
+                    repaired += 1;
+                    let mut row = vec![base.to_string()];
+                    for p in protocols {
+                        // Mean over (dataset, seed) of the mean over categories.
+                        let mut per_run: BTreeMap<(&str, Option<u64>, &[String]), (f64, usize)> = BTreeMap::new();
+                        for r in rows_k.iter().filter(|r| r.is_base && r.method == *base && r.protocol == p) {
+                            if let Some(s) = r.score {
+                                let e = per_run.entry((r.dataset.as_str(), r.seed, r.params.as_slice())).or_default();
+                                e.0 += s;
+                                e.1 += 1;
+                            }
+                        }
+                        let means: Vec<f64> = per_run.values().map(|(s, n)| s / *n as f64).collect();
+                        let (m, _, ci) = mean_interval(&means);
+                        row.push(pm(m, ci));
+                    }
+                    for (mi, m) in methods.iter().enumerate() {
+                        let method = format!("{base} + {m}");
+                        for (pi, p) in protocols.iter().enumerate() {
+                            let mut per_cat: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+                            for r in rows_k.iter().filter(|r| r.method == method && r.protocol == *p) {
+                                if let (Some(s), Some(b)) = (r.score, r.base_score) {
+                                    per_cat.entry((r.dataset.as_str(), r.category.as_str())).or_default().push(s - b);
+                                }
+                            }
+                            let d: Vec<f64> = per_cat.values().map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
+                            if d.is_empty() {
+                                row.extend(["—".to_string(), "—".to_string()]);
+                                continue;
+                            }
+                            let mean = d.iter().sum::<f64>() / d.len() as f64;
+                            let ci = bootstrap_interval(&d);
+                            let wins = d.iter().filter(|&&x| x > 1e-9).count();
+                            let losses = d.iter().filter(|&&x| x < -1e-9).count();
+                            row.push(format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * mean, 100.0 * ci.0, 100.0 * ci.1));
+                            row.push(format!("{wins}/{}/{losses}", d.len() - wins - losses));
+                            if ci.0 > 0.0 {
+                                improved.entry((mi, pi)).or_default().push(format!("{base} {:+.2}", 100.0 * mean));
+                            }
+                        }
+                    }
+                    row
+                })
+                .collect();
+            let n = body.len();
+            let reading = methods
+                .iter()
+                .enumerate()
+                .map(|(mi, m)| {
+                    let list = |pi: usize| {
+                        improved.get(&(mi, pi)).map_or_else(|| "none".to_string(), |v| v.join(", "))
+                    };
+                    let count = |pi: usize| improved.get(&(mi, pi)).map_or(0, Vec::len);
+                    format!(
+                        "- {m}: its Δ interval lies above zero on {} of {repaired} bases under the paper protocol ({}), on {} under held-out selection ({}).",
+                        count(0),
+                        list(0),
+                        count(1),
+                        list(1)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let table = Table {
+                caption: format!(
+                    "{name}, {setting}: each base head's {metric} (%) on the test split (mean ± 95% t-interval over datasets × seeds of the mean over categories) and each CFT method's Δ on it (CFT minus that base, per category of every dataset averaged over seeds, mean over categories with a 95% bootstrap interval; W/T/L: categories improved / unchanged / worsened)."
+                ),
+                header,
+                rows: body,
+                links: vec![Vec::new(); n],
+            };
+            (table, format!("{setting}, which bases CFT improves (Δ in points):\n\n{reading}\n"))
+        })
+        .collect()
+}
+
 /// Where the held-out protocol removes a gain the paper protocol shows: the paper row's Δ
 /// interval lies above zero, the held-out row's does not.
 pub fn held_out_callouts(rows: &[SummaryRow]) -> Vec<String> {
@@ -505,14 +684,30 @@ fn delta_strips(
     protocol: &str,
 ) -> LineChart {
     let key = |r: &TidyRow| k.map_or_else(|| r.dataset.clone(), |k| r.params[k].clone());
+    let x_desc = k.map_or_else(|| "dataset".to_string(), |k| axis_text(&tidy.param_keys, k, ""));
+    strip_chart(title, metric, x_desc, rows, protocol, &key, &|r: &TidyRow| r.method.clone())
+}
+
+/// Strips of per-category Δ: one slot per `slot(row)` on the x axis, one series per
+/// `series(row)` side by side in each slot, a dot per (dataset, category) averaged over the
+/// rest (seeds, proportions).
+fn strip_chart(
+    title: &str,
+    metric: &str,
+    x_desc: String,
+    rows: &[&TidyRow],
+    protocol: &str,
+    slot: &dyn Fn(&TidyRow) -> String,
+    series_of: &dyn Fn(&TidyRow) -> String,
+) -> LineChart {
     let mut slots: Vec<String> = Vec::new();
     let mut methods: Vec<String> = Vec::new();
     for r in rows.iter().filter(|r| !r.is_base && r.protocol == protocol) {
-        if !slots.contains(&key(r)) {
-            slots.push(key(r));
+        if !slots.contains(&slot(r)) {
+            slots.push(slot(r));
         }
-        if !methods.contains(&r.method) {
-            methods.push(r.method.clone());
+        if !methods.contains(&series_of(r)) {
+            methods.push(series_of(r));
         }
     }
     let width = 0.6 / methods.len().max(1) as f64;
@@ -521,8 +716,8 @@ fn delta_strips(
         .enumerate()
         .map(|(mi, m)| {
             let mut per: BTreeMap<(usize, &str, &str), Vec<f64>> = BTreeMap::new();
-            for r in rows.iter().filter(|r| &r.method == m && r.protocol == protocol) {
-                let x = slots.iter().position(|s| *s == key(r)).unwrap_or(0);
+            for r in rows.iter().filter(|r| !r.is_base && &series_of(r) == m && r.protocol == protocol) {
+                let x = slots.iter().position(|s| *s == slot(r)).unwrap_or(0);
                 if let (Some(s), Some(b)) = (r.score, r.base_score) {
                     per.entry((x, r.dataset.as_str(), r.category.as_str())).or_default().push(100.0 * (s - b));
                 }
@@ -542,7 +737,7 @@ fn delta_strips(
         .collect();
     LineChart {
         title: title.to_string(),
-        x_desc: k.map_or_else(|| "dataset".to_string(), |k| axis_text(&tidy.param_keys, k, "")),
+        x_desc,
         y_desc: format!("Δ{metric} vs base head (points), one dot per category"),
         series,
         x_slots: slots,
@@ -567,6 +762,25 @@ pub fn write_ablation_report(dir: &Path, meta: &AblationMeta, tidy: &Tidy) -> Re
     md.push_str("Generated by `cft report` from [`tidy.csv`](tidy.csv) (one row per cell × seed × method × protocol × proportion × category; every number below is computed from it).\n\n");
     md.push_str(&table.to_markdown());
     md.push_str("\nAlso as [CSV](summary.csv) and [LaTeX](summary.tex).\n\n");
+    if repairs_several_bases(tidy) {
+        md.push_str("## CFT on each base head\n\n");
+        md.push_str("Pooled over the datasets, one table per label setting (the summary above keeps the datasets apart and averages the proportions).\n\n");
+        for (t, reading) in per_base_tables(name, metric, tidy, meta.label_source.as_deref()) {
+            md.push_str(&t.to_markdown());
+            md.push('\n');
+            md.push_str(&reading);
+            md.push('\n');
+        }
+        let cft_rows: Vec<&TidyRow> = tidy.rows.iter().filter(|r| !r.is_base).collect();
+        let skipped = cft_rows.iter().filter(|r| r.epochs_run == Some(0)).count();
+        if skipped > 0 {
+            md.push_str(&format!(
+                "CFT was skipped on {skipped} of {} category runs ({:.1}%): nothing to fit, a category without both known positives and known negatives in its training labels (or its selection labels); a skipped category keeps its base head's weights, Δ = 0.\n\n",
+                cft_rows.len(),
+                100.0 * skipped as f64 / cft_rows.len() as f64
+            ));
+        }
+    }
     let callouts = held_out_callouts(&rows);
     md.push_str("## Paper vs held-out selection\n\n");
     if callouts.is_empty() {
@@ -622,6 +836,32 @@ pub fn write_ablation_report(dir: &Path, meta: &AblationMeta, tidy: &Tidy) -> Re
     let n = strips.len();
     written.extend(render(&dir.join("delta_distribution"), panel_size(n), &Stacked(strips))?);
     md.push_str(&format!("![per-category Δ{metric}, paper and held-out protocols](delta_distribution.png)\n"));
+    if repairs_several_bases(tidy) {
+        // One slot per base head, one colour per CFT method: readable with any number of bases.
+        let (settings, rank) = settings_of(tidy);
+        let mut panels = Vec::new();
+        for k in 0..settings {
+            let sel: Vec<&TidyRow> = tidy.rows.iter().filter(|r| rank(r) == k).collect();
+            let setting = match (meta.label_source.as_deref(), sel.first()) {
+                (Some(source), _) => format!("{source} labels"),
+                (None, Some(r)) => format!("{:.0}% known", 100.0 * r.proportion),
+                (None, None) => String::new(),
+            };
+            for protocol in ["paper", "held-out"] {
+                let title = format!("{name}, {setting}: Δ{metric} by base head, {protocol} protocol");
+                let method = |r: &TidyRow| r.method.split_once(" + ").map_or(r.method.clone(), |(_, m)| m.to_string());
+                let base = |r: &TidyRow| base_of(&r.method).to_string();
+                let x_desc = "base head (datasets pooled: one dot per dataset's category)".to_string();
+                panels.push(strip_chart(&title, metric, x_desc, &sel, protocol, &base, &method));
+            }
+        }
+        let n = panels.len();
+        let size = (FIGURE_SIZE.0 * 4 / 3, panel_size(n).1);
+        written.extend(render(&dir.join("delta_by_base"), size, &Stacked(panels))?);
+        md.push_str(&format!(
+            "\n![per-category Δ{metric} of each CFT method on each base head, per label setting and protocol](delta_by_base.png)\n"
+        ));
+    }
     let p = dir.join("README.md");
     cft_data::write_atomic(&p, md.as_bytes())?;
     written.push(p);

@@ -568,11 +568,12 @@ impl LineChart {
         if x0 > x1 {
             (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
-        let (xpad, ypad) = if self.x_slots.is_empty() {
-            (((x1 - x0) * 0.04).max(1e-9), ((y1 - y0) * 0.08).max(1e-3))
-        } else {
-            (0.4, ((y1 - y0) * 0.08).max(1e-3))
-        };
+        // Every value the same (a CFT that changed nothing): an axis of ±1 around it, whose
+        // ticks read apart, not ±0.001 with every label rounded to the same text.
+        let flat = y1 - y0 < 1e-9;
+        let yspan = if flat { 2.0 * (0.1 * y0.abs()).max(1.0) } else { y1 - y0 };
+        let ypad = if flat { yspan / 2.0 } else { ((y1 - y0) * 0.08).max(1e-3) };
+        let xpad = if self.x_slots.is_empty() { ((x1 - x0) * 0.04).max(1e-9) } else { 0.4 };
         let mut chart = ChartBuilder::on(&plot_area)
             .caption(&self.title, ("sans-serif", 19))
             .margin(10)
@@ -591,7 +592,7 @@ impl LineChart {
             // A tick at zero reads "0", never "-0.00" from a float a hair below it.
             let v = if v.abs() < 1e-9 { 0.0 } else { *v };
             // Enough decimals that neighbouring ticks never read the same.
-            match y1 - y0 {
+            match yspan {
                 r if r >= 5.0 => format!("{v:.0}"),
                 r if r >= 0.2 => format!("{v:.2}"),
                 _ => format!("{v:.3}"),

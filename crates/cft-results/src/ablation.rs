@@ -83,4 +83,8 @@ pub struct AblationMeta {
     /// in files from before it was recorded).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label_masks: String,
+    /// The training labels when they are not dropped at given proportions: `real` or
+    /// `single-positive` (absent for dropped labels, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_source: Option<String>,
 }

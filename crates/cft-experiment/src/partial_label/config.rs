@@ -270,6 +270,13 @@ fn spec_error(section: &str, e: ParamError) -> ParamError {
     e.named(&key)
 }
 
+/// The identity of a dataset's name and category names (FNV-1a 64 of their JSON, hex): units
+/// carry it so that a merge refuses a plan whose names were changed after the units ran.
+pub fn dataset_key(name: &str, categories: &[String]) -> String {
+    let json = serde_json::to_string(&(name, categories)).unwrap_or_default();
+    format!("{:016x}", crate::manifest::fnv1a64(crate::manifest::FNV_OFFSET, json.as_bytes()))
+}
+
 /// The unit file stem of a (proportion, protocol) unit: `p10-paper`, `real-held-out` for the
 /// real partial labels, `single-positive-paper` for the single-positive protocol.
 pub fn unit_id(cfg: &ReproduceConfig, p: f64, protocol: Protocol) -> String {

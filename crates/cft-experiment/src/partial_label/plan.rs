@@ -25,13 +25,6 @@ fn label_points(cfg: &ReproduceConfig, data: &ProtocolData) -> Vec<f64> {
     }
 }
 
-/// The identity of a dataset's name and category names (FNV-1a 64 of their JSON, hex): units
-/// carry it so that a merge refuses a plan whose names were changed after the units ran.
-pub fn dataset_key(name: &str, categories: &[String]) -> String {
-    let json = serde_json::to_string(&(name, categories)).unwrap_or_default();
-    format!("{:016x}", crate::manifest::fnv1a64(crate::manifest::FNV_OFFSET, json.as_bytes()))
-}
-
 /// The unit ids of `label_points` under `cfg`, in table order.
 pub fn unit_ids(cfg: &ReproduceConfig, label_points: &[f64]) -> Vec<String> {
     label_points

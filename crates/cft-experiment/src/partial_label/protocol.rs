@@ -1,9 +1,9 @@
 //! A protocol run: every unit (in parallel, or one at a time on a GPU engine or while stages
 //! are timed), `results.json`, the dataset report, the reports index and `manifest.json`.
 
-use super::config::{unit_id, ReproduceConfig};
+use super::config::{dataset_key, unit_id, ReproduceConfig};
 use super::data::ProtocolData;
-use super::plan::{aggregate_plan, dataset_key, RunPlan};
+use super::plan::{aggregate_plan, RunPlan};
 use super::store::{resumable_unit, write_plan};
 use super::unit::{run_unit, UnitContext, UnitResult};
 use crate::engine::{CftEngine, CpuEngine};

@@ -1,8 +1,8 @@
 //! The unit store of a run folder: finished units (`runs/<unit>.json`) that `--resume` may
 //! reuse, the plan of a sharded run (`plan.json`), and the merge of every shard's units.
 
-use super::config::{unit_id, ReproduceConfig};
-use super::plan::{aggregate_plan, dataset_key, unit_ids, RunPlan};
+use super::config::{dataset_key, unit_id, ReproduceConfig};
+use super::plan::{aggregate_plan, unit_ids, RunPlan};
 use super::unit::UnitResult;
 use crate::checkpoint::Fingerprint;
 use crate::error::{bail, Context, Result};

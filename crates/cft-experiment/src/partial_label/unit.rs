@@ -78,7 +78,7 @@ pub struct UnitResult {
     /// never adopts a unit of other data. Absent in units of older versions.
     #[serde(default)]
     pub inputs: Vec<InputFile>,
-    /// [`super::plan::dataset_key`] of the dataset name and category names it was computed
+    /// [`super::config::dataset_key`] of the dataset name and category names it was computed
     /// with, so that a merge never labels its numbers with another list. Empty in units of
     /// older versions.
     #[serde(default)]
@@ -259,7 +259,7 @@ pub(crate) fn run_unit(
         fit_known_fraction: if known_entries == 0 { 0.0 } else { fit_y.known_count() as f64 / known_entries as f64 },
         methods,
         inputs: Vec::new(),
-        dataset_key: super::plan::dataset_key(&data.name, &data.categories),
+        dataset_key: super::config::dataset_key(&data.name, &data.categories),
     };
     Ok((unit, history))
 }
