@@ -74,6 +74,15 @@ fn a_report_never_lands_on_the_folder_of_its_feature_sets() {
     std::os::unix::fs::symlink(d.join("data"), d.join("link")).unwrap();
     refused(&["run", "spec.toml", "--out", "link"], d, &["link: --out is the folder of data.train"]);
     refused(&["run", "spec.toml", "--out", "."], d, &["--out contains data.train"]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let dangling = elsewhere.path().join("dangling");
+    std::os::unix::fs::symlink(elsewhere.path().join("nowhere"), &dangling).unwrap();
+    refused(
+        &["run", "spec.toml", "--out", dangling.to_str().unwrap()],
+        d,
+        &["--out is a link to", "which does not exist"],
+    );
+    assert!(!elsewhere.path().join("nowhere").exists());
     edit_spec(d, "dots.toml", "name = \"own\"", "name = \"..\"");
     refused(&["run", "dots.toml"], d, &["data.name = \"..\" names no folder of its own"]);
     edit_spec(d, "slash.toml", "name = \"own\"", "name = \"a/../../b\"");

@@ -95,6 +95,20 @@ impl BaseMode {
         !matches!(self, BaseMode::An | BaseMode::Ignore)
     }
 
+    /// Bytes a head trained with this mode holds per image × category entry: the field's
+    /// losses keep every entry's label, logit, loss gradient and the loss's own working values
+    /// (LL's sorted losses, ROLE's estimates with their Adam state, APL's pseudo-labels) for the
+    /// whole training set; AN and Ignore train in blocks (0). An upper estimate, for refusing a
+    /// size that cannot fit before the work.
+    pub fn bytes_per_entry(self) -> u64 {
+        match self {
+            BaseMode::An | BaseMode::Ignore => 0,
+            BaseMode::Role => 72,
+            BaseMode::EmApl => 56,
+            _ => 40,
+        }
+    }
+
     /// The loss of epoch `epoch` (from 1) with `params`; `None` for AN and Ignore.
     fn loss(self, params: &LossParams, epoch: usize) -> Option<PartialLoss> {
         let ll = |scheme| Some(PartialLoss::Ll { scheme, delta_rel: params.delta_rel, epoch });

@@ -120,6 +120,13 @@ pub fn check_output_path(out: Named<'_>) -> Result<()> {
 /// the folder itself is missing. What the command writes inside it is its own layout.
 pub fn check_output_folder(out: Named<'_>) -> Result<()> {
     let p = out.path;
+    if !p.exists() && p.symlink_metadata().is_ok() {
+        let target = std::fs::read_link(p).map(|t| t.display().to_string()).unwrap_or_default();
+        return Err(DataError::invalid(
+            p,
+            format!("{} is a link to {target}, which does not exist; create the folder or fix the link", out.role),
+        ));
+    }
     if p.exists() && !p.is_dir() {
         return Err(DataError::invalid(p, format!("{} names an existing file; it must be a folder", out.role)));
     }
@@ -140,6 +147,20 @@ fn folder_location(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| location(path))
 }
 
+/// The refusal of an output folder that is `relation` an input.
+fn not_apart(out: Named<'_>, relation: &str, input: Named<'_>) -> DataError {
+    DataError::invalid(
+        out.path,
+        format!(
+            "{} {relation} {} ({}): outputs never go into an input's folder; choose another {}",
+            out.role,
+            input.role,
+            input.path.display(),
+            out.role
+        ),
+    )
+}
+
 /// Refuses an output folder that equals, contains or lies inside an input folder (a dataset's
 /// folder, a data root): writing there could overwrite the inputs of this or another run.
 pub fn check_folder_apart(out: Named<'_>, input_folders: &[Named<'_>]) -> Result<()> {
@@ -155,16 +176,7 @@ pub fn check_folder_apart(out: Named<'_>, input_folders: &[Named<'_>]) -> Result
         } else {
             continue;
         };
-        return Err(DataError::invalid(
-            out.path,
-            format!(
-                "{} {relation} {} ({}): outputs never go into an input's folder; choose another {}",
-                out.role,
-                i.role,
-                i.path.display(),
-                out.role
-            ),
-        ));
+        return Err(not_apart(out, relation, *i));
     }
     Ok(())
 }
@@ -185,16 +197,7 @@ pub fn check_folder_off_files(out: Named<'_>, input_files: &[Named<'_>]) -> Resu
         } else {
             continue;
         };
-        return Err(DataError::invalid(
-            out.path,
-            format!(
-                "{} {relation} {} ({}): outputs never go into an input's folder; choose another {}",
-                out.role,
-                i.role,
-                i.path.display(),
-                out.role
-            ),
-        ));
+        return Err(not_apart(out, relation, *i));
     }
     Ok(())
 }

@@ -147,6 +147,24 @@ pub struct TrainedHeadFile {
     pub seconds: f64,
 }
 
+/// Refuses a field-loss head that cannot fit in memory: its loss holds `images × categories`
+/// entries ([`cft_core::BaseMode::bytes_per_entry`]), so at OpenImages' size it would abort for
+/// memory instead of training. `role` names the option or key that chose the mode.
+pub fn check_head_fits(role: &str, mode: cft_core::BaseMode, images: usize, categories: usize) -> Result<()> {
+    let need = mode.bytes_per_entry() as u128 * images as u128 * categories as u128;
+    let Some(free) = cft_data::bench::available_memory() else { return Ok(()) };
+    if need > free as u128 {
+        let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+        bail!(
+            "{role} = {}: this loss holds every image × category entry, {images} × {categories} needs about {:.1} GiB and {:.1} GiB is available; train AN or Ignore (trained in blocks) at this size, or use fewer images",
+            mode.name(),
+            gib(need),
+            gib(free as u128)
+        );
+    }
+    Ok(())
+}
+
 impl TrainHeadJob {
     /// Trains and writes the head: the recipe and the outputs are refused before the data is
     /// read; a head that diverged is refused before anything is written.
@@ -163,6 +181,7 @@ impl TrainHeadJob {
         if data.labels.known_count() == 0 {
             bail!("{}: no known label (every entry is unknown): nothing to train a head on", self.train.display());
         }
+        check_head_fits("--mode", cfg.mode, data.features.rows(), data.labels.n_categories())?;
         let trained = train_base_head_sparse(&data.features, None, &data.labels, &cfg);
         let head = &trained.head;
         if let Some((r, c, v)) = head.weight.first_non_finite() {
@@ -183,5 +202,26 @@ impl TrainHeadJob {
         );
         write_manifest(&manifest, &m)?;
         Ok(TrainedHeadFile { shape: (head.categories(), head.dim()), notes: trained.notes, seconds: clock.seconds() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cft_core::BaseMode;
+
+    #[test]
+    fn a_field_loss_at_openimages_size_is_refused_before_training() {
+        // OpenImages V3's full training set: 9 million images × 5,000 classes (1.6 TiB).
+        let e = check_head_fits("--mode", BaseMode::Epr, 9_000_000, 5_000).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "--mode = epr: this loss holds every image × category entry, 9000000 × 5000 needs about 1676.4 GiB"
+            ),
+            "{e}"
+        );
+        // AN and Ignore train in blocks; COCO's size fits a field loss.
+        check_head_fits("--mode", BaseMode::An, 1_000_000, 5_000).unwrap();
+        check_head_fits("--mode", BaseMode::Role, 82_081, 80).unwrap();
     }
 }

@@ -406,6 +406,7 @@ fn train_head<'py>(
     let threads = self::threads(threads)?;
     let x = self::features("features", features)?;
     let y = labels_for("labels", "features", x.rows(), labels)?.to_sparse();
+    cft_experiment::head_job::check_head_fits("mode", cfg.mode, x.rows(), y.n_categories()).map_err(value_error)?;
     let trained = run_watched(py, 1, threads, progress, |watch| {
         let stop = || watch.stop.load(Ordering::Relaxed);
         cft_core::train_base_head_stoppable(&x, None, &y, &cfg, &stop)

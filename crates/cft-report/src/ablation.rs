@@ -427,6 +427,9 @@ fn setting_ranks(tidy: &Tidy) -> BTreeMap<(String, u64), usize> {
     ranks
 }
 
+/// One run of a base head: dataset, seed, the other varied parameters.
+type RunKey<'a> = (&'a str, Option<u64>, &'a [String]);
+
 /// The number of label settings and each row's setting (see [`setting_ranks`]).
 fn settings_of(tidy: &Tidy) -> (usize, impl Fn(&TidyRow) -> usize) {
     let ranks = setting_ranks(tidy);
@@ -499,7 +502,7 @@ pub fn per_base_tables(name: &str, metric: &str, tidy: &Tidy, label_source: Opti
                     let mut row = vec![base.to_string()];
                     for p in protocols {
                         // Mean over (dataset, seed) of the mean over categories.
-                        let mut per_run: BTreeMap<(&str, Option<u64>, &[String]), (f64, usize)> = BTreeMap::new();
+                        let mut per_run: BTreeMap<RunKey<'_>, (f64, usize)> = BTreeMap::new();
                         for r in rows_k.iter().filter(|r| r.is_base && r.method == *base && r.protocol == p) {
                             if let Some(s) = r.score {
                                 let e = per_run.entry((r.dataset.as_str(), r.seed, r.params.as_slice())).or_default();

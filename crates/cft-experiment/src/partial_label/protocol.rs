@@ -91,6 +91,11 @@ pub fn run_protocol<C: Serialize>(
         engine.supports(fc)?;
     }
     data.check()?;
+    if data.given_head.is_none() {
+        for (mode, _) in &configs.bases {
+            crate::head_job::check_head_fits("base.losses", *mode, data.train.features.rows(), data.categories.len())?;
+        }
+    }
     let data = &*data.rounded(cfg.feature_precision);
     let folder = opts.folder.unwrap_or(&data.name);
     let dir = out.join(folder);
