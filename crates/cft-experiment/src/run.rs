@@ -192,6 +192,18 @@ pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
     let files = req.input_files(&spec)?;
     let named: Vec<cft_data::Named<'_>> = files.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
     cft_data::check_folder_off_files(cft_data::Named::new("--out", &out), &named)?;
+    // What the engine cannot run (the CUDA engine's limits) is refused before any data is
+    // loaded or any image extracted.
+    let cells: Vec<ExperimentSpec> = if spec.is_grid() {
+        crate::grid::expand(&spec)?.into_iter().map(|c| c.spec).collect()
+    } else {
+        vec![spec.clone()]
+    };
+    for cell in &cells {
+        for (_, fc) in &cell.protocol_config("").checked()?.methods {
+            req.engine.supports(fc)?;
+        }
+    }
     if spec.is_grid() {
         let cells = crate::grid::expand(&spec)?;
         let mine = |c: &&crate::grid::Cell| req.shard.is_none_or(|(i, n)| c.index % n == i);
@@ -275,4 +287,75 @@ pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
         cft_data::write_atomic(&run.dir.join("stages.md"), text.as_bytes())?;
     }
     Ok(RunOutcome::Single(Box::new(run)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cft_core::{CheckedFineTune, FineTuneRun, Hooks, LinearHead, SplitRef};
+
+    /// An engine that cannot run the GA's torch-cpu tie rule (as the CUDA engine could not).
+    struct NoTorchCpuTies;
+
+    impl CftEngine for NoTorchCpuTies {
+        fn name(&self) -> String {
+            "no-torch-cpu-ties".into()
+        }
+        fn supports(&self, cfg: &CheckedFineTune) -> Result<()> {
+            if matches!(&cfg.method, cft_core::Method::Ga(ga) if ga.elite_ties == cft_core::GaEliteTies::TorchCpu) {
+                bail!("cft.ga.elite_ties = \"torch-cpu\": this engine cannot run it")
+            }
+            Ok(())
+        }
+        fn finetune(
+            &self,
+            _: &CheckedFineTune,
+            _: &LinearHead,
+            _: SplitRef<'_>,
+            _: SplitRef<'_>,
+            _: &Hooks<'_>,
+        ) -> Result<FineTuneRun> {
+            unreachable!("refused before any work")
+        }
+    }
+
+    /// An image source that must never be asked for data.
+    struct NoImages;
+
+    impl FeatureSource for NoImages {
+        fn load(&self, _: &ExperimentSpec, _: &Path, _: &Path, _: &dyn Progress) -> Result<ProtocolData> {
+            panic!("the images were loaded before the engine's refusal")
+        }
+        fn root(&self, _: &ExperimentSpec, _: &Path) -> Option<PathBuf> {
+            None
+        }
+    }
+
+    #[test]
+    fn what_the_engine_cannot_run_is_refused_before_any_image_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("coco.toml");
+        let text =
+            "[data]\nsource = \"coco2014\"\nroot = \"coco\"\n[backbone]\nname = \"resnet101\"\nimage_size = 448\n\
+                    [labels]\nproportions = [0.5]\n[cft]\nmethods = [\"ga\"]\n[cft.ga]\nelite_ties = \"torch-cpu\"\n";
+        std::fs::write(&spec, text).unwrap();
+        let out = dir.path().join("out");
+        let req = RunRequest {
+            spec_path: &spec,
+            spec: None,
+            out: Some(out.clone()),
+            datasets_dir: default_datasets_dir(),
+            head_key: None,
+            resume: false,
+            shard: None,
+            stages: None,
+            engine: &NoTorchCpuTies,
+            progress: &crate::progress::Silent,
+            images: Some(&NoImages),
+            interrupt_after_units: None,
+        };
+        let e = run_spec(&req).unwrap_err().to_string();
+        assert!(e.contains("this engine cannot run it"), "{e}");
+        assert!(!out.exists(), "nothing written");
+    }
 }
