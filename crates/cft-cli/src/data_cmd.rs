@@ -142,7 +142,7 @@ fn synthesize(a: &SynthesizeArgs) -> Result<()> {
     }
     for f in &files {
         let bytes = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-        eprintln!("wrote {} ({:.2} GiB)", f.display(), bytes as f64 / (1u64 << 30) as f64);
+        eprintln!("wrote {} ({:.2} GiB)", f.display(), cft_data::bench::gib(bytes.into()));
     }
     eprintln!("{} data in {:.1} s", a.like.label(), clock.elapsed().as_secs_f64());
     Ok(())

@@ -46,6 +46,11 @@ pub struct DataBench {
     pub baseline_rss_mib: Option<f64>,
 }
 
+/// Bytes in GiB, for messages about sizes.
+pub fn gib(bytes: u128) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
 /// Memory the system can still give (`MemAvailable` of `/proc/meminfo`), in bytes; `None`
 /// where there is no such file.
 pub fn available_memory() -> Option<u64> {

@@ -125,7 +125,9 @@ fn with_known(images: LabelledImages, known: Option<f64>) -> LabelledImages {
     }
 }
 
-fn category_names_from(path: &Path) -> Result<Vec<String>> {
+/// The category names of a COCO category list: a JSON list of `{id, name, …}` objects, or an
+/// instances file's `categories`, in file order.
+pub fn category_names_from(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
     let v: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
         .map_err(|e| DataError::parse(path, e.line(), "JSON", e.to_string()))?;

@@ -154,12 +154,11 @@ pub fn check_head_fits(role: &str, mode: cft_core::BaseMode, images: usize, cate
     let need = mode.bytes_per_entry() as u128 * images as u128 * categories as u128;
     let Some(free) = cft_data::bench::available_memory() else { return Ok(()) };
     if need > free as u128 {
-        let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
         bail!(
             "{role} = {}: this loss holds every image × category entry, {images} × {categories} needs about {:.1} GiB and {:.1} GiB is available; train AN or Ignore (trained in blocks) at this size, or use fewer images",
             mode.name(),
-            gib(need),
-            gib(free as u128)
+            cft_data::bench::gib(need),
+            cft_data::bench::gib(free as u128)
         );
     }
     Ok(())

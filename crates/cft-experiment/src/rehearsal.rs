@@ -17,6 +17,7 @@
 
 use crate::error::{Context, Result};
 use cft_core::{KnownSamples, LinearHead, Matrix, Pcg64, SparseLabels};
+use cft_data::bench::gib;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -174,8 +175,8 @@ fn split_labels(shape: Shape, split: &SplitShape, seed: u64) -> Vec<Vec<(usize, 
         .collect()
 }
 
-/// Category names: from `file` when given — a JSON list of `{id, name, …}` objects as in COCO's
-/// annotation files (`datasets/rehearsal/coco2014_categories_80.json`), or a text file with one
+/// Category names: from `file` when given — a JSON list of `{id, name, …}` objects (or a COCO
+/// instances file's `categories`, read by [`cft_data::inspect::category_names_from`]) (`datasets/rehearsal/coco2014_categories_80.json`), or a text file with one
 /// name per line (OpenImages' `classes-trainable.txt`) — else `class 0000` …. The list must
 /// hold exactly the dataset's number of categories, each named once.
 fn names(shape: Shape, file: Option<&Path>) -> Result<Vec<String>> {
@@ -183,14 +184,9 @@ fn names(shape: Shape, file: Option<&Path>) -> Result<Vec<String>> {
         return Ok((0..shape.categories()).map(|k| format!("class {k:04}")).collect());
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("--categories {}", path.display()))?;
-    let (names, unit): (Vec<String>, &str) = if text.trim_start().starts_with('[') {
-        #[derive(serde::Deserialize)]
-        struct Category {
-            name: String,
-        }
-        let list: Vec<Category> = serde_json::from_str(&text)
-            .with_context(|| format!("--categories {}: a JSON list of {{\"name\": …}} objects", path.display()))?;
-        (list.into_iter().map(|c| c.name).collect(), "entry")
+    let (names, unit): (Vec<String>, &str) = if text.trim_start_matches('\u{feff}').trim_start().starts_with(['[', '{'])
+    {
+        (cft_data::inspect::category_names_from(path)?, "entry")
     } else {
         (text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect(), "line")
     };
@@ -248,10 +244,6 @@ fn needs(shape: Shape, splits: &[SplitShape; 2]) -> (u128, u128) {
         disk += rows * FEATURES as u128 * 4 + labels * 20;
     }
     (memory, disk)
-}
-
-fn gib(bytes: u128) -> f64 {
-    bytes as f64 / (1u64 << 30) as f64
 }
 
 /// Writes `train.safetensors` and `test.safetensors` (and, for OpenImages, `head.safetensors`,

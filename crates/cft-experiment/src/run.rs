@@ -129,16 +129,11 @@ impl RunRequest<'_> {
         }
     }
 
-    /// The files this spec reads by name (every cell's `data.train`, `data.test`, `base.head`,
+    /// The files `cells` read by name (`data.train`, `data.test`, `base.head`,
     /// `backbone.weights`), resolved against the spec's folder.
-    fn input_files(&self, spec: &ExperimentSpec) -> Result<Vec<(&'static str, PathBuf)>> {
+    fn input_files(&self, cells: &[crate::grid::Cell]) -> Vec<(&'static str, PathBuf)> {
         let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
-        let cells = if spec.is_grid() {
-            crate::grid::expand(spec)?.into_iter().map(|c| c.spec).collect()
-        } else {
-            vec![spec.clone()]
-        };
-        for cell in &cells {
+        for cell in cells.iter().map(|c| &c.spec) {
             let weights = cell.backbone.as_ref().and_then(|b| b.weights.clone());
             for (role, path) in [
                 ("data.train", &cell.data.train),
@@ -154,25 +149,25 @@ impl RunRequest<'_> {
                 }
             }
         }
-        Ok(files)
+        files
     }
 
-    /// The folders this spec reads data from: every ARFF dataset's folder (a grid may list
-    /// several), or the image dataset's root.
-    fn input_folders(&self, spec: &ExperimentSpec) -> Result<Vec<(&'static str, PathBuf)>> {
+    /// The folders `spec` reads data from: every ARFF dataset's folder (a grid's `cells` may
+    /// list several), or the image dataset's root.
+    fn input_folders(&self, spec: &ExperimentSpec, cells: &[crate::grid::Cell]) -> Vec<(&'static str, PathBuf)> {
         if spec.data.source != DataSource::Arff {
             let root = self.images.and_then(|i| i.root(spec, self.spec_path));
-            return Ok(root.map(|r| vec![("the data root", r)]).unwrap_or_default());
+            return root.map(|r| vec![("the data root", r)]).unwrap_or_default();
         }
         let mut folders = Vec::new();
-        for cell in crate::grid::expand(spec)? {
+        for cell in cells {
             if let Ok(m) = DatasetManifest::resolve(&cell.spec.dataset_in(self.spec_path), &self.datasets_dir) {
                 if !folders.iter().any(|(_, f)| f == &m.root) {
                     folders.push(("the dataset folder", m.root));
                 }
             }
         }
-        Ok(folders)
+        folders
     }
 }
 
@@ -186,26 +181,22 @@ pub fn run_spec(req: &RunRequest<'_>) -> Result<RunOutcome> {
         None => ExperimentSpec::load(req.spec_path)?,
     };
     let out = req.out_for(&spec);
-    let folders = req.input_folders(&spec)?;
+    // The cells (one for a spec without a grid), expanded once for every check below.
+    let cells = crate::grid::expand(&spec)?;
+    let folders = req.input_folders(&spec, &cells);
     let named: Vec<cft_data::Named<'_>> = folders.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
     cft_data::check_folder_apart(cft_data::Named::new("--out", &out), &named)?;
-    let files = req.input_files(&spec)?;
+    let files = req.input_files(&cells);
     let named: Vec<cft_data::Named<'_>> = files.iter().map(|(r, p)| cft_data::Named::new(r, p)).collect();
     cft_data::check_folder_off_files(cft_data::Named::new("--out", &out), &named)?;
     // What the engine cannot run (the CUDA engine's limits) is refused before any data is
     // loaded or any image extracted.
-    let cells: Vec<ExperimentSpec> = if spec.is_grid() {
-        crate::grid::expand(&spec)?.into_iter().map(|c| c.spec).collect()
-    } else {
-        vec![spec.clone()]
-    };
     for cell in &cells {
-        for (_, fc) in &cell.protocol_config("").checked()?.methods {
+        for (_, fc) in &cell.spec.protocol_config("").checked()?.methods {
             req.engine.supports(fc)?;
         }
     }
     if spec.is_grid() {
-        let cells = crate::grid::expand(&spec)?;
         let mine = |c: &&crate::grid::Cell| req.shard.is_none_or(|(i, n)| c.index % n == i);
         let total: u64 = cells.iter().filter(mine).map(|c| c.spec.protocol_config("").steps() as u64).sum();
         let done = std::sync::atomic::AtomicU64::new(0);

@@ -118,7 +118,7 @@ impl StageLog {
     /// `feature_bytes` (the features held in memory).
     pub fn table(&self, feature_bytes: u64) -> String {
         let totals = self.totals();
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let gib = |b: u64| cft_data::bench::gib(b.into());
         let mut s = String::from(
             "| stage | runs | wall (s) | user CPU (s) | system CPU (s) | system share | peak RSS (GiB) | peak / feature bytes |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
         );

@@ -299,11 +299,17 @@ fn paired_delta(tidy: &Tidy, params: &[String], method: &str, protocol: &str) ->
     if per_cat.is_empty() {
         return None;
     }
-    let d: Vec<f64> = per_cat.values().map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
+    Some(delta_over(per_cat.values()))
+}
+
+/// The paired Δ of per-category differences (each category's list averaged first): their
+/// mean, its 95% bootstrap interval and win/tie/loss counts (|Δ| ≤ 1e-9 is a tie).
+fn delta_over<'a>(per_category: impl Iterator<Item = &'a Vec<f64>>) -> PairedDelta {
+    let d: Vec<f64> = per_category.map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
     let mean = d.iter().sum::<f64>() / d.len() as f64;
     let wins = d.iter().filter(|&&x| x > 1e-9).count();
     let losses = d.iter().filter(|&&x| x < -1e-9).count();
-    Some((mean, bootstrap_interval(&d), (wins, d.len() - wins - losses, losses)))
+    (mean, bootstrap_interval(&d), (wins, d.len() - wins - losses, losses))
 }
 
 /// Per seed, the mean over categories and proportions of score − base; then their mean over
@@ -396,6 +402,19 @@ pub fn summary_table(name: &str, metric: &str, tidy: &Tidy, rows: &[SummaryRow],
 fn base_of(method: &str) -> &str {
     method.split(" + ").next().unwrap_or(method)
 }
+
+/// A row's base head, as a strip slot.
+fn base_name(r: &TidyRow) -> String {
+    base_of(&r.method).to_string()
+}
+
+/// A CFT row's method without its base (`CFT-GA`), as a strip series.
+fn cft_method(r: &TidyRow) -> String {
+    r.method.split_once(" + ").map_or_else(|| r.method.clone(), |(_, m)| m.to_string())
+}
+
+/// The x axis of strips by base head.
+const BASE_AXIS: &str = "base head";
 
 /// Whether CFT rows sit on more than one base head (`[cft] repair` with several bases): the
 /// grids whose pages get [`per_base_tables`].
@@ -523,17 +542,13 @@ pub fn per_base_tables(name: &str, metric: &str, tidy: &Tidy, label_source: Opti
                                     per_cat.entry((r.dataset.as_str(), r.category.as_str())).or_default().push(s - b);
                                 }
                             }
-                            let d: Vec<f64> = per_cat.values().map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
-                            if d.is_empty() {
+                            if per_cat.is_empty() {
                                 row.extend(["—".to_string(), "—".to_string()]);
                                 continue;
                             }
-                            let mean = d.iter().sum::<f64>() / d.len() as f64;
-                            let ci = bootstrap_interval(&d);
-                            let wins = d.iter().filter(|&&x| x > 1e-9).count();
-                            let losses = d.iter().filter(|&&x| x < -1e-9).count();
+                            let (mean, ci, (wins, ties, losses)) = delta_over(per_cat.values());
                             row.push(format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * mean, 100.0 * ci.0, 100.0 * ci.1));
-                            row.push(format!("{wins}/{}/{losses}", d.len() - wins - losses));
+                            row.push(format!("{wins}/{ties}/{losses}"));
                             if ci.0 > 0.0 {
                                 improved.entry((mi, pi)).or_default().push(format!("{base} {:+.2}", 100.0 * mean));
                             }
@@ -820,10 +835,14 @@ pub fn write_ablation_report(dir: &Path, meta: &AblationMeta, tidy: &Tidy) -> Re
         md.push_str(&format!("![{metric} against {key}]({stem}.png)\n\n"));
     }
     // Δ strips under both protocols: the held-out panels show what survives honest selection.
+    // With CFT on several bases, one slot per base and one colour per CFT method in a panel
+    // per dataset (a colour per `<Base> + CFT-<method>` row would repeat past 21 rows).
+    let several = repairs_several_bases(tidy);
     let first = (0..tidy.param_keys.len()).find(|&k| Some(k) != dk);
     let mut strips: Vec<LineChart> = Vec::new();
     let groups: Vec<Option<&String>> = match first {
         Some(_) => datasets.iter().map(Some).collect(),
+        None if several => datasets.iter().map(Some).collect(),
         None => vec![None],
     };
     for ds in groups {
@@ -833,13 +852,18 @@ pub fn write_ablation_report(dir: &Path, meta: &AblationMeta, tidy: &Tidy) -> Re
                 Some(d) => format!("{name} on {d}: per-category Δ{metric}, {protocol} protocol"),
                 None => format!("{name}: per-category Δ{metric}, {protocol} protocol"),
             };
-            strips.push(delta_strips(&title, metric, tidy, &sel, first, protocol));
+            strips.push(if several {
+                strip_chart(&title, metric, BASE_AXIS.to_string(), &sel, protocol, &base_name, &cft_method)
+            } else {
+                delta_strips(&title, metric, tidy, &sel, first, protocol)
+            });
         }
     }
     let n = strips.len();
-    written.extend(render(&dir.join("delta_distribution"), panel_size(n), &Stacked(strips))?);
+    let size = if several { (FIGURE_SIZE.0 * 4 / 3, panel_size(n).1) } else { panel_size(n) };
+    written.extend(render(&dir.join("delta_distribution"), size, &Stacked(strips))?);
     md.push_str(&format!("![per-category Δ{metric}, paper and held-out protocols](delta_distribution.png)\n"));
-    if repairs_several_bases(tidy) {
+    if several {
         // One slot per base head, one colour per CFT method: readable with any number of bases.
         let (settings, rank) = settings_of(tidy);
         let mut panels = Vec::new();
@@ -852,10 +876,8 @@ pub fn write_ablation_report(dir: &Path, meta: &AblationMeta, tidy: &Tidy) -> Re
             };
             for protocol in ["paper", "held-out"] {
                 let title = format!("{name}, {setting}: Δ{metric} by base head, {protocol} protocol");
-                let method = |r: &TidyRow| r.method.split_once(" + ").map_or(r.method.clone(), |(_, m)| m.to_string());
-                let base = |r: &TidyRow| base_of(&r.method).to_string();
                 let x_desc = "base head (datasets pooled: one dot per dataset's category)".to_string();
-                panels.push(strip_chart(&title, metric, x_desc, &sel, protocol, &base, &method));
+                panels.push(strip_chart(&title, metric, x_desc, &sel, protocol, &base_name, &cft_method));
             }
         }
         let n = panels.len();

@@ -591,9 +591,10 @@ impl LineChart {
         let yfmt = |v: &f64| {
             // A tick at zero reads "0", never "-0.00" from a float a hair below it.
             let v = if v.abs() < 1e-9 { 0.0 } else { *v };
-            // Enough decimals that neighbouring ticks never read the same.
+            // Enough decimals that neighbouring ticks never read the same (a span under 10 can
+            // have ticks 0.5 apart).
             match yspan {
-                r if r >= 5.0 => format!("{v:.0}"),
+                r if r >= 10.0 => format!("{v:.0}"),
                 r if r >= 0.2 => format!("{v:.2}"),
                 _ => format!("{v:.3}"),
             }
